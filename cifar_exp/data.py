@@ -1,0 +1,230 @@
+"""Load CIFAR-100 from any accepted source, split it the report's way, subset it, fingerprint it.
+
+Accepted sources: ``keras.datasets.cifar100`` (downloads), or a local copy that is a folder holding
+``train.npz``/``test.npz`` (keys ``x``, ``y_fine``, ``y_coarse``, optional ``meta.json``), the official
+``cifar-100-python`` pickles (the folder itself or its parent), or ``cifar-100-python.tar.gz`` (the file
+or a folder holding it). Everything returns uint8 images (N, 32, 32, 3) and 1-D integer labels.
+"""
+
+from __future__ import annotations
+
+from cifar_exp.errors import DataError
+
+import hashlib
+import json
+import os
+import pickle
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+NUM_FINE, NUM_COARSE = 100, 20
+TARBALL = "cifar-100-python.tar.gz"
+
+
+
+@dataclass
+class RawSplit:
+    """One official split (train or test), as loaded."""
+
+    x: np.ndarray
+    y_fine: np.ndarray
+    y_coarse: np.ndarray
+
+
+@dataclass
+class Dataset:
+    """The arrays a run uses, with what is needed to label and map its classes."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    coarse_names: list[str]
+    fine_to_coarse: np.ndarray  # (100,) coarse class of every fine class
+    label_mode: str
+    val_is_test: bool
+    fingerprint: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _check_split(name: str, split: RawSplit, where: str) -> RawSplit:
+    x = split.x
+    if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+        raise DataError(f"{where}: {name} images have shape {x.shape}, expected (N, 32, 32, 3) RGB HWC uint8.")
+    n = len(x)
+    for label, top in (("y_fine", NUM_FINE), ("y_coarse", NUM_COARSE)):
+        y = getattr(split, label)
+        if y.shape != (n,):
+            raise DataError(f"{where}: {name} {label} has shape {y.shape}, expected ({n},) to match the images.")
+        if n and (y.min() < 0 or y.max() >= top):
+            raise DataError(f"{where}: {name} {label} holds labels in [{y.min()}, {y.max()}], expected 0..{top - 1}.")
+    return RawSplit(x.astype(np.uint8, copy=False), split.y_fine.astype(np.int64), split.y_coarse.astype(np.int64))
+
+
+def _from_pickle_dict(entry: dict) -> RawSplit:
+    x = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return RawSplit(x, np.asarray(entry[b"fine_labels"]), np.asarray(entry[b"coarse_labels"]))
+
+
+def _names_from_pickle_meta(meta: dict) -> tuple[list[str], list[str]]:
+    return ([n.decode() for n in meta[b"fine_label_names"]], [n.decode() for n in meta[b"coarse_label_names"]])
+
+
+def _load_pickles(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
+    def read(name: str) -> dict:
+        with open(folder / name, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+
+    meta = _names_from_pickle_meta(read("meta")) if (folder / "meta").exists() else None
+    return _from_pickle_dict(read("train")), _from_pickle_dict(read("test")), meta
+
+
+def _load_tarball(path: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
+    with tarfile.open(path, "r:gz") as tar:
+        def read(name: str) -> dict | None:
+            try:
+                member = tar.extractfile(f"cifar-100-python/{name}")
+            except KeyError:
+                return None
+            return pickle.load(member, encoding="bytes") if member else None
+
+        train, test, meta = read("train"), read("test"), read("meta")
+    if train is None or test is None:
+        raise DataError(f"{path} does not hold cifar-100-python/train and cifar-100-python/test.")
+    return _from_pickle_dict(train), _from_pickle_dict(test), (_names_from_pickle_meta(meta) if meta else None)
+
+
+def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
+    def read(name: str) -> RawSplit:
+        with np.load(folder / name, allow_pickle=False) as z:
+            missing = {"x", "y_fine", "y_coarse"} - set(z.files)
+            if missing:
+                raise DataError(f"{folder / name} lacks the keys {sorted(missing)} (expected x, y_fine, y_coarse).")
+            return RawSplit(z["x"], z["y_fine"].reshape(-1), z["y_coarse"].reshape(-1))
+
+    names = None
+    if (folder / "meta.json").exists():
+        meta = json.loads((folder / "meta.json").read_text())
+        names = (list(meta["fine_label_names"]), list(meta["coarse_label_names"]))
+    return read("train.npz"), read("test.npz"), names
+
+
+def _load_local(path: Path):
+    if path.is_file():
+        if path.name.endswith(".tar.gz"):
+            return _load_tarball(path)
+        raise DataError(f"data.path={path} is a file but not {TARBALL}.")
+    if (path / "train.npz").exists():
+        return _load_npz(path)
+    for folder in (path, path / "cifar-100-python"):
+        if (folder / "train").exists() and (folder / "test").exists():
+            return _load_pickles(folder)
+    if (path / TARBALL).exists():
+        return _load_tarball(path / TARBALL)
+    raise DataError(
+        f"data.path={path} holds no CIFAR-100 copy: expected train.npz and test.npz, the cifar-100-python "
+        f"pickles (train, test, meta), or {TARBALL}."
+    )
+
+
+def _load_keras():
+    import keras  # imported here: only this source needs it
+
+    try:
+        (x_train, yf_train), (x_test, yf_test) = keras.datasets.cifar100.load_data(label_mode="fine")
+        (_, yc_train), (_, yc_test) = keras.datasets.cifar100.load_data(label_mode="coarse")
+    except Exception as error:  # urllib, ssl, socket, http: all mean "could not download"
+        raise DataError(
+            f"keras.datasets.cifar100 could not be loaded ({type(error).__name__}: {error}). Without network "
+            "access use a local copy instead: data.source=local data.path=<folder with train.npz/test.npz, "
+            f"the cifar-100-python pickles, or {TARBALL}>, e.g. data.path=../shared/data/cifar100."
+        ) from error
+    train = RawSplit(x_train, yf_train.reshape(-1), yc_train.reshape(-1))
+    test = RawSplit(x_test, yf_test.reshape(-1), yc_test.reshape(-1))
+    meta_file = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets/cifar-100-python/meta"
+    names = _names_from_pickle_meta(pickle.loads(meta_file.read_bytes(), encoding="bytes")) if meta_file.exists() else None
+    return train, test, names
+
+
+def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[str], list[str]]:
+    """Load both official splits and the label names from ``source`` ('keras' or 'local')."""
+    where = "keras.datasets.cifar100" if source == "keras" else str(path)
+    try:
+        train, test, names = _load_keras() if source == "keras" else _load_local(Path(path))
+    except DataError:
+        raise
+    except FileNotFoundError as error:
+        raise DataError(f"{where}: missing file {error.filename}.") from error
+    except (OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError, tarfile.TarError,
+            zipfile.BadZipFile) as error:
+        raise DataError(f"{where} is truncated or corrupt ({type(error).__name__}: {error}); "
+                        "re-copy the dataset.") from error
+    train, test = _check_split("train", train, where), _check_split("test", test, where)
+    fine_names, coarse_names = names or ([f"class_{i:02d}" for i in range(NUM_FINE)],
+                                         [f"superclass_{i:02d}" for i in range(NUM_COARSE)])
+    return train, test, fine_names, coarse_names
+
+
+def fine_to_coarse(y_fine: np.ndarray, y_coarse: np.ndarray) -> np.ndarray:
+    """The coarse class of every fine class, read off the labels (-1 where a fine class is absent)."""
+    mapping = np.full(NUM_FINE, -1, dtype=np.int64)
+    mapping[y_fine] = y_coarse
+    return mapping
+
+
+def _stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int, what: str):
+    if size is None or size >= len(y):
+        return x, y
+    try:
+        x_sub, _, y_sub, _ = train_test_split(x, y, train_size=size, stratify=y, random_state=seed)
+    except ValueError as error:
+        raise DataError(f"data.{what}={size} cannot keep a class-stratified subset ({error}); "
+                        "choose a larger size or null for all images.") from error
+    return x_sub, y_sub
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 over the exact arrays a run trains, validates and tests on (shapes and dtypes included)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_split: float = 0.17,
+                 split_seed: int = 42, train_size: int | None = None, test_size: int | None = None) -> Dataset:
+    """Load, subset and split CIFAR-100 the way the report did.
+
+    The validation set is ``train_test_split(test_size=val_split, random_state=split_seed)`` of the
+    (possibly subset) training pool, as in the report; ``val_split=0`` validates on the test set.
+    """
+    train, test, fine_names, coarse_names = load_raw(source, path)
+    mapping = fine_to_coarse(np.concatenate([train.y_fine, test.y_fine]),
+                             np.concatenate([train.y_coarse, test.y_coarse]))
+    y_train = train.y_fine if label_mode == "fine" else train.y_coarse
+    y_test = test.y_fine if label_mode == "fine" else test.y_coarse
+    x_train, y_train = _stratified_subset(train.x, y_train, train_size, split_seed, "train_size")
+    x_test, y_test = _stratified_subset(test.x, y_test, test_size, split_seed, "test_size")
+    if val_split > 0:
+        x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_split,
+                                                          random_state=split_seed)
+    else:
+        x_val, y_val = x_test, y_test
+    return Dataset(
+        x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+        class_names=fine_names if label_mode == "fine" else coarse_names, coarse_names=coarse_names,
+        fine_to_coarse=mapping, label_mode=label_mode, val_is_test=val_split == 0,
+        fingerprint=fingerprint(x_train, y_train, x_val, y_val, x_test, y_test),
+    )

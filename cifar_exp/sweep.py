@@ -1,0 +1,59 @@
+"""The Hydra callback that makes a multirun one MLflow parent run with a child run per job.
+
+Configured in ``conf/config.yaml`` under ``hydra.callbacks``. The parent is created before the first
+job (which also creates the store's schema, so parallel jobs do not race on it) and tagged with the
+sweep directory; each job finds it by that tag, which works for in-process, joblib, Ray and SLURM
+jobs alike as long as they share the tracking store. The parent is closed after the last job with a
+summary, or at interpreter exit when a failed job made Hydra abort before ``on_multirun_end``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from cifar_exp import config, tracking
+
+log = logging.getLogger(__name__)
+
+
+def sweep_name(cfg: DictConfig) -> str:
+    """The parent run's name: the report experiment, else the swept overrides."""
+    if cfg.get("experiment"):
+        return f"sweep-{cfg.experiment}"
+    return "sweep-" + ",".join(o.split("=")[0] for o in cfg.hydra.overrides.task) if cfg.hydra.overrides.task \
+        else "sweep"
+
+
+class MlflowSweepCallback(Callback):
+    """Opens the sweep's parent run before its jobs and closes it with a summary after them."""
+
+    def __init__(self) -> None:
+        config.register()
+        self.parent_run_id: str | None = None
+        self.uri: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not config.tracking.enabled:
+            return
+        self.uri = config.tracking.uri
+        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
+        self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
+                                                        sweep_name(config), list(config.hydra.overrides.task))
+        log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
+        atexit.register(self._close)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.parent_run_id is None:
+            return
+        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id)
+        if summary:
+            log.info("sweep summary: %s", summary)
