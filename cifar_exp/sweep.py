@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -23,11 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def sweep_name(cfg: DictConfig) -> str:
-    """The parent run's name: the report experiment, else the swept overrides."""
+    """The parent run's name: the report experiment, else the swept keys (``sweep-dropout``)."""
     if cfg.get("experiment"):
         return f"sweep-{cfg.experiment}"
-    return "sweep-" + ",".join(o.split("=")[0] for o in cfg.hydra.overrides.task) if cfg.hydra.overrides.task \
-        else "sweep"
+    overrides = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
+    swept = [o.key_or_group for o in overrides if o.is_sweep_override()]
+    return "-".join(["sweep", *swept])
 
 
 class MlflowSweepCallback(Callback):

@@ -1,0 +1,46 @@
+# cifar_exp: every target sets up .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DATA_DIR ?= $(abspath ../shared/data/cifar100)
+# The real CIFAR-100 copy when it is there, else keras.datasets.cifar100 (which downloads).
+DATA   := $(if $(wildcard $(DATA_DIR)/train.npz),data=local data.path=$(DATA_DIR),data=keras)
+ARGS   ?=
+PORT   ?= 5000
+
+.PHONY: help install train sweep ui test test-slow bench report clean-outputs
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install cifar_exp with its test tools
+
+train: install  ## the report's winning run (150 epochs); e.g. make train ARGS="trainer.epochs=5"
+	$(PY) -m cifar_exp $(DATA) $(ARGS)
+
+sweep: install  ## one report experiment as a sweep; e.g. make sweep EXP=decay ARGS="trainer.epochs=10"
+	$(PY) -m cifar_exp --multirun +experiment=$(EXP) $(DATA) $(ARGS)
+
+report: install  ## compare an experiment with the report's figures; e.g. make report EXP=decay
+	$(PY) -m cifar_exp.report $(EXP)
+
+ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store
+	$(VENV)/bin/cifar-exp ui --port $(PORT)
+
+test: install  ## the default test suite (tiny generated data, a few minutes)
+	$(PY) -m pytest -q
+
+test-slow: install  ## trainings on the real CIFAR-100 in $(DATA_DIR)
+	CIFAR100_DIR=$(DATA_DIR) $(PY) -m pytest -q -m slow
+
+bench: install  ## throughput against plain Keras, side by side
+	$(PY) benchmarks/throughput.py --data $(DATA_DIR)
+
+clean-outputs:  ## remove Hydra's outputs/ and multirun/ folders (the MLflow store stays)
+	rm -rf outputs multirun

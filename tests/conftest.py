@@ -1,0 +1,85 @@
+"""Small CIFAR-100-shaped datasets in every format the loader accepts, made by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+FINE_TO_COARSE = np.arange(100) % 20
+
+
+def make_split(per_class: int, seed: int) -> dict[str, np.ndarray]:
+    """``per_class`` images of each of the 100 fine classes, with a class-dependent mean so models can learn."""
+    rng = np.random.default_rng(seed)
+    y_fine = np.repeat(np.arange(100), per_class)
+    rng.shuffle(y_fine)
+    base = (y_fine * 37 % 256)[:, None, None, None]
+    x = np.clip(base + rng.integers(-40, 40, size=(len(y_fine), 32, 32, 3)), 0, 255).astype(np.uint8)
+    return {"x": x, "y_fine": y_fine.astype(np.uint8), "y_coarse": FINE_TO_COARSE[y_fine].astype(np.uint8)}
+
+
+def fine_names() -> list[str]:
+    return [f"fine{i}" for i in range(100)]
+
+
+def coarse_names() -> list[str]:
+    return [f"coarse{i}" for i in range(20)]
+
+
+def write_npz(folder: Path, train: dict, test: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "train.npz", **train)
+    np.savez(folder / "test.npz", **test)
+    meta = {"fine_label_names": fine_names(), "coarse_label_names": coarse_names(),
+            "fine_to_coarse": FINE_TO_COARSE.tolist()}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def _pickle_dict(split: dict) -> dict:
+    data = split["x"].transpose(0, 3, 1, 2).reshape(len(split["x"]), -1)
+    return {b"data": data, b"fine_labels": split["y_fine"].tolist(), b"coarse_labels": split["y_coarse"].tolist()}
+
+
+def write_pickles(folder: Path, train: dict, test: dict) -> Path:
+    """The official layout: <folder>/cifar-100-python/{train,test,meta}."""
+    inner = folder / "cifar-100-python"
+    inner.mkdir(parents=True, exist_ok=True)
+    for name, split in (("train", train), ("test", test)):
+        (inner / name).write_bytes(pickle.dumps(_pickle_dict(split)))
+    meta = {b"fine_label_names": [n.encode() for n in fine_names()],
+            b"coarse_label_names": [n.encode() for n in coarse_names()]}
+    (inner / "meta").write_bytes(pickle.dumps(meta))
+    return folder
+
+
+def write_tarball(folder: Path, train: dict, test: dict) -> Path:
+    pickles = write_pickles(folder / "unpacked", train, test)
+    path = folder / "cifar-100-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(pickles / "cifar-100-python", arcname="cifar-100-python")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_splits() -> tuple[dict, dict]:
+    return make_split(per_class=4, seed=1), make_split(per_class=2, seed=2)
+
+
+@pytest.fixture(scope="session")
+def npz_dir(tmp_path_factory, tiny_splits) -> Path:
+    return write_npz(tmp_path_factory.mktemp("npz"), *tiny_splits)
+
+
+@pytest.fixture()
+def store_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"

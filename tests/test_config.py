@@ -1,0 +1,94 @@
+"""Every option of every config group composes; every out-of-range value is refused with its name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from cifar_exp.config import PROJECT_ROOT, ConfigError, register, report_figure_for, validate
+
+CONF = PROJECT_ROOT / "conf"
+GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()
+          if g.is_dir() and g.name not in ("hydra", "experiment")}
+EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml"))
+
+
+def _compose(overrides: list[str]):
+    register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=False)
+
+
+def test_defaults_are_the_report_winning_run():
+    cfg = _compose([])
+    assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == 1e-4 and cfg.optimizer.decay == 0
+    assert (cfg.dropout.conv2, cfg.dropout.conv3, cfg.dropout.dense) == (0.1, 0.25, 0.5)
+    assert cfg.augmentation.name == "shift_flip" and cfg.augmentation.shift == 0.1 and cfg.augmentation.flip
+    assert cfg.trainer.epochs == 150 and cfg.trainer.batch_size == 32
+    assert cfg.data.source == "keras" and cfg.data.val_split == 0.17 and cfg.data.split_seed == 42
+    assert cfg.tracking.uri == f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
+    validate(cfg)
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
+def test_every_group_option_composes(group, option):
+    cfg = _compose([f"{group}={option}"])
+    validate(cfg)
+
+
+def test_expected_options_exist():
+    assert {"adam", "sgd"} <= set(GROUPS["optimizer"])
+    assert {"winning", "baseline", "report_exp3", "none"} <= set(GROUPS["dropout"])
+    assert {"none", "shift_flip"} <= set(GROUPS["augmentation"])
+    assert {"learning_rate", "dropout", "decay", "sgd", "augmentation", "winning"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes(name):
+    cfg = _compose([f"+experiment={name}"])
+    assert cfg.experiment == name
+    validate(cfg)
+
+
+def test_report_figure_matches_the_job_settings():
+    assert report_figure_for(_compose(["+experiment=decay", "optimizer.decay=0.05"])).test_accuracy == 0.1195
+    assert report_figure_for(_compose(["+experiment=decay", "optimizer.decay=0"])) is None
+    assert report_figure_for(_compose(["+experiment=sgd", "optimizer=sgd"])).test_accuracy == 0.0211
+
+
+@pytest.mark.parametrize("override", ["optimizer.nope=1", "trainer.epochs=abc", "optimizer=rmsprop",
+                                      "dropout.conv2=high", "bogus=1"])
+def test_unknown_options_and_wrong_types_fail_at_composition(override):
+    with pytest.raises(ConfigCompositionException):
+        _compose([override])
+
+
+@pytest.mark.parametrize("override,name", [
+    ("optimizer.lr=0", "optimizer.lr"), ("optimizer.lr=-1e-4", "optimizer.lr"),
+    ("optimizer.decay=-0.1", "optimizer.decay"), ("optimizer.momentum=1.0", "optimizer.momentum"),
+    ("dropout.conv2=1.0", "dropout.conv2"), ("dropout.dense=-0.1", "dropout.dense"),
+    ("trainer.batch_size=0", "trainer.batch_size"), ("trainer.epochs=0", "trainer.epochs"),
+    ("data.val_split=1.0", "data.val_split"), ("data.train_size=0", "data.train_size"),
+    ("data.label_mode=medium", "data.label_mode"), ("data.source=s3", "data.source"),
+    ("augmentation.shift=0.6", "augmentation.shift"),
+])
+def test_out_of_range_values_are_named(override, name):
+    with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+        validate(_compose([override]))
+
+
+def test_local_source_needs_an_existing_path(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        validate(_compose(["data.source=local", f"data.path={tmp_path / 'missing'}"]))
+    with pytest.raises(ConfigError, match="needs data.path"):
+        validate(_compose(["data.source=local"]))
+
+
+def test_schema_is_typed():
+    cfg = _compose([])
+    assert OmegaConf.get_type(cfg.optimizer).__name__ == "OptimizerConfig"
+    assert Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_absolute()

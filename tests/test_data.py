@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_split, write_npz, write_pickles, write_tarball
+
+from cifar_exp.data import NUM_COARSE, DataError, load_dataset, load_raw
+from cifar_exp.errors import CifarExpError
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory, tiny_splits):
+    root = tmp_path_factory.mktemp("formats")
+    return {
+        "npz": write_npz(root / "npz", *tiny_splits),
+        "pickles": write_pickles(root / "pickles", *tiny_splits),
+        "pickles_inner": write_pickles(root / "pickles2", *tiny_splits) / "cifar-100-python",
+        "tarball": write_tarball(root / "tar", *tiny_splits),
+        "tarball_dir": write_tarball(root / "tardir", *tiny_splits).parent,
+    }
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pickles", "pickles_inner", "tarball", "tarball_dir"])
+def test_every_format_loads_the_same_images_and_labels(copies, tiny_splits, fmt):
+    train, test, fine, coarse = load_raw("local", str(copies[fmt]))
+    np.testing.assert_array_equal(train.x, tiny_splits[0]["x"])
+    np.testing.assert_array_equal(train.y_fine, tiny_splits[0]["y_fine"])
+    np.testing.assert_array_equal(test.y_coarse, tiny_splits[1]["y_coarse"])
+    assert train.x.dtype == np.uint8 and train.x.shape == (400, 32, 32, 3)
+    assert fine[3] == "fine3" and coarse[19] == "coarse19"
+
+
+def test_split_follows_the_report_train_test_split(npz_dir, tiny_splits):
+    from sklearn.model_selection import train_test_split
+
+    data = load_dataset("local", str(npz_dir), val_split=0.17, split_seed=42)
+    x_train, x_val, _, _ = train_test_split(tiny_splits[0]["x"], tiny_splits[0]["y_fine"], test_size=0.17,
+                                            random_state=42)
+    np.testing.assert_array_equal(data.x_val, x_val)
+    np.testing.assert_array_equal(data.x_train, x_train)
+    assert len(data.y_val) == 68 and not data.val_is_test
+
+
+def test_val_split_zero_validates_on_the_test_set(npz_dir):
+    data = load_dataset("local", str(npz_dir), val_split=0)
+    assert data.val_is_test and len(data.y_train) == 400
+    np.testing.assert_array_equal(data.x_val, data.x_test)
+
+
+def test_subsets_are_class_stratified(npz_dir):
+    data = load_dataset("local", str(npz_dir), val_split=0, train_size=200, test_size=100)
+    assert np.bincount(data.y_train, minlength=100).tolist() == [2] * 100
+    assert np.bincount(data.y_test, minlength=100).tolist() == [1] * 100
+
+
+def test_coarse_labels_and_fine_to_coarse_mapping(npz_dir, tiny_splits):
+    data = load_dataset("local", str(npz_dir), label_mode="coarse", val_split=0)
+    assert data.num_classes == NUM_COARSE and data.y_train.max() < 20
+    np.testing.assert_array_equal(data.fine_to_coarse, np.arange(100) % 20)
+
+
+def test_fingerprint_depends_on_the_data_actually_used(npz_dir):
+    a = load_dataset("local", str(npz_dir)).fingerprint
+    assert a == load_dataset("local", str(npz_dir)).fingerprint
+    assert a != load_dataset("local", str(npz_dir), split_seed=1).fingerprint
+    assert a != load_dataset("local", str(npz_dir), train_size=300).fingerprint
+
+
+def _broken(tmp_path, kind):
+    train, test = make_split(2, 0), make_split(1, 1)
+    if kind == "shape":
+        train["x"] = train["x"][:, :16]
+    elif kind == "labels":
+        train["y_fine"] = train["y_fine"] + 100
+    elif kind == "length":
+        train["y_coarse"] = train["y_coarse"][:-1]
+    folder = write_npz(tmp_path / kind, train, test)
+    if kind == "truncated":
+        raw = (folder / "train.npz").read_bytes()
+        (folder / "train.npz").write_bytes(raw[: len(raw) // 2])
+    if kind == "missing_key":
+        np.savez(folder / "train.npz", x=train["x"], y_fine=train["y_fine"])
+    return folder
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("shape", "expected (N, 32, 32, 3)"),
+    ("labels", "expected 0..99"),
+    ("length", "to match the images"),
+    ("truncated", "truncated or corrupt"),
+    ("missing_key", "lacks the keys ['y_coarse']"),
+])
+def test_malformed_npz_is_a_clear_data_error(tmp_path, kind, message):
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        load_raw("local", str(_broken(tmp_path, kind)))
+
+
+def test_corrupt_tarball_and_pickles(tmp_path):
+    bad_tar = tmp_path / "cifar-100-python.tar.gz"
+    bad_tar.write_bytes(b"not a tarball at all")
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        load_raw("local", str(bad_tar))
+    folder = write_pickles(tmp_path / "p", make_split(1, 0), make_split(1, 1))
+    (folder / "cifar-100-python" / "train").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        load_raw("local", str(folder))
+
+
+def test_folder_without_a_dataset(tmp_path):
+    with pytest.raises(DataError, match="holds no CIFAR-100 copy"):
+        load_raw("local", str(tmp_path))
+
+
+def test_stratified_subset_too_small_names_the_setting(npz_dir):
+    with pytest.raises(DataError, match="data.train_size=50"):
+        load_dataset("local", str(npz_dir), train_size=50)
+
+
+def test_data_errors_are_user_errors():
+    assert issubclass(DataError, CifarExpError)

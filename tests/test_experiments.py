@@ -1,0 +1,37 @@
+"""Every experiment of the report composes and trains for one epoch on tiny generated data."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.config import PROJECT_ROOT, register, validate
+
+EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml"))
+
+
+def _sweep_values(name: str) -> list[str]:
+    """The first value of each swept key of the experiment, as overrides (one job of its sweep)."""
+    register()
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params or {}
+    return [f"{key}={str(values).split(',')[0]}" for key, values in params.items()]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_one_epoch(name, npz_dir, store_uri):
+    from cifar_exp.train import train
+
+    overrides = [f"+experiment={name}", *_sweep_values(name), "data.source=local", f"data.path={npz_dir}",
+                 f"tracking.uri={store_uri}", "trainer.epochs=1", "trainer.verbose=0", "data.train_size=200"]
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    validate(cfg)
+    metrics = train(cfg)
+    assert 0 <= metrics["test_accuracy"] <= 1
+    client = MlflowClient(store_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("cifar_exp").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["experiment"] == name
+    assert run.data.params["trainer.epochs"] == "1"

@@ -1,0 +1,135 @@
+"""End to end through the real command line: ``python -m cifar_exp`` on tiny generated data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second"}
+TEST_METRICS = {"test_loss", "test_accuracy", "test_top5_accuracy", "test_superclass_accuracy"}
+ARTIFACTS = {
+    "model/model.h5", "model_summary.txt", "plots/confusion_matrix.png", "plots/confusion_matrix_grayscale.png",
+    "plots/superclass_confusion_matrix.png", "plots/learning_curves.png", "metrics/confusion_matrix.csv",
+    "metrics/superclass_confusion_matrix.csv", "metrics/per_class_report.csv", "config/config.yaml",
+    "config/overrides.yaml",
+}
+
+
+def cli(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "cifar_exp", *args, f"hydra.run.dir={tmp_path}/outputs",
+                           f"hydra.sweep.dir={tmp_path}/multirun"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tiny(npz_dir: Path, store_uri: str) -> list[str]:
+    return ["data.source=local", f"data.path={npz_dir}", f"tracking.uri={store_uri}", "trainer.epochs=1",
+            "trainer.verbose=0"]
+
+
+def all_runs(uri: str):
+    client = MlflowClient(uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
+    done = cli(tmp_path, *tiny(npz_dir, store_uri), "optimizer.lr=1e-3", "seed=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(store_uri)
+    client = MlflowClient(store_uri)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "adam-lr1e-3-winning-shift_flip-s3"
+    assert EPOCH_METRICS | TEST_METRICS <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
+    params = run.data.params
+    assert params["optimizer.lr"] == "0.001" and params["dropout.conv2"] == "0.1" and params["seed"] == "3"
+    assert "optimizer.lr=1e-3" in params["overrides"]
+    tags = run.data.tags
+    for key in ("git_commit", "git_dirty", "dataset_fingerprint", "python_version", "tensorflow_version",
+                "keras_version", "mlflow_version", "command"):
+        assert tags.get(key), key
+    assert "optimizer.lr=1e-3" in tags["command"]
+    paths = artifact_paths(client, run.info.run_id)
+    assert ARTIFACTS <= paths
+    assert any(p.startswith("tensorboard/train/events.out.tfevents") for p in paths)
+
+    # The logged .h5, reloaded in a fresh process on raw test images, reproduces the logged accuracy.
+    model_file = client.download_artifacts(run.info.run_id, "model/model.h5", str(tmp_path))
+    script = ("import sys, json, numpy as np, keras; m = keras.models.load_model(sys.argv[1]); "
+              "z = np.load(sys.argv[2]); p = m.predict(z['x'], verbose=0); "
+              "print(json.dumps(float((p.argmax(1) == z['y_fine']).mean())))")
+    reload = subprocess.run([sys.executable, "-c", script, model_file, str(npz_dir / "test.npz")],
+                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert reload.returncode == 0, reload.stderr[-2000:]
+    assert json.loads(reload.stdout.strip().splitlines()[-1]) == pytest.approx(run.data.metrics["test_accuracy"])
+
+
+def test_multirun_is_one_parent_with_children(tmp_path, npz_dir, store_uri):
+    done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "dropout=winning,baseline",
+               "augmentation=none", "data.train_size=200")
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = all_runs(store_uri)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2
+    assert {c.info.run_name for c in children} == {"adam-lr1e-4-winning-none-s0", "adam-lr1e-4-baseline-none-s0"}
+    assert all(c.info.status == "FINISHED" for c in children)
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep-dropout"
+    assert parent.data.metrics["jobs"] == 2 and parent.data.metrics["failed_jobs"] == 0
+    assert parent.data.tags["best_job"] in {c.info.run_name for c in children}
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optimizer.lr=-1e-4", "optimizer.lr"),
+    ("dropout.dense=1.5", "dropout.dense"),
+    ("trainer.batch_size=0", "trainer.batch_size"),
+    ("data.path=/no/such/folder", "does not exist"),
+])
+def test_bad_config_fails_fast_before_any_run(tmp_path, npz_dir, store_uri, override, message):
+    started = time.perf_counter()
+    done = cli(tmp_path, *tiny(npz_dir, store_uri), override)
+    assert done.returncode == 2 and message in done.stderr and "error:" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert time.perf_counter() - started < 60
+    assert not Path(store_uri.removeprefix("sqlite:///")).exists()
+
+
+def test_unknown_option_and_wrong_type(tmp_path, npz_dir, store_uri):
+    for override, message in (("optimizer.nope=1", "nope"), ("trainer.epochs=ten", "trainer.epochs"),
+                              ("optimizer=rmsprop", "rmsprop")):
+        done = cli(tmp_path, *tiny(npz_dir, store_uri), override)
+        assert done.returncode != 0 and message in done.stderr
+    assert not Path(store_uri.removeprefix("sqlite:///")).exists()
+
+
+def test_corrupt_dataset_fails_before_any_run(tmp_path, store_uri):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.npz").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "data" / "test.npz").write_bytes(b"PK\x03\x04 truncated")
+    done = cli(tmp_path, *tiny(tmp_path / "data", store_uri))
+    assert done.returncode == 2 and "truncated or corrupt" in done.stderr
+    assert all_runs(store_uri) == []
+
+
+def test_help_and_cfg(tmp_path):
+    help_text = cli(tmp_path, "--help").stdout
+    for group in ("optimizer: adam, sgd", "dropout:", "augmentation: none, shift_flip", "data: keras, local"):
+        assert group in help_text
+    job = cli(tmp_path, "--cfg", "job", "optimizer=sgd").stdout
+    assert "name: sgd" in job and "epochs: 150" in job

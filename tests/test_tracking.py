@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.errors import TrackingError
+from cifar_exp.tracking import close_sweep_parent, flatten, open_sweep_parent, prepare_store, tracked_run
+
+
+def _runs(uri):
+    client = MlflowClient(uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_finished_run(store_uri):
+    with tracked_run(store_uri, "t", "ok") as run:
+        run.log_metrics({"loss": 1.0}, step=0)
+        run.log_params({"a.b": 1})
+    (stored,) = _runs(store_uri)
+    assert stored.info.status == "FINISHED" and stored.data.params == {"a.b": "1"}
+
+
+def test_exception_marks_failed_with_reason(store_uri):
+    with pytest.raises(ZeroDivisionError), tracked_run(store_uri, "t", "boom"):
+        1 / 0
+    (stored,) = _runs(store_uri)
+    assert stored.info.status == "FAILED" and "ZeroDivisionError" in stored.data.tags["error"]
+
+
+def test_ctrl_c_marks_killed(store_uri):
+    with pytest.raises(KeyboardInterrupt), tracked_run(store_uri, "t", "stop"):
+        raise KeyboardInterrupt
+    assert _runs(store_uri)[0].info.status == "KILLED"
+
+
+def test_disabled_tracking_logs_nothing(store_uri):
+    with tracked_run(None, "t", "off") as run:
+        run.log_metrics({"x": 1.0})
+        assert not run.enabled
+
+
+def test_unreachable_server_is_a_clear_error():
+    with pytest.raises(TrackingError, match="does not answer"):
+        prepare_store("http://127.0.0.1:9")
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(TrackingError, match="not writable"):
+        prepare_store(f"sqlite:///{blocker}/sub/mlflow.db")
+
+
+def test_sweep_parent_summary(store_uri):
+    parent = open_sweep_parent(store_uri, "t", "/sweep/dir", "sweep-x", ["a=1,2"])
+    for name, accuracy in (("one", 0.2), ("two", 0.4)):
+        with tracked_run(store_uri, "t", name, parent_run_id=parent) as run:
+            run.log_metrics({"test_accuracy": accuracy})
+    with pytest.raises(RuntimeError), tracked_run(store_uri, "t", "three", parent_run_id=parent):
+        raise RuntimeError("bad job")
+    summary = close_sweep_parent(store_uri, parent)
+    assert summary["jobs"] == 3 and summary["failed"] == 1 and summary["best_job"] == "two"
+    stored = MlflowClient(store_uri).get_run(parent)
+    assert stored.info.status == "FAILED" and stored.data.metrics["best_test_accuracy"] == 0.4
+    assert close_sweep_parent(store_uri, parent) == {}
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
