@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> Optional[float]:
 
         context = JobContext(overrides=list(hydra_cfg.overrides.task),
                              sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None)
-        return train(cfg, context)["test_accuracy"]
+        return train(cfg, context).metrics["test_accuracy"]
     except CifarExpError as error:
         if multirun:
             raise

@@ -37,6 +37,15 @@ class JobContext:
     sweep_dir: Optional[str] = None  # set for the jobs of a multirun
 
 
+@dataclass
+class Outcome:
+    """What a finished run measured: test metrics and the per-epoch history Keras returned."""
+
+    metrics: dict[str, float]
+    history: dict[str, list[float]]
+    run_id: Optional[str] = None
+
+
 class EpochStats(keras.callbacks.Callback):
     """Adds ``epoch_seconds``, ``images_per_second`` (training part of the epoch) and ``lr`` to the epoch logs."""
 
@@ -121,8 +130,8 @@ def _tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False)]
 
 
-def train(cfg: DictConfig, context: Optional[JobContext] = None) -> dict[str, float]:
-    """Train, evaluate and record one run of ``cfg``; returns the test metrics."""
+def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
+    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history."""
     context = context or JobContext()
     uri = cfg.tracking.uri if cfg.tracking.enabled else None
     if uri is not None:
@@ -170,7 +179,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> dict[str, fl
                                    data.fine_to_coarse, data.label_mode)
         run.log_metrics(result.metrics, step=len(history["loss"]))
         _log_artifacts(run, cfg, model, data, result, history, work)
-    return result.metrics
+    return Outcome(result.metrics, history, run.run_id)
 
 
 def _log_artifacts(run: tracking.Run, cfg: DictConfig, model: keras.Model, data: Dataset,

@@ -29,8 +29,8 @@ def test_experiment_runs_one_epoch(name, npz_dir, store_uri):
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     validate(cfg)
-    metrics = train(cfg)
-    assert 0 <= metrics["test_accuracy"] <= 1
+    outcome = train(cfg)
+    assert 0 <= outcome.metrics["test_accuracy"] <= 1 and len(outcome.history["loss"]) == 1
     client = MlflowClient(store_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("cifar_exp").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["experiment"] == name
