@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from cifar_exp.errors import ConfigError
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -66,6 +68,8 @@ class TrainerConfig:
     batch_size: int = 32
     steps_per_execution: int = 1
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    deterministic: bool = False  # TensorFlow op determinism: identical reruns, somewhat slower
+    checkpoint_dir: str = "${project_root:}/mlruns/checkpoints"  # one folder per MLflow run id
 
 
 @dataclass
@@ -95,6 +99,8 @@ class Config:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    resume: Optional[str] = None  # an MLflow run id to continue, or "auto" (the latest unfinished run of this config)
+    force: bool = False  # in a sweep, rerun configurations that already FINISHED
     experiment: Optional[str] = None  # the report experiment this run belongs to (set by experiments/*.yaml)
     report_figures: list[ReportFigure] = field(default_factory=list)  # set by experiments/*.yaml
 
@@ -104,6 +110,20 @@ def register() -> None:
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     ConfigStore.instance().store(name="config_schema", node=Config)
+
+
+NOT_HASHED = ("tracking", "resume", "force", "report_figures")
+NOT_HASHED_TRAINER = ("verbose", "checkpoint_dir")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of everything that changes what a run computes (not where it logs or how it prints)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_HASHED:
+        container.pop(key, None)
+    for key in NOT_HASHED_TRAINER:
+        container.get("trainer", {}).pop(key, None)
+    return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def report_figure_for(cfg: DictConfig) -> Optional[DictConfig]:

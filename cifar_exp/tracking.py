@@ -10,7 +10,9 @@ from __future__ import annotations
 from cifar_exp.errors import TrackingError
 
 import json
+import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.config import PROJECT_ROOT
@@ -161,23 +164,59 @@ class Run:
             self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
 
+def process_tags() -> dict[str, str]:
+    """Which process owns a RUNNING run, so a later run can tell a dead one from a live one."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def runs_of_config(client: MlflowClient, experiment: str, config_hash: str) -> list[MlflowRun]:
+    """All runs of the experiment whose ``config_hash`` tag matches, newest first (sweep parents excluded)."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return client.search_runs([found.experiment_id], filter_string=f"tags.config_hash = '{config_hash}'",
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+
+
+def is_stale(run: MlflowRun) -> bool:
+    """RUNNING, but its process (on this host) is gone: killed with -9, or the machine went down."""
+    if run.info.status != "RUNNING" or run.data.tags.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(run.data.tags.get("pid", "0")), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError):
+        return False
+    return int(run.data.tags.get("pid", "0")) <= 0
+
+
+def mark_killed(client: MlflowClient, run_id: str, reason: str) -> None:
+    client.set_tag(run_id, "error", reason)
+    client.set_terminated(run_id, "KILLED")
+
+
 @contextmanager
 def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_id: Optional[str] = None,
-                tags: Optional[Mapping[str, str]] = None) -> Iterator[Run]:
-    """Open a run and guarantee its end status: FINISHED, FAILED (error logged) or KILLED (Ctrl-C).
-
-    ``uri=None`` gives a disabled run that logs nothing.
+                tags: Optional[Mapping[str, str]] = None, resume_run_id: Optional[str] = None) -> Iterator[Run]:
+    """Open a run (or reopen ``resume_run_id``) and guarantee its end status: FINISHED, FAILED (error
+    logged) or KILLED (Ctrl-C). ``uri=None`` gives a disabled run that logs nothing.
     """
     if uri is None:
         yield Run(None, None)
         return
     client = client_for(uri)
-    all_tags = dict(tags or {})
-    all_tags["mlflow.runName"] = run_name
-    if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
-    run = Run(client, client.create_run(experiment_id(client, experiment), tags=all_tags,
-                                        run_name=run_name).info.run_id)
+    all_tags = {**(tags or {}), **process_tags()}
+    if resume_run_id:
+        client.update_run(resume_run_id, status="RUNNING")
+        run = Run(client, resume_run_id)
+        run.set_tags(all_tags)
+    else:
+        all_tags["mlflow.runName"] = run_name
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = Run(client, client.create_run(experiment_id(client, experiment), tags=all_tags,
+                                            run_name=run_name).info.run_id)
     try:
         yield run
     except KeyboardInterrupt:

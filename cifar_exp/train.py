@@ -7,6 +7,7 @@ owns its end status.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
@@ -19,10 +20,13 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_exp import augment, evaluate, models, optim, plots, tracking
-from cifar_exp.config import report_figure_for
+from cifar_exp import augment, checkpoint, evaluate, models, optim, plots, resume, tracking
+from cifar_exp.config import config_hash, report_figure_for
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.pipeline import Batches
+
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
@@ -44,6 +48,7 @@ class Outcome:
     metrics: dict[str, float]
     history: dict[str, list[float]]
     run_id: Optional[str] = None
+    skipped: bool = False  # the configuration had already FINISHED in this store
 
 
 class EpochStats(keras.callbacks.Callback):
@@ -130,20 +135,48 @@ def _tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False)]
 
 
+def _determinism(cfg: DictConfig) -> None:
+    """Seed everything; with ``trainer.deterministic`` also make TensorFlow's kernels deterministic."""
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.trainer.deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def _log_missing_epochs(run: tracking.Run, history: dict[str, list[float]]) -> None:
+    """After a resume, log the checkpointed epochs that MLflow lacks (killed between checkpoint and log)."""
+    logged = {m.step for m in run.client.get_metric_history(run.run_id, "loss")}
+    for epoch in range(len(history.get("loss", []))):
+        if epoch not in logged:
+            run.log_metrics({k: v[epoch] for k, v in history.items() if epoch < len(v)}, step=epoch)
+
+
 def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
     """Train, evaluate and record one run of ``cfg``; returns its test metrics and history."""
     context = context or JobContext()
     uri = cfg.tracking.uri if cfg.tracking.enabled else None
     if uri is not None:
         tracking.prepare_store(uri)
+    chash = config_hash(cfg)
+    start = resume.plan(cfg.resume, cfg.force, context.sweep_dir is not None, uri, cfg.tracking.experiment, chash,
+                        cfg.trainer.checkpoint_dir)
+    if start.finished_run is not None:
+        done = start.finished_run
+        log.info("skipping %s: this configuration already FINISHED as run %s (force=true reruns it)",
+                 run_name(cfg), done.info.run_id)
+        return Outcome(dict(done.data.metrics), {}, done.info.run_id, skipped=True)
     data = _load(cfg)
     parent = tracking.find_sweep_parent(uri, cfg.tracking.experiment, context.sweep_dir) \
-        if uri and context.sweep_dir else None
+        if uri and context.sweep_dir and not start.resume_run_id else None
 
-    keras.utils.set_random_seed(cfg.seed)
+    _determinism(cfg)
     model = build_model(cfg, data.num_classes)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    tags = {"dataset_fingerprint": data.fingerprint, **tracking.environment_tags()}
+    epochs_done = 0
+    if start.checkpoint is not None:
+        checkpoint.restore(model, start.checkpoint)
+        epochs_done = start.checkpoint.epochs_done
+    tags = {"dataset_fingerprint": data.fingerprint, "config_hash": chash, **tracking.environment_tags()}
     if cfg.experiment:
         tags["experiment"] = cfg.experiment
     figure = report_figure_for(cfg)
@@ -152,24 +185,28 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         if figure.test_accuracy is not None:
             tags["report_test_accuracy"] = figure.test_accuracy
 
-    with tracking.tracked_run(uri, cfg.tracking.experiment, run_name(cfg), parent, tags) as run, \
+    with tracking.tracked_run(uri, cfg.tracking.experiment, run_name(cfg), parent, tags,
+                              resume_run_id=start.resume_run_id) as run, \
             tempfile.TemporaryDirectory(prefix="cifar_exp_") as scratch:
         work = Path(scratch)
-        params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
-        params.update({"overrides": " ".join(context.overrides) or "(none)", "data.train_images": len(data.y_train),
-                       "data.val_images": len(data.y_val), "data.test_images": len(data.y_test)})
-        run.log_params(params)
-        run.log_text(config_yaml, "config/config.yaml")
-        run.log_text(OmegaConf.to_yaml(OmegaConf.create(context.overrides)), "config/overrides.yaml")
-        summary: list[str] = []
-        model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
-        run.log_text("\n".join(summary), "model_summary.txt")
+        folder = resume.checkpoint_folder(cfg.trainer.checkpoint_dir, run.run_id) if run.enabled else work
+        if start.checkpoint is None:
+            _log_run_description(run, cfg, context, data, model)
+        else:
+            _log_missing_epochs(run, start.checkpoint.history)
+            run.set_tags({"resumed_at_epoch": epochs_done})
+            log.info("resuming run %s at epoch %d of %d", run.run_id, epochs_done + 1, cfg.trainer.epochs)
 
-        batches = Batches(data.x_train, data.y_train, cfg.trainer.batch_size, cfg.seed, _augmentation(cfg))
-        callbacks = [EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(), MetricsLogger(run),
-                     *_tensorboard(work / "tensorboard")]
-        history = model.fit(batches, validation_data=(data.x_val, data.y_val), validation_batch_size=256,
-                            epochs=cfg.trainer.epochs, callbacks=callbacks, verbose=cfg.trainer.verbose).history
+        batches = Batches(data.x_train, data.y_train, cfg.trainer.batch_size, cfg.seed, _augmentation(cfg),
+                          epoch=epochs_done)
+        recorder = checkpoint.EpochCheckpoint(folder, start.checkpoint.history if start.checkpoint else None)
+        callbacks = [EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
+                     *([recorder] if run.enabled else []), MetricsLogger(run), *_tensorboard(folder / "tensorboard")]
+        fitted = model.fit(batches, validation_data=(data.x_val, data.y_val), validation_batch_size=256,
+                           epochs=cfg.trainer.epochs, initial_epoch=epochs_done, callbacks=callbacks,
+                           shuffle=False,  # Batches shuffles, reproducibly; Keras would reorder with global state
+                           verbose=cfg.trainer.verbose).history
+        history = recorder.history if run.enabled else fitted
         if any(not math.isfinite(v) for v in history.get("loss", [])):
             raise TrainingDiverged(f"the training loss became {history['loss'][-1]} at epoch {len(history['loss'])}; "
                                    "lower optimizer.lr or check the data.")
@@ -178,12 +215,29 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
                                    data.fine_to_coarse, data.label_mode)
         run.log_metrics(result.metrics, step=len(history["loss"]))
-        _log_artifacts(run, cfg, model, data, result, history, work)
+        _log_artifacts(run, cfg, model, data, result, history, work, folder / "tensorboard")
+    if run.enabled:
+        checkpoint.remove(folder)
     return Outcome(result.metrics, history, run.run_id)
 
 
+def _log_run_description(run: tracking.Run, cfg: DictConfig, context: JobContext, data: Dataset,
+                         model: keras.Model) -> None:
+    """Params, the resolved config, the overrides and the model summary: logged once, when a run starts."""
+    params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
+    params.update({"overrides": " ".join(context.overrides) or "(none)", "data.train_images": len(data.y_train),
+                   "data.val_images": len(data.y_val), "data.test_images": len(data.y_test)})
+    run.log_params(params)
+    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+    run.log_text(OmegaConf.to_yaml(OmegaConf.create(context.overrides)), "config/overrides.yaml")
+    summary: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
+    run.log_text("\n".join(summary), "model_summary.txt")
+
+
 def _log_artifacts(run: tracking.Run, cfg: DictConfig, model: keras.Model, data: Dataset,
-                   result: evaluate.Evaluation, history: dict[str, list[float]], work: Path) -> None:
+                   result: evaluate.Evaluation, history: dict[str, list[float]], work: Path,
+                   tensorboard_dir: Path) -> None:
     if not run.enabled:
         return
     name = run_name(cfg)
@@ -205,8 +259,8 @@ def _log_artifacts(run: tracking.Run, cfg: DictConfig, model: keras.Model, data:
     model_path = work / "model.h5"
     model.save(model_path)
     run.log_artifact(model_path, "model")
-    if (work / "tensorboard").exists():
-        run.log_artifacts(work / "tensorboard", "tensorboard")
+    if tensorboard_dir.exists():
+        run.log_artifacts(tensorboard_dir, "tensorboard")
 
 
 def _log_matrix(run: tracking.Run, counts: np.ndarray, labels: list[str], artifact_file: str) -> None:

@@ -31,8 +31,9 @@ def cli(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedP
 
 
 def tiny(npz_dir: Path, store_uri: str) -> list[str]:
+    checkpoints = Path(store_uri.removeprefix("sqlite:///")).parent / "checkpoints"
     return ["data.source=local", f"data.path={npz_dir}", f"tracking.uri={store_uri}", "trainer.epochs=1",
-            "trainer.verbose=0"]
+            "trainer.verbose=0", f"trainer.checkpoint_dir={checkpoints}"]
 
 
 def all_runs(uri: str):

@@ -1,0 +1,91 @@
+"""Per-epoch checkpoints that survive ``kill -9``: every variable of the model (weights and the dropout
+layers' random-generator states) and of the optimizer, plus the epoch logs so far.
+
+Each checkpoint is one ``.npz`` written to a temporary name and renamed into place (atomic on POSIX), so
+a reader sees either the previous checkpoint or the new one, never half of one. Only the latest is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import keras
+import numpy as np
+
+PATTERN = re.compile(r"^epoch_(\d{5})\.npz$")
+
+
+@dataclass
+class Checkpoint:
+    epochs_done: int  # completed epochs: training resumes at this 0-based epoch
+    model_variables: list[np.ndarray]
+    optimizer_variables: list[np.ndarray]
+    history: dict[str, list[float]]
+
+
+def save(folder: Path, epochs_done: int, model: keras.Model, history: dict[str, list[float]]) -> Path:
+    """Atomically write the checkpoint after ``epochs_done`` epochs and drop the older ones."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {f"model_{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
+    arrays.update({f"optimizer_{i:04d}": keras.ops.convert_to_numpy(v)
+                   for i, v in enumerate(model.optimizer.variables)})
+    arrays["history"] = np.array(json.dumps(history))
+    final = folder / f"epoch_{epochs_done:05d}.npz"
+    partial = folder / f".{final.name}.partial"
+    with open(partial, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    for old in folder.glob("epoch_*.npz"):
+        if old != final:
+            old.unlink(missing_ok=True)
+    return final
+
+
+def latest(folder: Path) -> Optional[Checkpoint]:
+    """The newest complete checkpoint in ``folder``, or None."""
+    found = sorted((int(m.group(1)), p) for p in folder.glob("epoch_*.npz") if (m := PATTERN.match(p.name)))
+    if not found:
+        return None
+    epochs_done, path = found[-1]
+    with np.load(path, allow_pickle=False) as z:
+        model_vars = [z[k] for k in sorted(k for k in z.files if k.startswith("model_"))]
+        optimizer_vars = [z[k] for k in sorted(k for k in z.files if k.startswith("optimizer_"))]
+        history = json.loads(str(z["history"]))
+    return Checkpoint(epochs_done, model_vars, optimizer_vars, history)
+
+
+def restore(model: keras.Model, checkpoint: Checkpoint) -> None:
+    """Load a checkpoint into a freshly built and compiled model of the same config."""
+    model.optimizer.build(model.trainable_variables)
+    for variables, values, what in ((model.variables, checkpoint.model_variables, "model"),
+                                    (model.optimizer.variables, checkpoint.optimizer_variables, "optimizer")):
+        if len(variables) != len(values):
+            raise ValueError(f"checkpoint has {len(values)} {what} variables, the model {len(variables)}")
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+def remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Writes a checkpoint at the end of every epoch, holding the logs of all epochs so far."""
+
+    def __init__(self, folder: Path, history: Optional[dict[str, list[float]]] = None):
+        super().__init__()
+        self.folder = folder
+        self.history = {k: list(v) for k, v in (history or {}).items()}
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        save(self.folder, epoch + 1, self.model, self.history)

@@ -1,0 +1,142 @@
+"""Runs that survive: resume after kill -9, deterministic reruns, sweeps that finish and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from test_main import all_runs, cli, tiny
+
+EPOCHS = 4
+
+
+def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+def weights(uri: str, run_id: str, tmp_path: Path) -> list[np.ndarray]:
+    import keras
+
+    path = MlflowClient(uri).download_artifacts(run_id, "model/model.h5", str(tmp_path / run_id))
+    return keras.models.load_model(path).get_weights()
+
+
+def deterministic(npz_dir: Path, uri: str) -> list[str]:
+    return [*tiny(npz_dir, uri), f"trainer.epochs={EPOCHS}", "trainer.deterministic=true", "seed=7"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, npz_dir):
+    """An uninterrupted deterministic run."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    done = cli(tmp_path, *deterministic(npz_dir, uri))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(uri)
+    return uri, run, tmp_path
+
+
+def test_two_deterministic_runs_are_identical(reference, npz_dir, tmp_path):
+    ref_uri, ref_run, ref_dir = reference
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert cli(tmp_path, *deterministic(npz_dir, uri)).returncode == 0
+    (run,) = all_runs(uri)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert history(uri, run.info.run_id, key) == history(ref_uri, ref_run.info.run_id, key), key
+    for a, b in zip(weights(uri, run.info.run_id, tmp_path), weights(ref_uri, ref_run.info.run_id, ref_dir)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_after_kill_9_continues_the_same_run(reference, npz_dir, tmp_path):
+    ref_uri, ref_run, _ = reference
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = deterministic(npz_dir, uri)
+    checkpoints = tmp_path / "checkpoints"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "cifar_exp", *args, f"hydra.run.dir={tmp_path}/out"],
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not list(checkpoints.glob("*/epoch_0000[12].npz")) and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (killed,) = all_runs(uri)
+    assert killed.info.status == "RUNNING"  # what kill -9 leaves behind
+
+    done = cli(tmp_path, *args, "resume=auto")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
+    assert int(run.data.tags["resumed_at_epoch"]) >= 1
+    for key in ("loss", "val_accuracy", "epoch_seconds"):
+        assert [step for step, _ in history(uri, run.info.run_id, key)] == list(range(EPOCHS)), key
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert history(uri, run.info.run_id, key) == history(ref_uri, ref_run.info.run_id, key), key
+    assert run.data.metrics["test_accuracy"] == ref_run.data.metrics["test_accuracy"]
+    assert run.data.metrics["test_loss"] == pytest.approx(ref_run.data.metrics["test_loss"], rel=1e-6)
+    assert not any(checkpoints.glob("*/epoch_*.npz"))  # a finished run keeps no checkpoint
+
+
+def test_resume_errors_are_clear(tmp_path, npz_dir, store_uri):
+    done = cli(tmp_path, *tiny(npz_dir, store_uri), "resume=0123456789abcdef")
+    assert done.returncode == 2 and "resume=0123456789abcdef" in done.stderr
+
+
+def test_stale_running_run_is_marked_killed(tmp_path, npz_dir, store_uri):
+    from cifar_exp.tracking import client_for, experiment_id
+
+    assert cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1").returncode == 0
+    (first,) = all_runs(store_uri)
+    client = client_for(store_uri)
+    ghost = client.create_run(experiment_id(client, "cifar_exp"), run_name="ghost",
+                              tags={"config_hash": first.data.tags["config_hash"], "host": first.data.tags["host"],
+                                    "pid": "999999999"})
+    assert cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1").returncode == 0
+    assert client.get_run(ghost.info.run_id).info.status == "KILLED"
+
+
+def test_failing_job_does_not_stop_the_sweep_and_rerun_skips_finished(tmp_path, npz_dir, store_uri):
+    sweep = ["--multirun", *tiny(npz_dir, store_uri), "optimizer.lr=1e-4,1e30", "augmentation=none",
+             "data.train_size=200"]
+    first = cli(tmp_path, *sweep)
+    assert first.returncode != 0  # the command says that a job failed
+    runs = all_runs(store_uri)
+    children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert children["adam-lr1e-4-winning-none-s0"].info.status == "FINISHED"
+    failed = children["adam-lr1e30-winning-none-s0"]
+    assert failed.info.status == "FAILED" and "loss became" in failed.data.tags["error"]
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FAILED" and parent.data.metrics["failed_jobs"] == 1
+
+    second = cli(tmp_path, *sweep)
+    assert "already FINISHED" in second.stderr + second.stdout
+    names = [r.info.run_name for r in all_runs(store_uri) if "mlflow.parentRunId" in r.data.tags]
+    assert names.count("adam-lr1e-4-winning-none-s0") == 1  # skipped, not rerun
+    assert names.count("adam-lr1e30-winning-none-s0") == 2  # the failed one ran again
+
+    third = cli(tmp_path, *sweep[:-3], "optimizer.lr=1e-4", "augmentation=none", "data.train_size=200", "force=true")
+    assert third.returncode == 0
+    names = [r.info.run_name for r in all_runs(store_uri) if "mlflow.parentRunId" in r.data.tags]
+    assert names.count("adam-lr1e-4-winning-none-s0") == 2
+
+
+def test_parallel_joblib_sweep_loses_nothing(tmp_path, npz_dir, store_uri):
+    done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+               "dropout=winning,baseline", "augmentation=none", "data.train_size=200", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = all_runs(store_uri)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    client = MlflowClient(store_uri)
+    for child in children:
+        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1
+        assert "test_accuracy" in child.data.metrics
+        assert {a.path for a in client.list_artifacts(child.info.run_id, "model")} == {"model/model.h5"}
