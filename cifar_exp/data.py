@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import tarfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,8 +165,7 @@ def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[st
         raise
     except FileNotFoundError as error:
         raise DataError(f"{where}: missing file {error.filename}.") from error
-    except (OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError, tarfile.TarError,
-            zipfile.BadZipFile) as error:
+    except Exception as error:  # a damaged pickle can raise almost anything (MemoryError, IndexError, ...)
         raise DataError(f"{where} is truncated or corrupt ({type(error).__name__}: {error}); "
                         "re-copy the dataset.") from error
     train, test = _check_split("train", train, where), _check_split("test", test, where)
@@ -211,6 +209,15 @@ def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_sp
     (possibly subset) training pool, as in the report; ``val_split=0`` validates on the test set.
     """
     train, test, fine_names, coarse_names = load_raw(source, path)
+    where = "keras.datasets.cifar100" if source == "keras" else str(path)
+    labels, count = (train.y_fine, NUM_FINE) if label_mode == "fine" else (train.y_coarse, NUM_COARSE)
+    missing = np.flatnonzero(np.bincount(labels, minlength=count) == 0)
+    if len(missing):
+        names = fine_names if label_mode == "fine" else coarse_names
+        shown = ", ".join(f"{i} ({names[i]})" for i in missing[:5])
+        raise DataError(f"{where}: the training split has no image of {len(missing)} {label_mode} class(es): "
+                        f"{shown}{' ...' if len(missing) > 5 else ''}; a model cannot learn them. Use the full "
+                        "dataset or one with every class.")
     mapping = fine_to_coarse(np.concatenate([train.y_fine, test.y_fine]),
                              np.concatenate([train.y_coarse, test.y_coarse]))
     y_train = train.y_fine if label_mode == "fine" else train.y_coarse

@@ -1,0 +1,120 @@
+"""The README's bad-input table, row by row: each input gives a clear error naming the setting or file,
+before training starts and before any MLflow run is created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_split, write_npz, write_pickles, write_tarball
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from cifar_exp.config import PROJECT_ROOT, register, validate
+from cifar_exp.errors import CifarExpError
+
+
+def _compose(overrides):
+    register()
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def _dataset(tmp_path: Path, kind: str) -> Path:
+    train, test = make_split(2, 0), make_split(1, 1)
+    if kind == "npz_truncated":
+        folder = write_npz(tmp_path / kind, train, test)
+        raw = (folder / "train.npz").read_bytes()
+        (folder / "train.npz").write_bytes(raw[: len(raw) // 3])
+        return folder
+    if kind == "pickle_corrupt":
+        folder = write_pickles(tmp_path / kind, train, test)
+        (folder / "cifar-100-python" / "test").write_bytes(b"\x80\x04\x95 not a pickle")
+        return folder
+    if kind == "tar_truncated":
+        path = write_tarball(tmp_path / kind, train, test)
+        path.write_bytes(path.read_bytes()[:2000])
+        return path
+    if kind == "shape":
+        train["x"] = np.zeros((len(train["x"]), 28, 28, 3), np.uint8)
+    if kind == "labels":
+        test["y_coarse"] = test["y_coarse"] + 20
+    if kind == "class_missing":
+        keep = train["y_fine"] != 17
+        train = {k: v[keep] for k, v in train.items()}
+    if kind == "missing_keys":
+        folder = write_npz(tmp_path / kind, train, test)
+        np.savez(folder / "test.npz", images=test["x"])
+        return folder
+    if kind == "empty_folder":
+        (tmp_path / kind).mkdir()
+        return tmp_path / kind
+    return write_npz(tmp_path / kind, train, test)
+
+
+# (row name, overrides, dataset kind or None, text the error must contain)
+ROWS = [
+    ("unknown key", ["optimizer.nope=1"], None, "nope"),
+    ("unknown top-level key", ["bogus=1"], None, "bogus"),
+    ("unknown group option", ["optimizer=rmsprop"], None, "rmsprop"),
+    ("wrong type (int)", ["trainer.epochs=ten"], None, "trainer.epochs"),
+    ("wrong type (float)", ["optimizer.lr=fast"], None, "optimizer.lr"),
+    ("zero learning rate", ["optimizer.lr=0"], None, "optimizer.lr=0.0 must be > 0"),
+    ("negative learning rate", ["optimizer.lr=-1e-4"], None, "optimizer.lr=-0.0001 must be > 0"),
+    ("negative decay", ["optimizer.decay=-0.05"], None, "optimizer.decay"),
+    ("momentum out of range", ["optimizer=sgd", "optimizer.momentum=1.5"], None, "optimizer.momentum"),
+    ("dropout rate of 1", ["dropout.conv2=1.0"], None, "dropout.conv2=1.0 must be a dropout rate in [0, 1)"),
+    ("batch size < 1", ["trainer.batch_size=0"], None, "trainer.batch_size=0 must be >= 1"),
+    ("zero epochs", ["trainer.epochs=0"], None, "trainer.epochs=0 must be >= 1"),
+    ("validation split of 1", ["data.val_split=1.0"], None, "data.val_split"),
+    ("subset of size 0", ["data.train_size=0"], None, "data.train_size"),
+    ("unknown label mode", ["data.label_mode=medium"], None, "data.label_mode='medium' is not one of fine, coarse"),
+    ("unknown data source", ["data.source=s3"], None, "data.source='s3' is not one of keras, local"),
+    ("local source without path", ["data.source=local", "data.path=null"], None, "needs data.path"),
+    ("missing data folder", ["data.source=local", "data.path=/no/such/cifar"], None, "does not exist"),
+    ("folder without a dataset", [], "empty_folder", "holds no CIFAR-100 copy"),
+    ("truncated npz", [], "npz_truncated", "truncated or corrupt"),
+    ("corrupt pickle", [], "pickle_corrupt", "truncated or corrupt"),
+    ("truncated tar.gz", [], "tar_truncated", "truncated or corrupt"),
+    ("wrong image shape", [], "shape", "expected (N, 32, 32, 3)"),
+    ("labels out of range", [], "labels", "expected 0..19"),
+    ("npz without the expected keys", [], "missing_keys", "lacks the keys"),
+    ("a class missing from the training split", [], "class_missing", "no image of 1 fine class(es): 17 (fine17)"),
+    ("subset too small to stratify", ["data.train_size=50"], "ok", "data.train_size=50 cannot keep"),
+    ("tracking server unreachable", ["tracking.uri=http://127.0.0.1:9"], "ok", "tracking server does not answer"),
+    ("store not writable", ["tracking.uri=sqlite:////proc/cifar_exp/mlflow.db"], "ok", "not writable"),
+    ("resume of an unknown run", ["resume=ffffffffffffffff"], "ok", "resume=ffffffffffffffff: no such run"),
+]
+
+
+@pytest.mark.parametrize("name,overrides,dataset,message", ROWS, ids=[r[0] for r in ROWS])
+def test_bad_input_row(name, overrides, dataset, message, tmp_path, store_uri):
+    from cifar_exp.train import train
+
+    base = [f"tracking.uri={store_uri}", "trainer.epochs=1", "trainer.verbose=0"]
+    if dataset:
+        base += ["data.source=local", f"data.path={_dataset(tmp_path, dataset)}"]
+    try:
+        cfg = _compose(base + overrides)
+        validate(cfg)
+        train(cfg)
+    except ConfigCompositionException as error:
+        assert message in f"{error} {error.__cause__}"
+    except CifarExpError as error:
+        assert message in str(error)
+    else:
+        pytest.fail(f"{name}: no error")
+    db = Path(store_uri.removeprefix("sqlite:///"))
+    if db.exists():
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(store_uri)
+        assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_the_table_has_at_least_twenty_rows_and_is_in_the_readme():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert len(ROWS) >= 20
+    for name, *_ in ROWS:
+        assert f"| {name} |" in readme, name
