@@ -1,9 +1,9 @@
 """Compare a report experiment's sweep with the 2017 report's figures, reading only the MLflow store.
 
-``python -m cifar_exp.report decay`` finds the latest sweep of experiment ``decay``, groups its finished
-runs by configuration (what varies between them, seeds pooled), and writes a table of measured test
+``python -m cifar_exp.report decay`` reads every run of experiment ``decay`` (all its sweeps), groups the
+finished ones by configuration (what varies between them, and epochs; seeds pooled), and writes a table of measured test
 accuracy (mean and spread over seeds) beside the report's figure, plus one plot overlaying every run's
-validation-accuracy curve. Both are logged to the sweep's parent run; the table is printed.
+validation-accuracy curve. Both are logged to the latest sweep's parent run; the table is printed.
 """
 
 from __future__ import annotations
@@ -45,9 +45,11 @@ def find_sweep(client: MlflowClient, experiment_name: str, store_experiment: str
     return runs[0]
 
 
-def children(client: MlflowClient, parent: MlflowRun) -> list[MlflowRun]:
+def experiment_runs(client: MlflowClient, parent: MlflowRun, experiment_name: str) -> list[MlflowRun]:
+    """Every run of the experiment in the parent's MLflow experiment, from all its sweeps: a sweep that
+    was re-run skips configurations that already FINISHED, so their runs live under an earlier parent."""
     return client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+                              filter_string=f"tags.experiment = '{experiment_name}'",
                               order_by=["attributes.start_time ASC"], max_results=10000)
 
 
@@ -115,7 +117,7 @@ def report(experiment_name: str, uri: str = DEFAULT_URI, store_experiment: str =
     """Build, log (to the sweep's parent run) and return the comparison table and its markdown."""
     client = MlflowClient(uri)
     parent = find_sweep(client, experiment_name, store_experiment, sweep_run_id)
-    runs = children(client, parent)
+    runs = experiment_runs(client, parent, experiment_name)
     table = comparison_table(runs)
     markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report "
                                   f"(sweep {parent.info.run_id})")
@@ -137,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("experiment", help="a name from experiments/ (learning_rate, dropout, decay, sgd, ...)")
     parser.add_argument("--uri", default=DEFAULT_URI, help="tracking URI (default: the project's store)")
     parser.add_argument("--store-experiment", default="cifar_exp", help="MLflow experiment holding the sweeps")
-    parser.add_argument("--sweep", help="the parent run id of a specific sweep (default: the latest)")
+    parser.add_argument("--sweep", help="the sweep parent run to log the report to (default: the latest sweep of the experiment)")
     args = parser.parse_args(argv)
     try:
         _, markdown = report(args.experiment, args.uri, args.store_experiment, args.sweep)
