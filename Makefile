@@ -7,6 +7,7 @@ DATA_DIR ?= $(abspath ../shared/data/cifar100)
 DATA   := $(if $(wildcard $(DATA_DIR)/train.npz),data=local data.path=$(DATA_DIR),data=keras)
 ARGS   ?=
 PORT   ?= 5000
+EXTRAS ?= dev,torch
 
 .PHONY: help install train sweep ui test test-slow bench report clean-outputs
 
@@ -16,7 +17,7 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install cifar_exp with its test tools

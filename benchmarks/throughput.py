@@ -81,7 +81,8 @@ def peer(data_path: str, images: int, epochs: int) -> list[float]:
     return history["images_per_second"]
 
 
-def harness(data_path: str, pool: int, epochs: int, augmentation: str, tracking: bool, store: str) -> tuple[list[float], float]:
+def harness(data_path: str, pool: int, epochs: int, augmentation: str, tracking: bool,
+            store: str) -> tuple[list[float], float]:
     """The harness's own trainer on the winning config; returns per-epoch images/s and the run's wall time."""
     register()
     overrides = ["data=local", f"data.path={data_path}", f"data.train_size={pool}", "data.test_size=1000",
@@ -140,7 +141,7 @@ def main() -> None:
         print(f"  {name}: {rate:.0f} images/s (epochs: {', '.join(f'{r:.0f}' for r in rates)})", flush=True)
 
     base = results["peer: plain fit, float32 arrays"]["images_per_second"]
-    print(f"\n| arm | images/s | ratio to peer | s per 41,500-image epoch | GFLOP/s | % of matmul peak | peak RSS MiB |")
+    print("\n| arm | images/s | ratio to peer | s per 41,500-image epoch | GFLOP/s | % of matmul peak | peak RSS MiB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         gflops = 6 * macs * r["images_per_second"] / 1e9

@@ -7,8 +7,6 @@ here imports TensorFlow: a bad config is reported in well under a second.
 
 from __future__ import annotations
 
-from cifar_exp.errors import ConfigError
-
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,6 +15,8 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+
+from cifar_exp.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,6 @@ or a folder holding it). Everything returns uint8 images (N, 32, 32, 3) and 1-D 
 
 from __future__ import annotations
 
-from cifar_exp.errors import DataError
-
 import hashlib
 import json
 import os
@@ -20,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+
+from cifar_exp.errors import DataError
 
 NUM_FINE, NUM_COARSE = 100, 20
 TARBALL = "cifar-100-python.tar.gz"
@@ -152,7 +152,9 @@ def _load_keras():
     train = RawSplit(x_train, yf_train.reshape(-1), yc_train.reshape(-1))
     test = RawSplit(x_test, yf_test.reshape(-1), yc_test.reshape(-1))
     meta_file = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets/cifar-100-python/meta"
-    names = _names_from_pickle_meta(pickle.loads(meta_file.read_bytes(), encoding="bytes")) if meta_file.exists() else None
+    names = None
+    if meta_file.exists():
+        names = _names_from_pickle_meta(pickle.loads(meta_file.read_bytes(), encoding="bytes"))
     return train, test, names
 
 

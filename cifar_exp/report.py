@@ -139,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("experiment", help="a name from experiments/ (learning_rate, dropout, decay, sgd, ...)")
     parser.add_argument("--uri", default=DEFAULT_URI, help="tracking URI (default: the project's store)")
     parser.add_argument("--store-experiment", default="cifar_exp", help="MLflow experiment holding the sweeps")
-    parser.add_argument("--sweep", help="the sweep parent run to log the report to (default: the latest sweep of the experiment)")
+    parser.add_argument("--sweep", help="the sweep parent run to log the report to (default: the latest one)")
     args = parser.parse_args(argv)
     try:
         _, markdown = report(args.experiment, args.uri, args.store_experiment, args.sweep)

@@ -7,8 +7,6 @@ run" leaks between the jobs that Hydra's basic launcher runs one after another i
 
 from __future__ import annotations
 
-from cifar_exp.errors import TrackingError
-
 import json
 import os
 import platform
@@ -28,6 +26,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.config import PROJECT_ROOT
+from cifar_exp.errors import TrackingError
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
 TAG_ROLE = "cifar_exp.role"

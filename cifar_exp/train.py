@@ -25,7 +25,6 @@ from cifar_exp.config import config_hash, report_figure_for
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.pipeline import Batches
 
-
 log = logging.getLogger(__name__)
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -83,3 +86,28 @@ def npz_dir(tmp_path_factory, tiny_splits) -> Path:
 @pytest.fixture()
 def store_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+
+
+def cli(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "cifar_exp", *args, f"hydra.run.dir={tmp_path}/outputs",
+                           f"hydra.sweep.dir={tmp_path}/multirun"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tiny(npz_dir: Path, store_uri: str) -> list[str]:
+    checkpoints = Path(store_uri.removeprefix("sqlite:///")).parent / "checkpoints"
+    return ["data.source=local", f"data.path={npz_dir}", f"tracking.uri={store_uri}", "trainer.epochs=1",
+            "trainer.verbose=0", f"trainer.checkpoint_dir={checkpoints}"]
+
+
+def all_runs(uri: str):
+    client = MlflowClient(uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found

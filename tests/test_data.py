@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import make_split, write_npz, write_pickles, write_tarball
@@ -91,7 +93,7 @@ def _broken(tmp_path, kind):
     ("missing_key", "lacks the keys ['y_coarse']"),
 ])
 def test_malformed_npz_is_a_clear_data_error(tmp_path, kind, message):
-    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(DataError, match=re.escape(message)):
         load_raw("local", str(_broken(tmp_path, kind)))
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from conftest import cli, tiny
 from mlflow.tracking import MlflowClient
-from test_main import cli, tiny
 
 from cifar_exp.report import ReportError, main, report
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import all_runs, cli, tiny
 from mlflow.tracking import MlflowClient
-from test_main import all_runs, cli, tiny
 
 EPOCHS = 4
 

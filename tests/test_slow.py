@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_main import all_runs, cli
+from conftest import all_runs, cli
 
 from cifar_exp.config import PROJECT_ROOT
 from cifar_exp.data import load_dataset

@@ -1,0 +1,23 @@
+"""The trainer is plain Keras 3: a 1-epoch tiny job runs under every Keras backend installed here."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+from conftest import all_runs, cli, tiny
+
+BACKENDS = ["tensorflow", "torch", "jax"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_epoch_under_backend(backend, tmp_path, npz_dir, store_uri, monkeypatch):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install -e '.[dev,torch]' adds torch)")
+    monkeypatch.setitem(os.environ, "KERAS_BACKEND", backend)
+    done = cli(tmp_path, *tiny(npz_dir, store_uri), "augmentation=shift_flip")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(store_uri)
+    assert run.info.status == "FINISHED" and run.data.tags["keras_backend"] == backend
+    assert {"loss", "val_accuracy", "test_accuracy", "images_per_second"} <= set(run.data.metrics)
