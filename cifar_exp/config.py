@@ -68,6 +68,7 @@ class TrainerConfig:
     batch_size: int = 32
     steps_per_execution: int = 1
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    test_each_epoch: bool = False  # also score the test set after every epoch (epoch_test_accuracy)
     deterministic: bool = False  # TensorFlow op determinism: identical reruns, somewhat slower
     checkpoint_dir: str = "${project_root:}/mlruns/checkpoints"  # one folder per MLflow run id
 

@@ -73,6 +73,19 @@ class EpochStats(keras.callbacks.Callback):
         logs["lr"] = optim.current_learning_rate(self.model.optimizer)
 
 
+class TestEachEpoch(keras.callbacks.Callback):
+    """Adds ``epoch_test_loss`` and ``epoch_test_accuracy`` to the epoch logs (``trainer.test_each_epoch``),
+    for learning curves on the test set itself; the validation split stays what the run selects on."""
+
+    def __init__(self, x_test: np.ndarray, y_test: np.ndarray):
+        super().__init__()
+        self.x_test, self.y_test = x_test, y_test
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        scores = self.model.evaluate(self.x_test, self.y_test, batch_size=256, verbose=0, return_dict=True)
+        logs["epoch_test_loss"], logs["epoch_test_accuracy"] = scores["loss"], scores["accuracy"]
+
+
 class MetricsLogger(keras.callbacks.Callback):
     """Logs every epoch's logs to MLflow, step = epoch number (0-based), synchronously.
 
@@ -200,6 +213,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
                           epoch=epochs_done)
         recorder = checkpoint.EpochCheckpoint(folder, start.checkpoint.history if start.checkpoint else None)
         callbacks = [EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
+                     *([TestEachEpoch(data.x_test, data.y_test)] if cfg.trainer.test_each_epoch else []),
                      *([recorder] if run.enabled else []), MetricsLogger(run), *_tensorboard(folder / "tensorboard")]
         fitted = model.fit(batches, validation_data=(data.x_val, data.y_val), validation_batch_size=256,
                            epochs=cfg.trainer.epochs, initial_epoch=epochs_done, callbacks=callbacks,

@@ -24,14 +24,15 @@ ARTIFACTS = {
 
 
 def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
-    done = cli(tmp_path, *tiny(npz_dir, store_uri), "optimizer.lr=1e-3", "seed=3")
+    done = cli(tmp_path, *tiny(npz_dir, store_uri), "optimizer.lr=1e-3", "seed=3", "trainer.test_each_epoch=true")
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = all_runs(store_uri)
     client = MlflowClient(store_uri)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "adam-lr1e-3-winning-shift_flip-s3"
-    assert EPOCH_METRICS | TEST_METRICS <= set(run.data.metrics)
+    assert EPOCH_METRICS | TEST_METRICS | {"epoch_test_accuracy", "epoch_test_loss"} <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
+    assert run.data.metrics["epoch_test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
     params = run.data.params
     assert params["optimizer.lr"] == "0.001" and params["dropout.conv2"] == "0.1" and params["seed"] == "3"
     assert "optimizer.lr=1e-3" in params["overrides"]
