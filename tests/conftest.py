@@ -20,6 +20,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FINE_TO_COARSE = np.arange(100) % 20
 
 
+def compose_config(overrides: list[str], return_hydra_config: bool = False):
+    """The config ``python -m cifar_exp <overrides>`` would compose, without running it."""
+    from hydra import compose, initialize_config_dir
+
+    from cifar_exp.config import register
+
+    register()
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
 def make_split(per_class: int, seed: int) -> dict[str, np.ndarray]:
     """``per_class`` images of each of the 100 fine classes, with a class-dependent mean so models can learn."""
     rng = np.random.default_rng(seed)

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_split, write_npz, write_pickles, write_tarball
-from hydra import compose, initialize_config_dir
+from conftest import compose_config, make_split, write_npz, write_pickles, write_tarball
 from hydra.errors import ConfigCompositionException
 
-from cifar_exp.config import PROJECT_ROOT, register, validate
+from cifar_exp.config import PROJECT_ROOT, validate
 from cifar_exp.errors import CifarExpError
-
-
-def _compose(overrides):
-    register()
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
 
 
 def _dataset(tmp_path: Path, kind: str) -> Path:
@@ -96,7 +89,7 @@ def test_bad_input_row(name, overrides, dataset, message, tmp_path, store_uri):
     if dataset:
         base += ["data.source=local", f"data.path={_dataset(tmp_path, dataset)}"]
     try:
-        cfg = _compose(base + overrides)
+        cfg = compose_config(base + overrides)
         validate(cfg)
         train(cfg)
     except ConfigCompositionException as error:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from cifar_exp.config import PROJECT_ROOT, ConfigError, register, report_figure_for, validate
+from cifar_exp.config import PROJECT_ROOT, ConfigError, report_figure_for, validate
 
 CONF = PROJECT_ROOT / "conf"
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()
@@ -17,14 +17,9 @@ GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir
 EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml"))
 
 
-def _compose(overrides: list[str]):
-    register()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=False)
-
 
 def test_defaults_are_the_report_winning_run():
-    cfg = _compose([])
+    cfg = compose_config([])
     assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == 1e-4 and cfg.optimizer.decay == 0
     assert (cfg.dropout.conv2, cfg.dropout.conv3, cfg.dropout.dense) == (0.1, 0.25, 0.5)
     assert cfg.augmentation.name == "shift_flip" and cfg.augmentation.shift == 0.1 and cfg.augmentation.flip
@@ -36,7 +31,7 @@ def test_defaults_are_the_report_winning_run():
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
 def test_every_group_option_composes(group, option):
-    cfg = _compose([f"{group}={option}"])
+    cfg = compose_config([f"{group}={option}"])
     validate(cfg)
 
 
@@ -49,22 +44,22 @@ def test_expected_options_exist():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes(name):
-    cfg = _compose([f"+experiment={name}"])
+    cfg = compose_config([f"+experiment={name}"])
     assert cfg.experiment == name
     validate(cfg)
 
 
 def test_report_figure_matches_the_job_settings():
-    assert report_figure_for(_compose(["+experiment=decay", "optimizer.decay=0.05"])).test_accuracy == 0.1195
-    assert report_figure_for(_compose(["+experiment=decay", "optimizer.decay=0"])) is None
-    assert report_figure_for(_compose(["+experiment=sgd", "optimizer=sgd"])).test_accuracy == 0.0211
+    assert report_figure_for(compose_config(["+experiment=decay", "optimizer.decay=0.05"])).test_accuracy == 0.1195
+    assert report_figure_for(compose_config(["+experiment=decay", "optimizer.decay=0"])) is None
+    assert report_figure_for(compose_config(["+experiment=sgd", "optimizer=sgd"])).test_accuracy == 0.0211
 
 
 @pytest.mark.parametrize("override", ["optimizer.nope=1", "trainer.epochs=abc", "optimizer=rmsprop",
                                       "dropout.conv2=high", "bogus=1"])
 def test_unknown_options_and_wrong_types_fail_at_composition(override):
     with pytest.raises(ConfigCompositionException):
-        _compose([override])
+        compose_config([override])
 
 
 @pytest.mark.parametrize("override,name", [
@@ -78,17 +73,17 @@ def test_unknown_options_and_wrong_types_fail_at_composition(override):
 ])
 def test_out_of_range_values_are_named(override, name):
     with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
-        validate(_compose([override]))
+        validate(compose_config([override]))
 
 
 def test_local_source_needs_an_existing_path(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        validate(_compose(["data.source=local", f"data.path={tmp_path / 'missing'}"]))
+        validate(compose_config(["data.source=local", f"data.path={tmp_path / 'missing'}"]))
     with pytest.raises(ConfigError, match="needs data.path"):
-        validate(_compose(["data.source=local"]))
+        validate(compose_config(["data.source=local"]))
 
 
 def test_schema_is_typed():
-    cfg = _compose([])
+    cfg = compose_config([])
     assert OmegaConf.get_type(cfg.optimizer).__name__ == "OptimizerConfig"
     assert Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_absolute()

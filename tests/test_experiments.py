@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.config import PROJECT_ROOT, register, validate
+from cifar_exp.config import PROJECT_ROOT, validate
 
 EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml"))
 
 
 def _sweep_values(name: str) -> list[str]:
     """The first value of each swept key of the experiment, as overrides (one job of its sweep)."""
-    register()
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    cfg = compose_config([f"+experiment={name}"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params or {}
     return [f"{key}={str(values).split(',')[0]}" for key, values in params.items()]
 
@@ -26,8 +24,7 @@ def test_experiment_runs_one_epoch(name, npz_dir, store_uri):
 
     overrides = [f"+experiment={name}", *_sweep_values(name), "data.source=local", f"data.path={npz_dir}",
                  f"tracking.uri={store_uri}", "trainer.epochs=1", "trainer.verbose=0", "data.train_size=200"]
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose_config(overrides)
     validate(cfg)
     outcome = train(cfg)
     assert 0 <= outcome.metrics["test_accuracy"] <= 1 and len(outcome.history["loss"]) == 1
