@@ -6,11 +6,12 @@ Arms (same data, batch size 32, same model):
   3. harness+aug      the same with shift_flip augmentation
   4. harness+aug -mlf the same as 3 with MLflow tracking switched off
 
-Each arm trains ``1 + repeats`` epochs on ``--images`` training images; the first epoch is warm-up and
-the median images/s of the others is reported (training part of each epoch, validation excluded), with
-the ratio to the peer, the seconds one 41,500-image epoch takes, the achieved GFLOP/s of the training
-step (6 FLOPs per multiply-add: forward plus the two backward products) against the measured float32
-matmul peak, and the process's peak resident memory after each arm.
+Each arm trains ``1 + repeats`` epochs on ``--images`` training images; the first epoch is warm-up. The
+arms run ``--rounds`` times, interleaved (ABCDABCD), and each arm's figure is the median images/s of its
+timed epochs over all rounds (training part of each epoch, validation excluded). Printed: images/s, the
+ratio to the peer, the seconds one 41,500-image epoch takes, the achieved GFLOP/s of the training step
+(6 FLOPs per multiply-add: forward plus the two backward products) against the measured float32 matmul
+peak, the process's peak resident memory after each arm, and what MLflow tracking costs.
 
     python benchmarks/throughput.py --data ../shared/data/cifar100      # real CIFAR-100
     python benchmarks/throughput.py                                      # random data of the same shape
@@ -111,6 +112,9 @@ def main() -> None:
     parser.add_argument("--data", help="a local CIFAR-100 copy (default: random data of the same shape)")
     parser.add_argument("--images", type=int, default=8300, help="training images per epoch (default 8300)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per arm, after one warm-up epoch")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="run every arm this many times, interleaved (ABCDABCD), so drifting machine load "
+                             "hits all arms alike; the median is over the timed epochs of all rounds")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -133,12 +137,20 @@ def main() -> None:
         ("harness, shift_flip", lambda: harness(data_path, pool, epochs, "shift_flip", True, store)),
         ("harness, shift_flip, tracking off", lambda: harness(data_path, pool, epochs, "shift_flip", False, store)),
     ]
-    for name, arm in arms:
-        rates, wall = arm()
-        rate = statistics.median(rates[1:])
-        results[name] = {"images_per_second": rate, "epoch_rates": rates, "run_seconds": wall,
-                         "peak_rss_mib": peak_rss_mib()}
-        print(f"  {name}: {rate:.0f} images/s (epochs: {', '.join(f'{r:.0f}' for r in rates)})", flush=True)
+    for round_number in range(1, args.rounds + 1):
+        for name, arm in arms:
+            rates, wall = arm()
+            entry = results.setdefault(name, {"epoch_rates": [], "timed_rates": [], "run_seconds": []})
+            entry["epoch_rates"].append(rates)
+            entry["timed_rates"] += rates[1:]
+            if wall is not None:
+                entry["run_seconds"].append(wall)
+            entry["peak_rss_mib"] = peak_rss_mib()
+            print(f"  round {round_number}, {name}: epochs {', '.join(f'{r:.0f}' for r in rates)} images/s",
+                  flush=True)
+    for entry in results.values():
+        entry["images_per_second"] = statistics.median(entry["timed_rates"])
+        entry["run_seconds"] = statistics.median(entry["run_seconds"]) if entry["run_seconds"] else None
 
     base = results["peer: plain fit, float32 arrays"]["images_per_second"]
     print("\n| arm | images/s | ratio to peer | s per 41,500-image epoch | GFLOP/s | % of matmul peak | peak RSS MiB |")
