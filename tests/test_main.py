@@ -23,6 +23,12 @@ ARTIFACTS = {
 }
 
 
+def tf_value(event) -> float:
+    from tensorboard.util import tensor_util
+
+    return tensor_util.make_ndarray(event.tensor_proto).item()
+
+
 def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
     done = cli(tmp_path, *tiny(npz_dir, store_uri), "optimizer.lr=1e-3", "seed=3", "trainer.test_each_epoch=true")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -44,6 +50,15 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
     paths = artifact_paths(client, run.info.run_id)
     assert ARTIFACTS <= paths
     assert any(p.startswith("tensorboard/train/events.out.tfevents") for p in paths)
+
+    # TensorBoard's own reader finds the per-epoch scalars in the logged event files.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logs = client.download_artifacts(run.info.run_id, "tensorboard", str(tmp_path))
+    events = EventAccumulator(str(Path(logs) / "train")).Reload()
+    assert "epoch_loss" in events.Tags()["tensors"]
+    (loss,) = events.Tensors("epoch_loss")
+    assert float(tf_value(loss)) == pytest.approx(run.data.metrics["loss"], rel=1e-5)
 
     # The logged .h5, reloaded in a fresh process on raw test images, reproduces the logged accuracy.
     model_file = client.download_artifacts(run.info.run_id, "model/model.h5", str(tmp_path))
