@@ -7,7 +7,7 @@ DATA_DIR ?= $(abspath ../shared/data/cifar100)
 DATA   := $(if $(wildcard $(DATA_DIR)/train.npz),data=local data.path=$(DATA_DIR),data=keras)
 ARGS   ?=
 PORT   ?= 5000
-EXTRAS ?= dev,torch
+EXTRAS ?= dev,backends
 
 .PHONY: help install train sweep ui test test-slow bench report clean-outputs
 

@@ -14,7 +14,7 @@ BACKENDS = ["tensorflow", "torch", "jax"]
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_one_epoch_under_backend(backend, tmp_path, npz_dir, store_uri, monkeypatch):
     if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install -e '.[dev,torch]' adds torch)")
+        pytest.skip(f"{backend} is not installed (pip install -e '.[dev,backends]' adds torch and jax)")
     monkeypatch.setitem(os.environ, "KERAS_BACKEND", backend)
     done = cli(tmp_path, *tiny(npz_dir, store_uri), "augmentation=shift_flip")
     assert done.returncode == 0, done.stderr[-3000:]
