@@ -30,8 +30,8 @@ def test_defaults_are_the_report_winning_run():
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, options in GROUPS.items() for o in options])
-def test_every_group_option_composes(group, option):
-    cfg = compose_config([f"{group}={option}"])
+def test_every_group_option_composes(group, option, npz_dir):
+    cfg = compose_config([f"{group}={option}"] + ([f"data.path={npz_dir}"] if group == "data" else []))
     validate(cfg)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import all_runs, cli, tiny
+from conftest import all_runs, cli, compose_config, tiny
 from mlflow.tracking import MlflowClient
 
 EPOCHS = 4
@@ -90,17 +90,22 @@ def test_resume_errors_are_clear(tmp_path, npz_dir, store_uri):
     assert done.returncode == 2 and "resume=0123456789abcdef" in done.stderr
 
 
-def test_stale_running_run_is_marked_killed(tmp_path, npz_dir, store_uri):
+def test_stale_running_run_is_marked_killed(npz_dir, store_uri):
     from cifar_exp.tracking import client_for, experiment_id
+    from cifar_exp.train import train
 
-    assert cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1").returncode == 0
-    (first,) = all_runs(store_uri)
+    cfg = compose_config([*tiny(npz_dir, store_uri), "data.train_size=200"])
+    first = train(cfg)
     client = client_for(store_uri)
+    tags = client.get_run(first.run_id).data.tags
     ghost = client.create_run(experiment_id(client, "cifar_exp"), run_name="ghost",
-                              tags={"config_hash": first.data.tags["config_hash"], "host": first.data.tags["host"],
-                                    "pid": "999999999"})
-    assert cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1").returncode == 0
+                              tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": "999999999"})
+    alive = client.create_run(experiment_id(client, "cifar_exp"), run_name="alive",
+                              tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": str(os.getpid())})
+    train(cfg)
     assert client.get_run(ghost.info.run_id).info.status == "KILLED"
+    assert "died while RUNNING" in client.get_run(ghost.info.run_id).data.tags["error"]
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"  # a live process is left alone
 
 
 def test_failing_job_does_not_stop_the_sweep_and_rerun_skips_finished(tmp_path, npz_dir, store_uri):
