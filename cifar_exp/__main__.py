@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -15,6 +16,7 @@ from cifar_exp.config import register, validate
 from cifar_exp.errors import CifarExpError
 
 register()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set 0 to see it
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
