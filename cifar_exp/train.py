@@ -42,7 +42,7 @@ class JobContext:
 
 @dataclass
 class Outcome:
-    """What a finished run measured: test metrics and the per-epoch history Keras returned."""
+    """What a finished run measured: test metrics and the per-epoch logs of all its epochs."""
 
     metrics: dict[str, float]
     history: dict[str, list[float]]
@@ -188,16 +188,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
     if start.checkpoint is not None:
         checkpoint.restore(model, start.checkpoint)
         epochs_done = start.checkpoint.epochs_done
-    tags = {"dataset_fingerprint": data.fingerprint, "config_hash": chash, **tracking.environment_tags()}
-    if cfg.experiment:
-        tags["experiment"] = cfg.experiment
-    figure = report_figure_for(cfg)
-    if figure is not None:
-        tags["report_note"] = figure.note
-        if figure.test_accuracy is not None:
-            tags["report_test_accuracy"] = figure.test_accuracy
-
-    with tracking.tracked_run(uri, cfg.tracking.experiment, run_name(cfg), parent, tags,
+    with tracking.tracked_run(uri, cfg.tracking.experiment, run_name(cfg), parent, _run_tags(cfg, data, chash),
                               resume_run_id=start.resume_run_id) as run, \
             tempfile.TemporaryDirectory(prefix="cifar_exp_") as scratch:
         work = Path(scratch)
@@ -232,6 +223,20 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
     if run.enabled:
         checkpoint.remove(folder)
     return Outcome(result.metrics, history, run.run_id)
+
+
+def _run_tags(cfg: DictConfig, data: Dataset, chash: str) -> dict[str, str]:
+    """What makes the run reproducible and comparable: data and config fingerprints, versions, the
+    report's figure for this setting."""
+    tags = {"dataset_fingerprint": data.fingerprint, "config_hash": chash, **tracking.environment_tags()}
+    if cfg.experiment:
+        tags["experiment"] = cfg.experiment
+    figure = report_figure_for(cfg)
+    if figure is not None:
+        tags["report_note"] = figure.note
+        if figure.test_accuracy is not None:
+            tags["report_test_accuracy"] = str(figure.test_accuracy)
+    return tags
 
 
 def _log_run_description(run: tracking.Run, cfg: DictConfig, context: JobContext, data: Dataset,
