@@ -22,7 +22,10 @@ from cifar_exp import plots, tracking
 from cifar_exp.config import PROJECT_ROOT
 
 DEFAULT_URI = f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
-IGNORED_PARAMS = {"seed", "overrides", "tracking.run_name"}
+# Not what a sweep compares: seeds are pooled, epochs have their own column, the rest is bookkeeping
+# (the data itself is identified by the dataset_fingerprint tag, not by where it was read from).
+IGNORED_PARAMS = {"seed", "overrides", "tracking.run_name", "trainer.epochs", "trainer.verbose",
+                  "trainer.checkpoint_dir", "data.path", "data.train_images", "data.val_images", "data.test_images"}
 
 
 class ReportError(RuntimeError):
@@ -54,10 +57,10 @@ def experiment_runs(client: MlflowClient, parent: MlflowRun, experiment_name: st
 
 
 def varying_params(runs: list[MlflowRun]) -> list[str]:
-    """The params whose values differ between runs (seeds excluded): what the sweep compares."""
-    keys = sorted(set().union(*(r.data.params for r in runs)) - IGNORED_PARAMS)
-    return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1
-            and not k.startswith(("data.train_images", "data.val_images"))]
+    """The params whose values differ between runs (seeds excluded): what the sweep compares. Only keys
+    every run has count, so runs logged before a config key was added still compare."""
+    keys = sorted(set.intersection(*(set(r.data.params) for r in runs)) - IGNORED_PARAMS)
+    return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
 
 
 def comparison_table(runs: list[MlflowRun]) -> pd.DataFrame:
