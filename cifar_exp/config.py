@@ -71,6 +71,7 @@ class TrainerConfig:
     test_each_epoch: bool = False  # also score the test set after every epoch (epoch_test_accuracy)
     deterministic: bool = False  # TensorFlow op determinism: identical reruns, somewhat slower
     checkpoint_dir: str = "${project_root:}/mlruns/checkpoints"  # one folder per MLflow run id
+    max_minutes: Optional[float] = None  # wall-clock budget: stop before an epoch that would overrun it
 
 
 @dataclass
@@ -169,6 +170,8 @@ def validate(cfg: DictConfig) -> None:
     check("trainer.epochs", _get(cfg, "trainer.epochs") >= 1, ">= 1")
     check("trainer.batch_size", _get(cfg, "trainer.batch_size") >= 1, ">= 1 (the report used 32)")
     check("trainer.steps_per_execution", _get(cfg, "trainer.steps_per_execution") >= 1, ">= 1")
+    budget = _get(cfg, "trainer.max_minutes")
+    check("trainer.max_minutes", budget is None or budget > 0, "null (no limit) or a positive number of minutes")
     check("data.val_split", 0 <= _get(cfg, "data.val_split") < 1, "in [0, 1) (0 validates on the test set)")
     for size in ("data.train_size", "data.test_size"):
         value = _get(cfg, size)

@@ -99,14 +99,20 @@ def _git(*args: str) -> str:
 
 def environment_tags() -> dict[str, str]:
     """Code version, library versions and the command line: what is needed to rerun a run."""
+    import importlib.metadata
+
     import keras
 
+    commit = _git("rev-parse", "HEAD")
+    backend = keras.backend.backend()
     tags = {
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower(),
+        # A copy shipped without .git (a cluster node, a container) can name its commit in CIFAR_EXP_GIT_COMMIT.
+        "git_commit": commit or os.environ.get("CIFAR_EXP_GIT_COMMIT") or "unknown",
+        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower() if commit else "unknown",
         "python_version": platform.python_version(),
         "keras_version": keras.__version__,
-        "keras_backend": keras.backend.backend(),
+        "keras_backend": backend,
+        "keras_backend_version": importlib.metadata.version(backend),
         "mlflow_version": mlflow.__version__,
         "command": " ".join([Path(sys.executable).name, "-m", "cifar_exp", *sys.argv[1:]]),
     }

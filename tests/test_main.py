@@ -125,3 +125,13 @@ def test_help_and_cfg(tmp_path):
         assert group in help_text
     job = cli(tmp_path, "--cfg", "job", "optimizer=sgd").stdout
     assert "name: sgd" in job and "epochs: 150" in job
+
+
+def test_time_budget_stops_cleanly_and_says_so(tmp_path, npz_dir, store_uri):
+    done = cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=5", "trainer.max_minutes=1e-6")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(store_uri)
+    assert run.info.status == "FINISHED"
+    assert len(MlflowClient(store_uri).get_metric_history(run.info.run_id, "loss")) == 1
+    assert run.data.tags["stopped_early"] == "trainer.max_minutes=1e-06: 1 of 5 epochs"
+    assert "test_accuracy" in run.data.metrics
