@@ -73,6 +73,8 @@ def comparison_table(runs: list[MlflowRun]) -> pd.DataFrame:
     for r in finished:
         row = {"configuration": ", ".join(f"{k}={r.data.params[k]}" for k in varying) or r.info.run_name,
                "epochs": int(r.data.params.get("trainer.epochs", 0)), "seed": r.data.params.get("seed"),
+               # Runs stopped by trainer.max_minutes ran fewer epochs than configured (older runs: all of them).
+               "epochs_run": int(r.data.metrics.get("epochs_run", r.data.params.get("trainer.epochs", 0))),
                "test_accuracy": r.data.metrics["test_accuracy"],
                "val_accuracy": r.data.metrics.get("val_accuracy"),
                "epoch_seconds": r.data.metrics.get("epoch_seconds"),
@@ -82,7 +84,8 @@ def comparison_table(runs: list[MlflowRun]) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows)
     table = frame.groupby(["configuration", "epochs"], sort=False).agg(
-        runs=("seed", "count"), test_accuracy_mean=("test_accuracy", "mean"),
+        runs=("seed", "count"), epochs_run_min=("epochs_run", "min"), epochs_run_max=("epochs_run", "max"),
+        test_accuracy_mean=("test_accuracy", "mean"),
         test_accuracy_std=("test_accuracy", "std"), final_val_accuracy=("val_accuracy", "mean"),
         seconds_per_epoch=("epoch_seconds", "mean"), report_test_accuracy=("report_test_accuracy", "first"),
         report_note=("report_note", "first")).reset_index()
@@ -95,12 +98,15 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
         return "" if value is None or pd.isna(value) else f"{100 * value:.2f}%"
 
     lines = [f"### {title}", "",
-             "| configuration | epochs | runs | measured test accuracy | report | report's words | s/epoch |",
+             "| configuration | epochs run | runs | measured test accuracy | report | report's words | s/epoch |",
              "| --- | ---: | ---: | ---: | ---: | --- | ---: |"]
     for row in table.itertuples():
         spread = "" if pd.isna(row.test_accuracy_std) else f" ± {100 * row.test_accuracy_std:.2f}"
         seconds = "" if pd.isna(row.seconds_per_epoch) else f"{row.seconds_per_epoch:.0f}"
-        lines.append(f"| {row.configuration} | {row.epochs} | {row.runs} | {pct(row.test_accuracy_mean)}{spread} "
+        ran = f"{row.epochs_run_min}" if row.epochs_run_min == row.epochs_run_max \
+            else f"{row.epochs_run_min}-{row.epochs_run_max}"
+        epochs = str(row.epochs) if ran == str(row.epochs) else f"{ran} of {row.epochs}"
+        lines.append(f"| {row.configuration} | {epochs} | {row.runs} | {pct(row.test_accuracy_mean)}{spread} "
                      f"| {pct(row.report_test_accuracy)} | {row.report_note} | {seconds} |")
     return "\n".join(lines) + "\n"
 

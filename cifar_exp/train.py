@@ -241,7 +241,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         probabilities = model.predict(data.x_test, batch_size=256, verbose=0)
         result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
                                    data.fine_to_coarse, data.label_mode)
-        run.log_metrics(result.metrics, step=len(history["loss"]))
+        run.log_metrics({**result.metrics, "epochs_run": len(history["loss"])}, step=len(history["loss"]))
         _log_artifacts(run, cfg, model, data, result, history, work, folder / "tensorboard")
     if run.enabled:
         checkpoint.remove(folder)

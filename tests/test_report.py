@@ -22,6 +22,7 @@ def test_table_pools_seeds_and_shows_the_report_figure(decay_sweep, capsys):
     table, markdown = report("decay", uri=decay_sweep)
     assert list(table["configuration"]) == ["optimizer.decay=0.05", "optimizer.decay=0.0"]
     assert list(table["runs"]) == [2, 2] and list(table["epochs"]) == [1, 1]
+    assert list(table["epochs_run_min"]) == [1, 1] and list(table["epochs_run_max"]) == [1, 1]
     assert table.loc[0, "report_test_accuracy"] == pytest.approx(0.1195)
     assert table["test_accuracy_std"].notna().all()
     assert "11.95%" in markdown and "±" in markdown
