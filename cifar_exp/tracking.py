@@ -72,7 +72,9 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     db = _sqlite_path(client.tracking_uri)
     location = (db.parent / "artifacts").as_uri() if db is not None else None
     try:
-        return client.create_experiment(name, artifact_location=location)
+        # The kind tag makes MLflow 3's UI open the experiment on its runs table, not the GenAI overview.
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
         return client.get_experiment_by_name(name).experiment_id
 

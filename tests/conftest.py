@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import tarfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -122,3 +127,48 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str
     for item in client.list_artifacts(run_id, path):
         found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
     return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_health(uri: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    """Wait until an MLflow server answers ``/health``; fail with its log if it dies or never answers."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the MLflow server exited with {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{uri}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    pytest.fail(f"the MLflow server did not answer on {uri} within {seconds:.0f} s")
+
+
+@contextmanager
+def mlflow_server(backend_store_uri: str, artifacts: Path, command: list[str] | None = None) -> Iterator[str]:
+    """A real ``mlflow server`` (or ``command``, given the port) on a free loopback port; yields its URI."""
+    port = free_port()
+    command = command or [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+                          "--artifacts-destination", str(artifacts), "--workers", "1"]
+    log = artifacts.parent / f"mlflow-server-{port}.log"
+    artifacts.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as output:  # a file, not a pipe: a chatty server must never block on a full pipe
+        process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], stdout=output,
+                                   stderr=subprocess.STDOUT, text=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(uri, process, log)
+        yield uri
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()

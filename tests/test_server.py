@@ -1,49 +1,59 @@
-"""A shared tracking server: a real ``mlflow server`` on loopback, with proxied artifact serving."""
+"""A shared tracking server: a real ``mlflow server`` on loopback with proxied artifact serving, over SQLite
+and over PostgreSQL (the team setup of the README), started by the test itself."""
 
 from __future__ import annotations
 
-import socket
+import os
+import shutil
 import subprocess
-import sys
-import time
+import tempfile
+from pathlib import Path
 
 import pytest
-import requests
-from conftest import all_runs, artifact_paths, cli, tiny
+from conftest import all_runs, artifact_paths, cli, free_port, mlflow_server, tiny
 from mlflow.tracking import MlflowClient
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def postgres_bin(name: str) -> str | None:
+    """A PostgreSQL program from PATH or Debian's versioned folder."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
 
 
-@pytest.fixture()
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def postgres_uri():
+    """A throwaway PostgreSQL cluster on a free loopback port, as the ``postgres`` user when run as root
+    (the server refuses root); yields a SQLAlchemy URI of an empty ``mlflow`` database."""
+    initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL is not installed here (Debian: apt-get install postgresql)")
+    pytest.importorskip("psycopg", reason="psycopg missing: make install (extra 'server')")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="cifar_exp_pg_"))
+    if as_user:
+        shutil.chown(data, "postgres", "postgres")
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination",
-         str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if requests.get(f"{uri}/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("mlflow server did not start within 120 s")
-    yield uri
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "-o",
+                        f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True, timeout=120)
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=port, user="mlflow", dbname="postgres",
+                             autocommit=True) as connection:
+            connection.execute("CREATE DATABASE mlflow")
+        yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(data, ignore_errors=True)
 
 
-def test_a_job_logs_to_the_server_artifacts_included(server, tmp_path, npz_dir):
+def run_job_against(server: str, tmp_path: Path, npz_dir: Path):
     args = [a for a in tiny(npz_dir, "sqlite:////unused/mlflow.db") if not a.startswith("tracking.uri=")]
     done = cli(tmp_path, *args, f"tracking.uri={server}", f"trainer.checkpoint_dir={tmp_path}/ckpt")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -52,3 +62,22 @@ def test_a_job_logs_to_the_server_artifacts_included(server, tmp_path, npz_dir):
     paths = artifact_paths(MlflowClient(server), run.info.run_id)
     assert {"model/model.h5", "plots/confusion_matrix.png"} <= paths
     assert list((tmp_path / "server-artifacts").rglob("model.h5"))  # stored by the server, not the client
+    return run
+
+
+def test_a_job_logs_to_the_server_artifacts_included(tmp_path, npz_dir):
+    with mlflow_server(f"sqlite:///{tmp_path}/server.db", tmp_path / "server-artifacts") as server:
+        run_job_against(server, tmp_path, npz_dir)
+
+
+def test_a_server_on_postgresql_keeps_the_runs_in_the_database(tmp_path, npz_dir, postgres_uri):
+    with mlflow_server(postgres_uri, tmp_path / "server-artifacts") as server:
+        run = run_job_against(server, tmp_path, npz_dir)
+    import psycopg
+
+    with psycopg.connect(postgres_uri.replace("+psycopg", "")) as connection:
+        status = connection.execute("SELECT status FROM runs WHERE run_uuid = %s", (run.info.run_id,)).fetchone()
+        accuracy = connection.execute("SELECT value FROM latest_metrics WHERE run_uuid = %s AND key = %s",
+                                      (run.info.run_id, "test_accuracy")).fetchone()
+    assert status == ("FINISHED",)
+    assert accuracy[0] == pytest.approx(run.data.metrics["test_accuracy"])
