@@ -20,6 +20,8 @@ def ui(argv: list[str]) -> None:
     (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.backend_store_uri,
                "--host", args.host, "--port", str(args.port)]
+    # MLflow 3 also starts GenAI job workers (huey) with its server; browsing runs needs none of them.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     print(f"MLflow UI on http://{args.host}:{args.port} over {args.backend_store_uri}", flush=True)
     os.execv(sys.executable, command)
 

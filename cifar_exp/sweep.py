@@ -45,8 +45,10 @@ class MlflowSweepCallback(Callback):
             return
         self.uri = config.tracking.uri
         sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
+        launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
         self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
-                                                        sweep_name(config), list(config.hydra.overrides.task))
+                                                        sweep_name(config), list(config.hydra.overrides.task),
+                                                        launcher)
         log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
         atexit.register(self._close)
 

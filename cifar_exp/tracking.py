@@ -245,12 +245,14 @@ def _end(run: Run, status: str, reason: str) -> None:
         run.client.set_terminated(run.run_id, status)
 
 
-def open_sweep_parent(uri: str, experiment: str, sweep_dir: str, name: str, overrides: list[str]) -> str:
+def open_sweep_parent(uri: str, experiment: str, sweep_dir: str, name: str, overrides: list[str],
+                      launcher: str = "") -> str:
     """Create the parent run of a sweep (and with it the store's schema, before parallel jobs race on it)."""
     prepare_store(uri)
     client = client_for(uri)
     run = client.create_run(experiment_id(client, experiment), run_name=name,
                             tags={TAG_SWEEP: sweep_dir, TAG_ROLE: "sweep", "mlflow.runName": name,
+                                  "launcher": launcher, **process_tags(),
                                   "command": " ".join(["python", "-m", "cifar_exp", *sys.argv[1:]])})
     Run(client, run.info.run_id).log_params({"sweep_overrides": " ".join(overrides)})
     return run.info.run_id

@@ -161,7 +161,8 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, command: list[str] | 
     artifacts.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as output:  # a file, not a pipe: a chatty server must never block on a full pipe
         process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], stdout=output,
-                                   stderr=subprocess.STDOUT, text=True)
+                                   stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(uri, process, log)
@@ -172,3 +173,15 @@ def mlflow_server(backend_store_uri: str, artifacts: Path, command: list[str] | 
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def sweep_runs(uri: str):
+    """The one sweep parent in the store and its children (sorted by name), each checked FINISHED and linked."""
+    runs = all_runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get("cifar_exp.role") == "sweep"]
+    children = sorted((r for r in runs if r is not parent), key=lambda r: r.info.run_name)
+    assert parent.info.status == "FINISHED", parent.data.tags
+    for child in children:
+        assert child.info.status == "FINISHED", child.data.tags.get("error")
+        assert child.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    return parent, children

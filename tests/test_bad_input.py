@@ -60,6 +60,8 @@ ROWS = [
     ("dropout rate of 1", ["dropout.conv2=1.0"], None, "dropout.conv2=1.0 must be a dropout rate in [0, 1)"),
     ("batch size < 1", ["trainer.batch_size=0"], None, "trainer.batch_size=0 must be >= 1"),
     ("zero epochs", ["trainer.epochs=0"], None, "trainer.epochs=0 must be >= 1"),
+    ("negative time budget", ["trainer.max_minutes=-5"], None,
+     "trainer.max_minutes=-5.0 must be null (no limit) or a positive number of minutes"),
     ("validation split of 1", ["data.val_split=1.0"], None, "data.val_split"),
     ("subset of size 0", ["data.train_size=0"], None, "data.train_size"),
     ("unknown label mode", ["data.label_mode=medium"], None, "data.label_mode='medium' is not one of fine, coarse"),
