@@ -8,6 +8,8 @@ DATA   := $(if $(wildcard $(DATA_DIR)/train.npz),data=local data.path=$(DATA_DIR
 ARGS   ?=
 PORT   ?= 5000
 EXTRAS ?= dev,backends,scale,server
+# Test processes: most tests wait on a `python -m cifar_exp` subprocess, so two workers keep both cores busy.
+TEST_WORKERS ?= 2
 
 .PHONY: help install browser train sweep ui test test-slow bench report clean-outputs
 
@@ -39,7 +41,7 @@ ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store
 	$(VENV)/bin/cifar-exp ui --port $(PORT)
 
 test: install browser  ## the default test suite (tiny generated data, a few minutes)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: install  ## trainings on the real CIFAR-100 in $(DATA_DIR)
 	CIFAR100_DIR=$(DATA_DIR) $(PY) -m pytest -q -m slow
