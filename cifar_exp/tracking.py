@@ -99,10 +99,18 @@ def _git(*args: str) -> str:
         return ""
 
 
-def environment_tags() -> dict[str, str]:
-    """Code version, library versions and the command line: what is needed to rerun a run."""
+def _distribution_version(name: str) -> str:
+    """The installed version of a distribution, or "unknown" (e.g. TensorFlow installed as tensorflow-cpu)."""
     import importlib.metadata
 
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    """Code version, library versions and the command line: what is needed to rerun a run."""
     import keras
 
     commit = _git("rev-parse", "HEAD")
@@ -114,7 +122,7 @@ def environment_tags() -> dict[str, str]:
         "python_version": platform.python_version(),
         "keras_version": keras.__version__,
         "keras_backend": backend,
-        "keras_backend_version": importlib.metadata.version(backend),
+        "keras_backend_version": _distribution_version(backend),
         "mlflow_version": mlflow.__version__,
         "command": " ".join([Path(sys.executable).name, "-m", "cifar_exp", *sys.argv[1:]]),
     }

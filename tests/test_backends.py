@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 
@@ -21,4 +22,5 @@ def test_one_epoch_under_backend(backend, tmp_path, npz_dir, store_uri, monkeypa
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = all_runs(store_uri)
     assert run.info.status == "FINISHED" and run.data.tags["keras_backend"] == backend
+    assert run.data.tags["keras_backend_version"] == importlib.metadata.version(backend)
     assert {"loss", "val_accuracy", "test_accuracy", "images_per_second"} <= set(run.data.metrics)
