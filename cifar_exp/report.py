@@ -136,6 +136,7 @@ def report(experiment_name: str, uri: str = DEFAULT_URI, store_experiment: str =
     run.log_figure(figure, "report/val_accuracy_curves.png")
     plots.close(figure)
     run.log_text(markdown, "report/comparison.md")
+    run.set_tags({tracking.TAG_NOTE: markdown})
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "comparison.csv"
         table.to_csv(path, index=False)

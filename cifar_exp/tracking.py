@@ -29,6 +29,7 @@ from cifar_exp.config import PROJECT_ROOT
 from cifar_exp.errors import TrackingError
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
+TAG_NOTE = "mlflow.note.content"  # the run's description, shown as markdown on its page in the MLflow UI
 TAG_ROLE = "cifar_exp.role"
 MAX_PARAM_LENGTH = 6000
 
@@ -299,5 +300,9 @@ def close_sweep_parent(uri: str, parent_run_id: str) -> dict[str, Any]:
         run.set_tags({"best_job": best.info.run_name, "best_run_id": best.info.run_id})
     run.log_metrics(metrics)
     run.log_text(json.dumps(summary, indent=2), "sweep_summary.json")
+    note = f"{len(children)} jobs, {len(failed)} failed" + (f" ({', '.join(summary['failed_jobs'])})" if failed else "")
+    if finished:
+        note += f"; best: **{best.info.run_name}**, test accuracy {best.data.metrics['test_accuracy']:.2%}"
+    run.set_tags({TAG_NOTE: note + "."})
     client.set_terminated(parent_run_id, "FAILED" if failed else "FINISHED")
     return summary

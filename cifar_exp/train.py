@@ -242,10 +242,22 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
                                    data.fine_to_coarse, data.label_mode)
         run.log_metrics({**result.metrics, "epochs_run": len(history["loss"])}, step=len(history["loss"]))
+        run.set_tags({tracking.TAG_NOTE: _summary_note(cfg, result.metrics, len(history["loss"]))})
         _log_artifacts(run, cfg, model, data, result, history, work, folder / "tensorboard")
     if run.enabled:
         checkpoint.remove(folder)
     return Outcome(result.metrics, history, run.run_id)
+
+
+def _summary_note(cfg: DictConfig, metrics: dict[str, float], epochs_run: int) -> str:
+    """The run's description in the MLflow UI: what it measured, beside what the report measured."""
+    top5 = f" (top-5 {metrics['test_top5_accuracy']:.2%})" if "test_top5_accuracy" in metrics else ""
+    note = (f"**{run_name(cfg)}**: test accuracy {metrics['test_accuracy']:.2%}{top5} "
+            f"after {epochs_run} of {cfg.trainer.epochs} epochs.")
+    figure = report_figure_for(cfg)
+    if figure is not None:
+        note += f" The 2017 report: {figure.note}."
+    return note
 
 
 def _run_tags(cfg: DictConfig, data: Dataset, chash: str) -> dict[str, str]:

@@ -47,6 +47,8 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
                 "keras_version", "mlflow_version", "command"):
         assert tags.get(key), key
     assert "optimizer.lr=1e-3" in tags["command"]
+    accuracy = f"{run.data.metrics['test_accuracy']:.2%}"
+    assert tags["mlflow.note.content"].startswith(f"**adam-lr1e-3-winning-shift_flip-s3**: test accuracy {accuracy}")
     paths = artifact_paths(client, run.info.run_id)
     assert ARTIFACTS <= paths
     assert any(p.startswith("tensorboard/train/events.out.tfevents") for p in paths)
@@ -85,6 +87,8 @@ def test_multirun_is_one_parent_with_children(tmp_path, npz_dir, store_uri):
     assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep-dropout"
     assert parent.data.metrics["jobs"] == 2 and parent.data.metrics["failed_jobs"] == 0
     assert parent.data.tags["best_job"] in {c.info.run_name for c in children}
+    best = parent.data.tags["best_job"]
+    assert parent.data.tags["mlflow.note.content"].startswith(f"2 jobs, 0 failed; best: **{best}**")
 
 
 @pytest.mark.parametrize("override,message", [

@@ -35,6 +35,7 @@ def test_table_pools_seeds_and_shows_the_report_figure(decay_sweep, capsys):
                                 filter_string="attributes.run_name = 'sweep-decay'")[0]
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert logged == {"report/val_accuracy_curves.png", "report/comparison.md", "report/comparison.csv"}
+    assert parent.data.tags["mlflow.note.content"].startswith("### decay: measured here vs the 2017 report")
 
 
 def test_unknown_experiment_is_a_clear_error(decay_sweep):

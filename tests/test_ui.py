@@ -74,5 +74,9 @@ def test_experiment_page_and_compare_view_show_the_sweep(tmp_path, npz_dir, stor
         assert [float(v) for v in shown] == pytest.approx([c.data.metrics["test_accuracy"] for c in children],
                                                           abs=5e-4)
         page.screenshot(path=SCREENSHOTS / "compare_runs.png", full_page=True)
+
+        page.goto(f"{url}/#/experiments/{experiment}/runs/{parent.info.run_id}?workflowType=machine_learning")
+        page.get_by_text("2 jobs, 0 failed").first.wait_for(timeout=60_000)
+        page.screenshot(path=SCREENSHOTS / "sweep_parent.png")
         page.close()
     assert (SCREENSHOTS / "experiment_runs.png").stat().st_size > 10_000
