@@ -88,11 +88,11 @@ class TestEachEpoch(keras.callbacks.Callback):
 
 class TimeBudget(keras.callbacks.Callback):
     """Stops training at the end of the epoch after which another epoch of the same length would overrun
-    ``trainer.max_minutes``; ``stopped_at`` then holds the number of epochs run (None if all ran)."""
+    ``trainer.max_minutes``."""
 
     def __init__(self, seconds: float):
         super().__init__()
-        self.seconds, self.started, self.stopped_at = seconds, time.perf_counter(), None
+        self.seconds, self.started = seconds, time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         self.epoch_started = time.perf_counter()
@@ -100,7 +100,7 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         now = time.perf_counter()
         if now - self.started + (now - self.epoch_started) > self.seconds:
-            self.model.stop_training, self.stopped_at = True, epoch + 1
+            self.model.stop_training = True
 
 
 class MetricsLogger(keras.callbacks.Callback):
@@ -220,8 +220,8 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         batches = Batches(data.x_train, data.y_train, cfg.trainer.batch_size, cfg.seed, _augmentation(cfg),
                           epoch=epochs_done)
         recorder = checkpoint.EpochCheckpoint(folder, start.checkpoint.history if start.checkpoint else None)
-        budget = TimeBudget(60 * cfg.trainer.max_minutes) if cfg.trainer.max_minutes else None
-        callbacks = [EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(), *([budget] if budget else []),
+        callbacks = [EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
+                     *([TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
                      *([TestEachEpoch(data.x_test, data.y_test)] if cfg.trainer.test_each_epoch else []),
                      *([recorder] if run.enabled else []), MetricsLogger(run), *_tensorboard(folder / "tensorboard")]
         fitted = model.fit(batches, validation_data=(data.x_val, data.y_val), validation_batch_size=256,
@@ -232,17 +232,18 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         if any(not math.isfinite(v) for v in history.get("loss", [])):
             raise TrainingDiverged(f"the training loss became {history['loss'][-1]} at epoch {len(history['loss'])}; "
                                    "lower optimizer.lr or check the data.")
-        if budget is not None and budget.stopped_at is not None and budget.stopped_at < cfg.trainer.epochs:
+        epochs_run = len(history["loss"])
+        if epochs_run < cfg.trainer.epochs:  # only the time budget ends a run early without raising
             log.info("trainer.max_minutes=%g reached: stopped after epoch %d of %d",
-                     cfg.trainer.max_minutes, budget.stopped_at, cfg.trainer.epochs)
+                     cfg.trainer.max_minutes, epochs_run, cfg.trainer.epochs)
             run.set_tags({"stopped_early": f"trainer.max_minutes={cfg.trainer.max_minutes:g}: "
-                                           f"{len(history['loss'])} of {cfg.trainer.epochs} epochs"})
+                                           f"{epochs_run} of {cfg.trainer.epochs} epochs"})
 
         probabilities = model.predict(data.x_test, batch_size=256, verbose=0)
         result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
                                    data.fine_to_coarse, data.label_mode)
-        run.log_metrics({**result.metrics, "epochs_run": len(history["loss"])}, step=len(history["loss"]))
-        run.set_tags({tracking.TAG_NOTE: _summary_note(cfg, result.metrics, len(history["loss"]))})
+        run.log_metrics({**result.metrics, "epochs_run": epochs_run}, step=epochs_run)
+        run.set_tags({tracking.TAG_NOTE: _summary_note(cfg, result.metrics, epochs_run)})
         _log_artifacts(run, cfg, model, data, result, history, work, folder / "tensorboard")
     if run.enabled:
         checkpoint.remove(folder)

@@ -151,14 +151,19 @@ def wait_for_health(uri: str, process: subprocess.Popen, log: Path, seconds: flo
     pytest.fail(f"the MLflow server did not answer on {uri} within {seconds:.0f} s")
 
 
+def mlflow_server_command(backend_store_uri: str, artifacts: Path) -> list[str]:
+    """``mlflow server`` over a backend store, serving (proxying) artifacts from ``artifacts``."""
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+            "--artifacts-destination", str(artifacts), "--workers", "1"]
+
+
 @contextmanager
-def mlflow_server(backend_store_uri: str, artifacts: Path, command: list[str] | None = None) -> Iterator[str]:
-    """A real ``mlflow server`` (or ``command``, given the port) on a free loopback port; yields its URI."""
+def serve(command: list[str], log_dir: Path) -> Iterator[str]:
+    """Run an MLflow server ``command`` (host and port appended) on a free loopback port until the block
+    ends; yields its URI. Its output goes to a log file in ``log_dir``, shown if it fails to start."""
     port = free_port()
-    command = command or [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-                          "--artifacts-destination", str(artifacts), "--workers", "1"]
-    log = artifacts.parent / f"mlflow-server-{port}.log"
-    artifacts.parent.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"mlflow-server-{port}.log"
     with open(log, "w") as output:  # a file, not a pipe: a chatty server must never block on a full pipe
         process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], stdout=output,
                                    stderr=subprocess.STDOUT, text=True,

@@ -15,7 +15,7 @@ NAMES = ["adam-lr1e-3-winning-shift_flip-s0", "adam-lr1e-4-winning-shift_flip-s0
 
 
 @pytest.fixture()
-def ray_head(tmp_path):
+def ray_head():
     """A Ray head on loopback with two CPUs; yields its address and stops it afterwards."""
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="hydra-ray-launcher missing: make install")
     ray = str(Path(sys.executable).with_name("ray"))

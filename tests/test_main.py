@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, artifact_paths, cli, tiny
+from conftest import all_runs, artifact_paths, cli, sweep_runs, tiny
 from mlflow.tracking import MlflowClient
 
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second"}
@@ -77,14 +77,9 @@ def test_multirun_is_one_parent_with_children(tmp_path, npz_dir, store_uri):
     done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "dropout=winning,baseline",
                "augmentation=none", "data.train_size=200")
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = all_runs(store_uri)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(parents) == 1 and len(children) == 2
-    assert {c.info.run_name for c in children} == {"adam-lr1e-4-winning-none-s0", "adam-lr1e-4-baseline-none-s0"}
-    assert all(c.info.status == "FINISHED" for c in children)
-    parent = parents[0]
-    assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep-dropout"
+    parent, children = sweep_runs(store_uri)
+    assert [c.info.run_name for c in children] == ["adam-lr1e-4-baseline-none-s0", "adam-lr1e-4-winning-none-s0"]
+    assert parent.info.run_name == "sweep-dropout"
     assert parent.data.metrics["jobs"] == 2 and parent.data.metrics["failed_jobs"] == 0
     assert parent.data.tags["best_job"] in {c.info.run_name for c in children}
     best = parent.data.tags["best_job"]
@@ -138,4 +133,5 @@ def test_time_budget_stops_cleanly_and_says_so(tmp_path, npz_dir, store_uri):
     assert run.info.status == "FINISHED"
     assert len(MlflowClient(store_uri).get_metric_history(run.info.run_id, "loss")) == 1
     assert run.data.tags["stopped_early"] == "trainer.max_minutes=1e-06: 1 of 5 epochs"
+    assert run.data.metrics["epochs_run"] == 1
     assert "test_accuracy" in run.data.metrics

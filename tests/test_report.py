@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from conftest import cli, tiny
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.report import ReportError, main, report
+from cifar_exp.report import ReportError, main, report, to_markdown
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,16 @@ def test_table_pools_seeds_and_shows_the_report_figure(decay_sweep, capsys):
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert logged == {"report/val_accuracy_curves.png", "report/comparison.md", "report/comparison.csv"}
     assert parent.data.tags["mlflow.note.content"].startswith("### decay: measured here vs the 2017 report")
+
+
+def test_runs_stopped_by_the_time_budget_show_the_epochs_they_ran():
+    row = dict(configuration="dropout.name=report_exp3", epochs=100, runs=2, test_accuracy_mean=0.4851,
+               test_accuracy_std=0.002, final_val_accuracy=0.49, seconds_per_epoch=4.2, report_test_accuracy=0.4917,
+               report_note="49.17% after 100 epochs")
+    stopped = to_markdown(pd.DataFrame([{**row, "epochs_run_min": 91, "epochs_run_max": 92}]), "dropout")
+    assert "| dropout.name=report_exp3 | 91-92 of 100 | 2 | 48.51% ± 0.20 | 49.17% |" in stopped
+    complete = to_markdown(pd.DataFrame([{**row, "epochs_run_min": 100, "epochs_run_max": 100}]), "dropout")
+    assert "| dropout.name=report_exp3 | 100 | 2 |" in complete
 
 
 def test_unknown_experiment_is_a_clear_error(decay_sweep):

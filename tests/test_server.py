@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, artifact_paths, cli, free_port, mlflow_server, tiny
+from conftest import all_runs, artifact_paths, cli, free_port, mlflow_server_command, serve, tiny
 from mlflow.tracking import MlflowClient
 
 
@@ -66,12 +66,13 @@ def run_job_against(server: str, tmp_path: Path, npz_dir: Path):
 
 
 def test_a_job_logs_to_the_server_artifacts_included(tmp_path, npz_dir):
-    with mlflow_server(f"sqlite:///{tmp_path}/server.db", tmp_path / "server-artifacts") as server:
+    with serve(mlflow_server_command(f"sqlite:///{tmp_path}/server.db", tmp_path / "server-artifacts"), tmp_path) \
+            as server:
         run_job_against(server, tmp_path, npz_dir)
 
 
 def test_a_server_on_postgresql_keeps_the_runs_in_the_database(tmp_path, npz_dir, postgres_uri):
-    with mlflow_server(postgres_uri, tmp_path / "server-artifacts") as server:
+    with serve(mlflow_server_command(postgres_uri, tmp_path / "server-artifacts"), tmp_path) as server:
         run = run_job_against(server, tmp_path, npz_dir)
     import psycopg
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, all_runs, cli, mlflow_server, tiny
+from conftest import PROJECT_ROOT, cli, serve, sweep_runs, tiny
 
 SCREENSHOTS = PROJECT_ROOT / "outputs" / "ui_screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -44,16 +44,14 @@ METRIC_VALUES = """(name) => {
 def test_experiment_page_and_compare_view_show_the_sweep(tmp_path, npz_dir, store_uri, browser):
     done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "optimizer.lr=1e-3,1e-4")
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = all_runs(store_uri)
-    parent = next(r for r in runs if r.data.tags.get("cifar_exp.role") == "sweep")
-    children = sorted((r for r in runs if r is not parent), key=lambda r: r.info.run_name)
+    parent, children = sweep_runs(store_uri)
     assert [r.info.run_name for r in children] == ["adam-lr1e-3-winning-shift_flip-s0",
                                                    "adam-lr1e-4-winning-shift_flip-s0"]
     experiment = parent.info.experiment_id
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     ui = [str(Path(sys.executable).with_name("cifar-exp")), "ui", "--backend-store-uri", store_uri]
 
-    with mlflow_server(store_uri, tmp_path / "unused", command=ui) as url:
+    with serve(ui, tmp_path) as url:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
         page.get_by_text(parent.info.run_name).first.wait_for(timeout=60_000)
