@@ -36,8 +36,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from cifar_exp import models, train  # noqa: E402
-from cifar_exp.config import PROJECT_ROOT, register  # noqa: E402
+from cifar_exp import callbacks, models, train  # noqa: E402
+from cifar_exp.config import CONF_DIR, register  # noqa: E402
 from cifar_exp.data import load_dataset  # noqa: E402
 from cifar_exp.tracking import tracked_run  # noqa: E402
 
@@ -77,7 +77,7 @@ def peer(data_path: str, images: int, epochs: int) -> list[float]:
     y = data.y_train
     model = models.report_cnn(100, (0.1, 0.25, 0.5))
     model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    stats = train.EpochStats(len(y))
+    stats = callbacks.EpochStats(len(y))
     history = model.fit(x, y, batch_size=32, epochs=epochs, callbacks=[stats], verbose=0).history
     return history["images_per_second"]
 
@@ -89,7 +89,7 @@ def harness(data_path: str, pool: int, epochs: int, augmentation: str, tracking:
     overrides = ["data=local", f"data.path={data_path}", f"data.train_size={pool}", "data.test_size=1000",
                  f"augmentation={augmentation}", f"trainer.epochs={epochs}", "trainer.verbose=0",
                  f"tracking.enabled={str(tracking).lower()}", f"tracking.uri={store}", "tracking.experiment=bench"]
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     start = time.perf_counter()
     outcome = train.train(cfg)

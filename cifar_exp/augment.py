@@ -9,7 +9,10 @@ costs one gather and no interpolation.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
+from omegaconf import DictConfig
 
 
 def max_shift_pixels(side: int, shift: float) -> int:
@@ -28,3 +31,15 @@ def shift_flip(images: np.ndarray, rng: np.random.Generator, shift: float = 0.1,
         flipped = rng.random(batch) < 0.5
         cols[flipped] = cols[flipped, ::-1]
     return padded[np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+AUGMENTATIONS: dict[str, Callable[..., np.ndarray]] = {"shift_flip": shift_flip}
+
+
+def make_augmentation(cfg: DictConfig) -> Optional[Callable[[np.ndarray, np.random.Generator], np.ndarray]]:
+    """The batch transform of an ``augmentation`` config group (None for ``none``); a new augmentation is one
+    function in :data:`AUGMENTATIONS` plus one YAML file in ``conf/augmentation/``."""
+    if cfg.name == "none":
+        return None
+    transform = AUGMENTATIONS[cfg.name]
+    return lambda images, rng: transform(images, rng, shift=cfg.shift, flip=cfg.flip)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 PATTERN = re.compile(r"^epoch_(\d{5})\.npz$")
 
@@ -29,8 +30,10 @@ class Checkpoint:
     history: dict[str, list[float]]
 
 
-def save(folder: Path, epochs_done: int, model: keras.Model, history: dict[str, list[float]]) -> Path:
+def save(folder: Path, epochs_done: int, model: "keras.Model", history: dict[str, list[float]]) -> Path:
     """Atomically write the checkpoint after ``epochs_done`` epochs and drop the older ones."""
+    import keras
+
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {f"model_{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     arrays.update({f"optimizer_{i:04d}": keras.ops.convert_to_numpy(v)
@@ -62,7 +65,7 @@ def latest(folder: Path) -> Optional[Checkpoint]:
     return Checkpoint(epochs_done, model_vars, optimizer_vars, history)
 
 
-def restore(model: keras.Model, checkpoint: Checkpoint) -> None:
+def restore(model: "keras.Model", checkpoint: Checkpoint) -> None:
     """Load a checkpoint into a freshly built and compiled model of the same config."""
     model.optimizer.build(model.trainable_variables)
     for variables, values, what in ((model.variables, checkpoint.model_variables, "model"),
@@ -71,21 +74,3 @@ def restore(model: keras.Model, checkpoint: Checkpoint) -> None:
             raise ValueError(f"checkpoint has {len(values)} {what} variables, the model {len(variables)}")
         for variable, value in zip(variables, values):
             variable.assign(value)
-
-
-def remove(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Writes a checkpoint at the end of every epoch, holding the logs of all epochs so far."""
-
-    def __init__(self, folder: Path, history: Optional[dict[str, list[float]]] = None):
-        super().__init__()
-        self.folder = folder
-        self.history = {k: list(v) for k, v in (history or {}).items()}
-
-    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        save(self.folder, epoch + 1, self.model, self.history)

@@ -1,22 +1,19 @@
-"""The ``cifar-exp`` console script: ``cifar-exp [overrides]`` trains like ``python -m cifar_exp``;
-``cifar-exp ui`` serves the MLflow UI over the default store; ``cifar-exp report <experiment>`` compares."""
+"""The ``cifar-exp`` console script: ``cifar-exp [train] [overrides]`` trains like ``python -m cifar_exp``;
+``cifar-exp ui`` serves the MLflow UI over the project's store; ``cifar-exp report <experiment>`` compares
+an experiment's sweeps with the report's figures."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from typing import Optional
 
-from cifar_exp.config import PROJECT_ROOT
+from cifar_exp.config import PROJECT_ROOT, default_store_uri
 
 
-def ui(argv: list[str]) -> None:
+def ui(args: argparse.Namespace) -> None:
     """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told)."""
-    parser = argparse.ArgumentParser(prog="cifar-exp ui", description=ui.__doc__)
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--backend-store-uri", default=f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db")
-    args = parser.parse_args(argv)
     (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.backend_store_uri,
                "--host", args.host, "--port", str(args.port)]
@@ -26,15 +23,45 @@ def ui(argv: list[str]) -> None:
     os.execv(sys.executable, command)
 
 
-def main() -> None:
-    argv = sys.argv[1:]
-    if argv[:1] == ["ui"]:
-        ui(argv[1:])
-    elif argv[:1] == ["report"]:
-        from cifar_exp.report import main as report_main
+def report(args: argparse.Namespace) -> None:
+    """Hand the arguments to ``python -m cifar_exp.report``."""
+    from cifar_exp.report import main as report_main
 
-        report_main(argv[1:])
-    else:
-        from cifar_exp.__main__ import main as train_main
+    report_main(args.args)
 
-        train_main()
+
+def train(args: argparse.Namespace) -> None:
+    """Hand the overrides to Hydra, as ``python -m cifar_exp`` does."""
+    from cifar_exp.__main__ import main as train_main
+
+    sys.argv = [sys.argv[0], *args.args]
+    train_main()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The sub-commands; a command line that names none trains."""
+    top = argparse.ArgumentParser(prog="cifar-exp", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    trainer = commands.add_parser("train", help="train (the default): cifar-exp [train] [Hydra overrides]",
+                                  add_help=False)
+    trainer.add_argument("args", nargs=argparse.REMAINDER)
+    trainer.set_defaults(run=train)
+    viewer = commands.add_parser("ui", help=ui.__doc__)
+    viewer.add_argument("--port", type=int, default=5000)
+    viewer.add_argument("--host", default="127.0.0.1")
+    viewer.add_argument("--backend-store-uri", default=default_store_uri())
+    viewer.set_defaults(run=ui)
+    reporter = commands.add_parser("report", help="compare an experiment with the report: cifar-exp report <name>",
+                                   add_help=False)
+    reporter.add_argument("args", nargs=argparse.REMAINDER)
+    reporter.set_defaults(run=report)
+    return top
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    top = parser()
+    if not argv or argv[0] not in {"train", "ui", "report", "-h", "--help"}:
+        argv = ["train", *argv]
+    args = top.parse_args(argv)
+    args.run(args)

@@ -1,8 +1,9 @@
 """The typed config schema, registered in Hydra's ConfigStore, and its range checks.
 
-Hydra merges the YAML groups under ``conf/`` into these dataclasses, so unknown keys and wrong types
-fail at composition time; :func:`validate` adds the range checks that types cannot express. Nothing
-here imports TensorFlow: a bad config is reported in well under a second.
+The schema gives every key its type and no value: every default lives once, in the YAML groups under
+``cifar_exp/conf`` (shipped with the package). Hydra merges those groups into these dataclasses, so unknown
+keys and wrong types fail at composition time; :func:`validate` adds the range checks that types cannot
+express. Nothing here imports TensorFlow: a bad config is reported in well under a second.
 """
 
 from __future__ import annotations
@@ -14,72 +15,85 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cifar_exp.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
+
+def _project_root() -> Path:
+    """The checkout holding this package (where ``mlruns/`` lives), else the working directory (an installed wheel)."""
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if (checkout / "pyproject.toml").exists() else Path.cwd().resolve()
+
+
+PROJECT_ROOT = _project_root()
+
+
+def default_store_uri() -> str:
+    """The project's MLflow store: ``mlruns/mlflow.db`` in the project, whatever the working directory."""
+    return f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
 
 
 @dataclass
 class DataConfig:
-    source: str = "keras"  # keras | local
-    path: Optional[str] = None  # pickles folder, cifar-100-python.tar.gz, or a folder of train/test.npz
-    label_mode: str = "fine"  # fine | coarse
-    val_split: float = 0.17  # 0 validates on the test set
-    split_seed: int = 42
-    train_size: Optional[int] = None  # null keeps all; an int keeps a class-stratified subset
-    test_size: Optional[int] = None
+    source: str = MISSING
+    path: Optional[str] = MISSING
+    label_mode: str = MISSING
+    val_split: float = MISSING
+    split_seed: int = MISSING
+    train_size: Optional[int] = MISSING
+    test_size: Optional[int] = MISSING
 
 
 @dataclass
 class ModelConfig:
-    name: str = "report_cnn"
+    name: str = MISSING
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"  # adam | sgd
-    lr: float = 1e-4
-    decay: float = 0.0  # Keras-2 meaning: lr_t = lr / (1 + decay * iterations)
-    momentum: float = 0.0  # sgd only
-    nesterov: bool = False  # sgd only
+    name: str = MISSING
+    lr: float = MISSING
+    decay: float = MISSING
+    momentum: float = MISSING
+    nesterov: bool = MISSING
 
 
 @dataclass
 class DropoutConfig:
-    name: str = "winning"
-    conv2: float = 0.1  # after the second conv block
-    conv3: float = 0.25  # after the third conv block
-    dense: float = 0.5  # after the 512-unit dense layer
+    name: str = MISSING
+    conv2: float = MISSING
+    conv3: float = MISSING
+    dense: float = MISSING
 
 
 @dataclass
 class AugmentationConfig:
-    name: str = "shift_flip"  # none | shift_flip
-    shift: float = 0.1  # fraction of the image side, each axis
-    flip: bool = True  # random horizontal flip
+    name: str = MISSING
+    shift: float = MISSING
+    flip: bool = MISSING
 
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 150
-    batch_size: int = 32
-    steps_per_execution: int = 1
-    verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
-    test_each_epoch: bool = False  # also score the test set after every epoch (epoch_test_accuracy)
-    deterministic: bool = False  # TensorFlow op determinism: identical reruns, somewhat slower
-    checkpoint_dir: str = "${project_root:}/mlruns/checkpoints"  # one folder per MLflow run id
-    max_minutes: Optional[float] = None  # wall-clock budget: stop before an epoch that would overrun it
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    steps_per_execution: int = MISSING
+    verbose: int = MISSING
+    test_each_epoch: bool = MISSING
+    deterministic: bool = MISSING
+    checkpoint_dir: str = MISSING
+    max_minutes: Optional[float] = MISSING
 
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = True
-    uri: str = "sqlite:///${project_root:}/mlruns/mlflow.db"
-    experiment: str = "cifar_exp"
-    run_name: Optional[str] = None  # null: a name that says what varies, e.g. adam-lr1e-4-winning-shift_flip-s0
+    enabled: bool = MISSING
+    uri: str = MISSING
+    experiment: str = MISSING
+    run_name: Optional[str] = MISSING
 
 
 @dataclass
@@ -93,7 +107,7 @@ class ReportFigure:
 
 @dataclass
 class Config:
-    seed: int = 0
+    seed: int = MISSING
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -101,31 +115,57 @@ class Config:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    resume: Optional[str] = None  # an MLflow run id to continue, or "auto" (the latest unfinished run of this config)
-    force: bool = False  # in a sweep, rerun configurations that already FINISHED
-    experiment: Optional[str] = None  # the report experiment this run belongs to (set by experiments/*.yaml)
-    report_figures: list[ReportFigure] = field(default_factory=list)  # set by experiments/*.yaml
+    resume: Optional[str] = MISSING
+    force: bool = MISSING
+    experiment: Optional[str] = None  # the report experiment this run belongs to (set by experiment/*.yaml)
+    report_figures: list[ReportFigure] = field(default_factory=list)  # set by experiment/*.yaml
 
 
 def register() -> None:
-    """Register the schema and the ``${project_root:}`` resolver; idempotent."""
+    """Register the schema and the ``${project_root:}`` / ``${default_store_uri:}`` resolvers; idempotent."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("default_store_uri"):
+        OmegaConf.register_new_resolver("default_store_uri", default_store_uri)
     ConfigStore.instance().store(name="config_schema", node=Config)
 
 
-NOT_HASHED = ("tracking", "resume", "force", "report_figures")
-NOT_HASHED_TRAINER = ("verbose", "checkpoint_dir")
+# Keys that change where a run logs or how it prints, not what it computes.
+BOOKKEEPING = ("tracking", "resume", "force", "report_figures", "trainer.verbose", "trainer.checkpoint_dir")
+
+
+def is_bookkeeping(dotted_key: str) -> bool:
+    """Whether a dotted config key is bookkeeping (see :data:`BOOKKEEPING`)."""
+    return any(dotted_key == key or dotted_key.startswith(f"{key}.") for key in BOOKKEEPING)
 
 
 def config_hash(cfg: DictConfig) -> str:
     """A short hash of everything that changes what a run computes (not where it logs or how it prints)."""
     container = OmegaConf.to_container(cfg, resolve=True)
-    for key in NOT_HASHED:
-        container.pop(key, None)
-    for key in NOT_HASHED_TRAINER:
-        container.get("trainer", {}).pop(key, None)
+    for key in BOOKKEEPING:
+        *parents, leaf = key.split(".")
+        node = container
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(leaf, None)
     return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def format_lr(lr: float) -> str:
+    """1e-4 -> '1e-4', 0.0005 -> '5e-4', 0.01 -> '1e-2'."""
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def run_name(cfg: DictConfig) -> str:
+    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0``."""
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    parts = [cfg.optimizer.name, f"lr{format_lr(cfg.optimizer.lr)}"]
+    if cfg.optimizer.decay:
+        parts.append(f"decay{cfg.optimizer.decay:g}")
+    parts += [cfg.dropout.name, cfg.augmentation.name, f"s{cfg.seed}"]
+    return "-".join(parts)
 
 
 def report_figure_for(cfg: DictConfig) -> Optional[DictConfig]:
@@ -136,13 +176,15 @@ def report_figure_for(cfg: DictConfig) -> Optional[DictConfig]:
     return None
 
 
-_CHOICES = {
-    "data.source": ("keras", "local"),
-    "data.label_mode": ("fine", "coarse"),
-    "model.name": ("report_cnn",),
-    "optimizer.name": ("adam", "sgd"),
-    "augmentation.name": ("none", "shift_flip"),
-}
+def options(group: str) -> tuple[str, ...]:
+    """The options of a config group: its YAML files, the one place a choice is declared."""
+    return tuple(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")))
+
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    return {"data.source": ("keras", "local"), "data.label_mode": ("fine", "coarse"),
+            "model.name": options("model"), "optimizer.name": options("optimizer"),
+            "augmentation.name": options("augmentation")}
 
 
 def _get(cfg: DictConfig, dotted: str) -> Any:
@@ -152,7 +194,7 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming every out-of-range setting, before any work starts."""
     problems: list[str] = []
-    for key, allowed in _CHOICES.items():
+    for key, allowed in _choices().items():
         if _get(cfg, key) not in allowed:
             problems.append(f"{key}={_get(cfg, key)!r} is not one of {', '.join(allowed)}")
 

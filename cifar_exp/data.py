@@ -49,7 +49,6 @@ class Dataset:
     coarse_names: list[str]
     fine_to_coarse: np.ndarray  # (100,) coarse class of every fine class
     label_mode: str
-    val_is_test: bool
     fingerprint: str
 
     @property
@@ -234,6 +233,6 @@ def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_sp
     return Dataset(
         x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
         class_names=fine_names if label_mode == "fine" else coarse_names, coarse_names=coarse_names,
-        fine_to_coarse=mapping, label_mode=label_mode, val_is_test=val_split == 0,
+        fine_to_coarse=mapping, label_mode=label_mode,
         fingerprint=fingerprint(x_train, y_train, x_val, y_val, x_test, y_test),
     )

@@ -2,7 +2,7 @@
 
 
 class CifarExpError(Exception):
-    """Base of the errors caused by the user's input, not by a bug."""
+    """Base of the errors caused by the user's input or the run's data, not by a bug."""
 
 
 class ConfigError(CifarExpError, ValueError):
@@ -15,3 +15,11 @@ class DataError(CifarExpError, ValueError):
 
 class TrackingError(CifarExpError, RuntimeError):
     """The tracking store cannot be reached or written."""
+
+
+class TrainingDiverged(CifarExpError, RuntimeError):
+    """The loss became NaN or infinite (TerminateOnNaN stopped the run)."""
+
+
+class ReportError(CifarExpError, RuntimeError):
+    """Nothing to report on: no such experiment, sweep or finished run."""

@@ -19,17 +19,14 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import plots, tracking
-from cifar_exp.config import PROJECT_ROOT
+from cifar_exp.config import default_store_uri
+from cifar_exp.errors import ReportError
 
-DEFAULT_URI = f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
+DEFAULT_URI = default_store_uri()
 # Not what a sweep compares: seeds are pooled, epochs have their own column, the rest is bookkeeping
 # (the data itself is identified by the dataset_fingerprint tag, not by where it was read from).
 IGNORED_PARAMS = {"seed", "overrides", "tracking.run_name", "trainer.epochs", "trainer.verbose",
                   "trainer.checkpoint_dir", "data.path", "data.train_images", "data.val_images", "data.test_images"}
-
-
-class ReportError(RuntimeError):
-    """Nothing to report on: no such experiment, sweep or finished run."""
 
 
 def find_sweep(client: MlflowClient, experiment_name: str, store_experiment: str,

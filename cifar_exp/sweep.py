@@ -1,4 +1,5 @@
-"""The Hydra callback that makes a multirun one MLflow parent run with a child run per job.
+"""The Hydra callback that makes a multirun one MLflow parent run (see :mod:`cifar_exp.tracking.sweep_parent`)
+with a child run per job.
 
 Configured in ``conf/config.yaml`` under ``hydra.callbacks``. The parent is created before the first
 job (which also creates the store's schema, so parallel jobs do not race on it) and tagged with the

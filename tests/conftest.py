@@ -29,10 +29,10 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False):
     """The config ``python -m cifar_exp <overrides>`` would compose, without running it."""
     from hydra import compose, initialize_config_dir
 
-    from cifar_exp.config import register
+    from cifar_exp.config import CONF_DIR, register
 
     register()
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="config", overrides=overrides, return_hydra_config=return_hydra_config)
 
 

@@ -40,12 +40,12 @@ def test_split_follows_the_report_train_test_split(npz_dir, tiny_splits):
                                             random_state=42)
     np.testing.assert_array_equal(data.x_val, x_val)
     np.testing.assert_array_equal(data.x_train, x_train)
-    assert len(data.y_val) == 68 and not data.val_is_test
+    assert len(data.y_val) == 68 and data.x_val is not data.x_test
 
 
 def test_val_split_zero_validates_on_the_test_set(npz_dir):
     data = load_dataset("local", str(npz_dir), val_split=0)
-    assert data.val_is_test and len(data.y_train) == 400
+    assert data.x_val is data.x_test and len(data.y_train) == 400
     np.testing.assert_array_equal(data.x_val, data.x_test)
 
 

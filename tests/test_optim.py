@@ -3,6 +3,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from cifar_exp.optim import current_learning_rate, learning_rate, make_optimizer
 
@@ -19,7 +20,7 @@ def test_no_decay_is_a_constant():
 
 
 def test_optimizer_applies_the_decay_every_step():
-    optimizer = make_optimizer("adam", 1e-4, decay=0.05)
+    optimizer = make_optimizer(OmegaConf.create({"name": "adam", "lr": 1e-4, "decay": 0.05}))
     variable = keras.Variable(np.ones(3, dtype="float32"))
     optimizer.build([variable])
     for _ in range(20):
@@ -28,7 +29,8 @@ def test_optimizer_applies_the_decay_every_step():
 
 
 def test_sgd_settings():
-    optimizer = make_optimizer("sgd", 0.01, momentum=0.9, nesterov=True)
+    optimizer = make_optimizer(OmegaConf.create({"name": "sgd", "lr": 0.01, "decay": 0.0, "momentum": 0.9,
+                                                 "nesterov": True}))
     assert isinstance(optimizer, keras.optimizers.SGD)
     assert optimizer.momentum == 0.9 and optimizer.nesterov
     assert current_learning_rate(optimizer) == pytest.approx(0.01)

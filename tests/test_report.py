@@ -7,7 +7,8 @@ import pytest
 from conftest import cli, tiny
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.report import ReportError, main, report, to_markdown
+from cifar_exp.errors import ReportError
+from cifar_exp.report import main, report, to_markdown
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,108 @@
+"""One MLflow run and its end status: whatever happens inside :func:`tracked_run`, the run ends FINISHED,
+FAILED (with its reason) or KILLED, never silently RUNNING."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.tracking.environment import process_tags
+from cifar_exp.tracking.store import client_for, experiment_id
+
+TAG_NOTE = "mlflow.note.content"  # the run's description, shown as markdown on its page in the MLflow UI
+TAG_ROLE = "cifar_exp.role"
+MAX_PARAM_LENGTH = 6000
+
+
+class Run:
+    """One MLflow run, addressed by id; ``run_id=None`` makes every call a no-op (tracking switched off)."""
+
+    def __init__(self, client: Optional[MlflowClient], run_id: Optional[str]):
+        self.client, self.run_id = client, run_id
+
+    @property
+    def enabled(self) -> bool:
+        return self.run_id is not None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if self.enabled:  # log_batch splits long lists into the store's batch limits itself
+            self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if self.enabled:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        if self.enabled:
+            now = int(time.time() * 1000)
+            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        if self.enabled:
+            self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        if self.enabled:
+            self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
+        if self.enabled:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, folder: str | Path, artifact_path: Optional[str] = None) -> None:
+        if self.enabled:
+            self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+
+def mark_killed(client: MlflowClient, run_id: str, reason: str) -> None:
+    """End a run whose process is gone as KILLED, saying why."""
+    client.set_tag(run_id, "error", reason)
+    client.set_terminated(run_id, "KILLED")
+
+
+@contextmanager
+def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_id: Optional[str] = None,
+                tags: Optional[Mapping[str, str]] = None, resume_run_id: Optional[str] = None) -> Iterator[Run]:
+    """Open a run (or reopen ``resume_run_id``) and guarantee its end status: FINISHED, FAILED (error
+    logged) or KILLED (Ctrl-C). ``uri=None`` gives a disabled run that logs nothing.
+    """
+    if uri is None:
+        yield Run(None, None)
+        return
+    client = client_for(uri)
+    all_tags = {**(tags or {}), **process_tags()}
+    if resume_run_id:
+        client.update_run(resume_run_id, status="RUNNING")
+        run = Run(client, resume_run_id)
+        run.set_tags(all_tags)
+    else:
+        all_tags["mlflow.runName"] = run_name
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = Run(client, client.create_run(experiment_id(client, experiment), tags=all_tags,
+                                            run_name=run_name).info.run_id)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        _end(run, "KILLED", "interrupted (Ctrl-C / SIGINT)")
+        raise
+    except BaseException as error:
+        _end(run, "FAILED", "".join(traceback.format_exception(error)))
+        raise
+    else:
+        client.set_terminated(run.run_id, "FINISHED")
+
+
+def _end(run: Run, status: str, reason: str) -> None:
+    """Record why a run ended and set its status; never raises, so the original error is what the user sees."""
+    try:
+        run.set_tags({"error": reason.strip().splitlines()[-1][:5000]})
+        run.log_text(reason, "error.txt")
+    finally:
+        run.client.set_terminated(run.run_id, status)
