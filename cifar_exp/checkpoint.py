@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from cifar_exp.errors import CheckpointError
+
 if TYPE_CHECKING:
     import keras
 
@@ -41,27 +43,46 @@ def save(folder: Path, epochs_done: int, model: "keras.Model", history: dict[str
     arrays["history"] = np.array(json.dumps(history))
     final = folder / f"epoch_{epochs_done:05d}.npz"
     partial = folder / f".{final.name}.partial"
-    with open(partial, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, final)
+    try:
+        with open(partial, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, final)
+    except BaseException:  # a full disk or a stop signal: leave the previous checkpoint, and no half of this one
+        partial.unlink(missing_ok=True)
+        raise
     for old in folder.glob("epoch_*.npz"):
         if old != final:
             old.unlink(missing_ok=True)
     return final
 
 
-def latest(folder: Path) -> Optional[Checkpoint]:
-    """The newest complete checkpoint in ``folder``, or None."""
+def newest(folder: Path) -> Optional[tuple[int, Path]]:
+    """(epochs done, file) of the newest checkpoint in ``folder``, read off its name; None if there is none."""
     found = sorted((int(m.group(1)), p) for p in folder.glob("epoch_*.npz") if (m := PATTERN.match(p.name)))
-    if not found:
+    return found[-1] if found else None
+
+
+def latest(folder: Path) -> Optional[Checkpoint]:
+    """The newest checkpoint in ``folder``, or None; :class:`CheckpointError` if it cannot be read."""
+    found = newest(folder)
+    if found is None:
         return None
-    epochs_done, path = found[-1]
-    with np.load(path, allow_pickle=False) as z:
-        model_vars = [z[k] for k in sorted(k for k in z.files if k.startswith("model_"))]
-        optimizer_vars = [z[k] for k in sorted(k for k in z.files if k.startswith("optimizer_"))]
-        history = json.loads(str(z["history"]))
+    epochs_done, path = found
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            model_vars = [z[k] for k in sorted(k for k in z.files if k.startswith("model_"))]
+            optimizer_vars = [z[k] for k in sorted(k for k in z.files if k.startswith("optimizer_"))]
+            history = json.loads(str(z["history"]))
+    except Exception as error:  # zipfile, numpy and json each raise their own kinds for a damaged file
+        raise CheckpointError(
+            f"the checkpoint {path} is truncated or corrupt ({type(error).__name__}: {error}). Delete it to start "
+            f"that run's config afresh (rm -r {path.parent}), or resume another run of the config "
+            "(resume=<run id>); resume=auto skips a damaged checkpoint by itself.") from error
+    if len(history.get("loss", [])) != epochs_done:
+        raise CheckpointError(f"the checkpoint {path} holds {len(history.get('loss', []))} epochs of logs for "
+                              f"{epochs_done} epochs of training; delete it (rm -r {path.parent}).")
     return Checkpoint(epochs_done, model_vars, optimizer_vars, history)
 
 

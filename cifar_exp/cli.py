@@ -32,10 +32,10 @@ def report(args: argparse.Namespace) -> None:
 
 def train(args: argparse.Namespace) -> None:
     """Hand the overrides to Hydra, as ``python -m cifar_exp`` does."""
-    from cifar_exp.__main__ import main as train_main
+    from cifar_exp.__main__ import run
 
     sys.argv = [sys.argv[0], *args.args]
-    train_main()
+    run()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -127,6 +128,8 @@ def register() -> None:
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("default_store_uri"):
         OmegaConf.register_new_resolver("default_store_uri", default_store_uri)
+    if not OmegaConf.has_resolver("sweep_token"):  # cached, and Hydra copies the cache into every job's config
+        OmegaConf.register_new_resolver("sweep_token", lambda: uuid.uuid4().hex[:8], use_cache=True)
     ConfigStore.instance().store(name="config_schema", node=Config)
 
 

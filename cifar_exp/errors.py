@@ -23,3 +23,7 @@ class TrainingDiverged(CifarExpError, RuntimeError):
 
 class ReportError(CifarExpError, RuntimeError):
     """Nothing to report on: no such experiment, sweep or finished run."""
+
+
+class CheckpointError(CifarExpError, RuntimeError):
+    """A checkpoint that cannot be read back (truncated by a full disk, damaged by a copy)."""

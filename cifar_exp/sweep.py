@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from cifar_exp import config, tracking
+from cifar_exp import config, errors, signals, tracking
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,20 @@ class MlflowSweepCallback(Callback):
         self.uri: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        signals.install()
         if not config.tracking.enabled:
             return
         self.uri = config.tracking.uri
-        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
+        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())  # unique per sweep: see hydra.sweep.dir
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
-        self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
-                                                        sweep_name(config), list(config.hydra.overrides.task),
-                                                        launcher)
+        try:
+            self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
+                                                            sweep_name(config), list(config.hydra.overrides.task),
+                                                            launcher)
+            tracking.retire_dead_runs(tracking.client_for(self.uri), config.tracking.experiment)
+        except errors.CifarExpError as error:  # Hydra would turn any Exception here into a warning and go on
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
         atexit.register(self._close)
 
@@ -59,6 +66,8 @@ class MlflowSweepCallback(Callback):
     def _close(self) -> None:
         if self.parent_run_id is None:
             return
-        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id)
+        stop = signals.received
+        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, ended="KILLED" if stop else None,
+                                              reason=f"the sweep was {stop}" if stop else "")
         if summary:
             log.info("sweep summary: %s", summary)

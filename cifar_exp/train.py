@@ -52,6 +52,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         done = job.finished_run
         log.info("skipping %s: this configuration already FINISHED as run %s (force=true reruns it)",
                  name, done.info.run_id)
+        job.note_skipped()
         return Outcome(dict(done.data.metrics), {}, done.info.run_id)
 
     data = load_dataset(**cfg.data)
@@ -66,7 +67,11 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         else:
             _log_missing_epochs(run, job.checkpoint.history)
             run.set_tags({"resumed_at_epoch": job.epochs_done})
-            log.info("resuming run %s at epoch %d of %d", run.run_id, job.epochs_done + 1, cfg.trainer.epochs)
+            if job.epochs_done < cfg.trainer.epochs:
+                log.info("resuming run %s at epoch %d of %d", run.run_id, job.epochs_done + 1, cfg.trainer.epochs)
+            else:
+                log.info("resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id,
+                         job.epochs_done)
 
         recorder = callbacks.EpochCheckpoint(job.folder, job.checkpoint.history if job.checkpoint else None)
         fit_callbacks = [
@@ -90,7 +95,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         tracking.record_results(run, {**result.metrics, "epochs_run": epochs_run}, epochs_run,
                                 _summary_note(cfg, name, result.metrics, epochs_run),
                                 _figures(name, result, history, data), _tables(result, data), model,
-                                job.folder / "tensorboard")
+                                job.folder / "tensorboard", skip_logged=job.checkpoint is not None)
     return Outcome(result.metrics, history, run.run_id)
 
 

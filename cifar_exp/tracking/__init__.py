@@ -11,12 +11,19 @@ from cifar_exp.tracking.environment import environment_tags, is_stale, process_t
 from cifar_exp.tracking.job import Job, runs_of_config, start_job
 from cifar_exp.tracking.results import describe_run, flatten, record_results
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run, mark_killed, tracked_run
+from cifar_exp.tracking.stale import retire_dead_runs
 from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
-from cifar_exp.tracking.sweep_parent import TAG_SWEEP, close_sweep_parent, find_sweep_parent, open_sweep_parent
+from cifar_exp.tracking.sweep_parent import (
+    TAG_SWEEP,
+    close_sweep_parent,
+    find_sweep_parent,
+    note_skipped_job,
+    open_sweep_parent,
+)
 
 __all__ = [
     "TAG_NOTE", "TAG_ROLE", "TAG_SWEEP", "Job", "Run", "client_for", "close_sweep_parent", "describe_run",
     "environment_tags", "experiment_id", "find_sweep_parent", "flatten", "is_stale", "mark_killed",
-    "open_sweep_parent", "prepare_store", "process_tags", "record_results", "runs_of_config", "start_job",
-    "tracked_run",
+    "note_skipped_job", "open_sweep_parent", "prepare_store", "process_tags", "record_results", "retire_dead_runs",
+    "runs_of_config", "start_job", "tracked_run",
 ]

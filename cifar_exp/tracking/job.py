@@ -19,11 +19,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
-from cifar_exp.errors import ConfigError
+from cifar_exp.errors import CheckpointError, ConfigError
 from cifar_exp.tracking.environment import is_stale
 from cifar_exp.tracking.run import Run, mark_killed, tracked_run
+from cifar_exp.tracking.stale import retire_dead_runs
 from cifar_exp.tracking.store import client_for, prepare_store
-from cifar_exp.tracking.sweep_parent import find_sweep_parent
+from cifar_exp.tracking.sweep_parent import find_sweep_parent, note_skipped_job
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,31 @@ class Job:
     @contextmanager
     def open(self, tags: Mapping[str, str]) -> Iterator[Run]:
         """Open (or reopen) the job's run under its sweep parent; a FINISHED run's checkpoints are removed."""
-        parent = None
-        if self.uri and self.sweep_dir and not self.resume_run_id:
-            parent = find_sweep_parent(self.uri, self.experiment, self.sweep_dir)
-        with tracked_run(self.uri, self.experiment, self.name, parent, tags, self.resume_run_id) as run, \
-                tempfile.TemporaryDirectory(prefix="cifar_exp_") as scratch:
-            self.folder = checkpoint_folder(self.checkpoint_root, run.run_id) if run.enabled else Path(scratch)
-            yield run
+        parent = find_sweep_parent(self.uri, self.experiment, self.sweep_dir) if self.uri and self.sweep_dir else None
+        try:
+            with tracked_run(self.uri, self.experiment, self.name, parent, tags, self.resume_run_id) as run, \
+                    tempfile.TemporaryDirectory(prefix="cifar_exp_") as scratch:
+                self.folder = checkpoint_folder(self.checkpoint_root, run.run_id) if run.enabled else Path(scratch)
+                yield run
+        except KeyboardInterrupt as stop:
+            if self.uri and self.folder is not None:
+                stop.details = [*getattr(stop, "details", []), self._how_to_continue(run.run_id)]
+            raise
         if run.enabled:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def note_skipped(self) -> None:
+        """Tell this sweep's parent that the job was skipped, and which earlier run holds its result."""
+        parent = find_sweep_parent(self.uri, self.experiment, self.sweep_dir) if self.uri and self.sweep_dir else None
+        if parent and self.finished_run is not None:
+            note_skipped_job(self.uri, parent, self.name, self.finished_run.info.run_id)
+
+    def _how_to_continue(self, run_id: Optional[str]) -> str:
+        found = checkpoint.newest(self.folder) if self.folder else None
+        kept = f"its checkpoint after epoch {found[0]} is kept in {found[1].parent}" if found else \
+            "it had not finished an epoch, so it has no checkpoint"
+        return (f"run {run_id} ({self.name}) is KILLED in {self.uri}; {kept}; the same command with resume=auto "
+                "continues it into the same run")
 
 
 def checkpoint_folder(root: str, run_id: str) -> Path:
@@ -77,31 +94,28 @@ def runs_of_config(client: MlflowClient, experiment: str, config_hash: str) -> l
 
 def start_job(uri: Optional[str], experiment: str, name: str, config_hash: str, checkpoint_root: str,
               resume: Optional[str] = None, force: bool = False, sweep_dir: Optional[str] = None) -> Job:
-    """Check the store and decide how this job starts; raises :class:`ConfigError` for a resume that
-    cannot be honoured. Nothing is created in the store yet."""
+    """Check the store and the checkpoint folder, retire runs whose process died, and decide how this job
+    starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet."""
     job = Job(uri, experiment, name, config_hash, checkpoint_root, sweep_dir)
     if uri is None:
         if resume:
             raise ConfigError("resume needs tracking (tracking.enabled=true): the run to continue lives in MLflow.")
         return job
     prepare_store(uri)
+    _check_writable(checkpoint_root)
     client = client_for(uri)
+    retire_dead_runs(client, experiment)
     runs = runs_of_config(client, experiment, config_hash)
     if resume == "auto":
-        for run in runs:
-            found = _resumable(run, checkpoint_root)
-            if found is not None:
-                job.resume_run_id, job.checkpoint = run.info.run_id, found
-                return job
+        chosen = _most_progress(client, runs, checkpoint_root)
+        if chosen is not None:
+            job.resume_run_id, job.checkpoint = chosen
+            return job
         log.warning("resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh",
                     config_hash)
     elif resume:
         job.resume_run_id, job.checkpoint = resume, _explicit(client, resume, config_hash, checkpoint_root)
         return job
-    for run in runs:
-        if is_stale(run):
-            mark_killed(client, run.info.run_id, f"process {run.data.tags.get('pid')} died while RUNNING; "
-                                                 "noticed by a later run of the same config")
     if sweep_dir and not force:
         done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
         if done:
@@ -109,10 +123,48 @@ def start_job(uri: Optional[str], experiment: str, name: str, config_hash: str, 
     return job
 
 
-def _resumable(run: MlflowRun, root: str) -> Optional[checkpoint.Checkpoint]:
-    if run.info.status == "FINISHED" or (run.info.status == "RUNNING" and not is_stale(run)):
-        return None
-    return checkpoint.latest(checkpoint_folder(root, run.info.run_id))
+def _check_writable(folder: str) -> None:
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".write_probe").close()
+    except OSError as error:
+        raise ConfigError(f"trainer.checkpoint_dir={folder} is not writable ({error}); point it at a writable "
+                          "folder, e.g. trainer.checkpoint_dir=/tmp/cifar_exp_checkpoints.") from error
+
+
+def _most_progress(client: MlflowClient, runs: list[MlflowRun],
+                   root: str) -> Optional[tuple[str, checkpoint.Checkpoint]]:
+    """The unfinished run of a config with the most epochs checkpointed (a damaged checkpoint is skipped);
+    the other unfinished runs with checkpoints are retired, saying which run continues their config."""
+    candidates = []
+    for run in runs:
+        if run.info.status == "FINISHED" or (run.info.status == "RUNNING" and not is_stale(run)):
+            continue
+        found = checkpoint.newest(checkpoint_folder(root, run.info.run_id))
+        if found is not None:
+            candidates.append((found[0], run))
+    candidates.sort(key=lambda c: (c[0], c[1].info.start_time), reverse=True)
+    chosen: Optional[tuple[str, checkpoint.Checkpoint]] = None
+    for epochs, run in candidates:
+        if chosen is None:
+            try:
+                chosen = (run.info.run_id, checkpoint.latest(checkpoint_folder(root, run.info.run_id)))
+                continue
+            except CheckpointError as error:
+                log.warning("resume=auto: skipping run %s: %s", run.info.run_id, error)
+                reason = f"its checkpoint could not be read ({error})"
+        else:
+            reason = f"resume=auto continued run {chosen[0]} ({chosen[1].epochs_done} epochs) instead ({epochs} epochs)"
+        _retire(client, run, f"superseded: {reason}", root)
+    return chosen
+
+
+def _retire(client: MlflowClient, run: MlflowRun, reason: str, root: str) -> None:
+    """Close a run that will never be continued, and free its checkpoint's disk space."""
+    if run.info.status == "RUNNING":
+        mark_killed(client, run.info.run_id, reason)
+    client.set_tag(run.info.run_id, "superseded", reason)
+    shutil.rmtree(checkpoint_folder(root, run.info.run_id), ignore_errors=True)
 
 
 def _explicit(client: MlflowClient, run_id: str, config_hash: str, checkpoint_root: str) -> checkpoint.Checkpoint:

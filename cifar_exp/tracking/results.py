@@ -31,11 +31,16 @@ def describe_run(run: Run, params: Mapping[str, Any], config_yaml: str, override
 
 
 def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str, figures: Mapping[str, "Figure"],
-                   tables: Mapping[str, pd.DataFrame], model: "keras.Model", tensorboard_dir: Path) -> None:
+                   tables: Mapping[str, pd.DataFrame], model: "keras.Model", tensorboard_dir: Path,
+                   skip_logged: bool = False) -> None:
     """The end of a run: test metrics (at ``step``, the number of epochs run), its description, figures,
-    tables as CSV, the ``.h5`` model and the TensorBoard logs."""
+    tables as CSV, the ``.h5`` model and the TensorBoard logs. ``skip_logged`` (a resumed run) leaves out
+    metrics already logged at ``step`` by the process that was stopped while recording."""
     import matplotlib.pyplot as plt
 
+    if skip_logged and run.enabled:
+        metrics = {k: v for k, v in metrics.items()
+                   if all(m.step != step for m in run.client.get_metric_history(run.run_id, k))}
     run.log_metrics(metrics, step=step)
     run.set_tags({TAG_NOTE: note})
     for artifact_file, figure in figures.items():

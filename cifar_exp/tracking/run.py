@@ -80,6 +80,13 @@ def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_i
     if resume_run_id:
         client.update_run(resume_run_id, status="RUNNING")
         run = Run(client, resume_run_id)
+        previous = client.get_run(resume_run_id).data.tags
+        for stale in ("error", "superseded"):
+            if stale in previous:
+                client.delete_tag(resume_run_id, stale)  # the interruption is history once the run goes on
+        if parent_run_id and previous.get("mlflow.parentRunId") not in (None, parent_run_id):
+            all_tags["resumed_from_sweep"] = previous["mlflow.parentRunId"]  # now found under the sweep that ends it
+            all_tags["mlflow.parentRunId"] = parent_run_id
         run.set_tags(all_tags)
     else:
         all_tags["mlflow.runName"] = run_name
@@ -89,8 +96,8 @@ def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_i
                                             run_name=run_name).info.run_id)
     try:
         yield run
-    except KeyboardInterrupt:
-        _end(run, "KILLED", "interrupted (Ctrl-C / SIGINT)")
+    except KeyboardInterrupt as error:
+        _end(run, "KILLED", str(error) or "interrupted (Ctrl-C / SIGINT)")
         raise
     except BaseException as error:
         _end(run, "FAILED", "".join(traceback.format_exception(error)))

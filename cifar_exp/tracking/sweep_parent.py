@@ -11,6 +11,7 @@ from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run
 from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
+TAG_SKIPPED = "cifar_exp.skipped."
 
 
 def open_sweep_parent(uri: str, experiment: str, sweep_dir: str, name: str, overrides: list[str],
@@ -36,8 +37,10 @@ def find_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[str
     return runs[0].info.run_id if runs else None
 
 
-def close_sweep_parent(uri: str, parent_run_id: str) -> dict[str, Any]:
-    """Summarise the sweep's children on the parent (jobs, failures, best job) and end it; idempotent."""
+def close_sweep_parent(uri: str, parent_run_id: str, ended: Optional[str] = None,
+                       reason: str = "") -> dict[str, Any]:
+    """Summarise the sweep's children on the parent (jobs, failures, best job) and end it: FINISHED, FAILED if
+    a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); idempotent."""
     client = client_for(uri)
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
@@ -58,8 +61,23 @@ def close_sweep_parent(uri: str, parent_run_id: str) -> dict[str, Any]:
         metrics["best_test_accuracy"] = best.data.metrics["test_accuracy"]
         run.set_tags({"best_job": best.info.run_name, "best_run_id": best.info.run_id})
         note += f"; best: **{best.info.run_name}**, test accuracy {best.data.metrics['test_accuracy']:.2%}"
+    skipped = {k.removeprefix(TAG_SKIPPED): v for k, v in parent.data.tags.items() if k.startswith(TAG_SKIPPED)}
+    if skipped:
+        summary["skipped_jobs"] = skipped
+        metrics["skipped_jobs"] = len(skipped)
+        note += f"; {len(skipped)} skipped, already FINISHED in earlier runs: " + ", ".join(
+            f"{name} ({run_id})" for name, run_id in skipped.items())
+    if ended:
+        summary["ended"] = reason
+        note = f"{ended}: {reason}. " + note
+        run.set_tags({"error": reason})
     run.log_metrics(metrics)
     run.log_text(json.dumps(summary, indent=2), "sweep_summary.json")
     run.set_tags({TAG_NOTE: note + "."})
-    client.set_terminated(parent_run_id, "FAILED" if failed else "FINISHED")
+    client.set_terminated(parent_run_id, ended or ("FAILED" if failed else "FINISHED"))
     return summary
+
+
+def note_skipped_job(uri: str, parent_run_id: str, job_name: str, finished_run_id: str) -> None:
+    """Record on the parent that a job was skipped because its config already FINISHED as another run."""
+    client_for(uri).set_tag(parent_run_id, f"{TAG_SKIPPED}{job_name}", finished_run_id)
