@@ -57,7 +57,7 @@ class DropoutConfig:
 
 @dataclass
 class AugmentationConfig:
-    name: str = "shift_flip"  # none | shift_flip
+    name: str = "shift_flip"  # none | shift_flip | keras2
     shift: float = 0.1  # fraction of the image side, each axis
     flip: bool = True  # random horizontal flip
 
@@ -88,6 +88,7 @@ class ReportFigure:
 
     when: dict[str, Any] = field(default_factory=dict)
     test_accuracy: Optional[float] = None  # null where the report gave only words
+    test_loss: Optional[float] = None  # the report's test loss for that run, where it printed one
     note: str = ""
 
 
@@ -141,7 +142,7 @@ _CHOICES = {
     "data.label_mode": ("fine", "coarse"),
     "model.name": ("report_cnn",),
     "optimizer.name": ("adam", "sgd"),
-    "augmentation.name": ("none", "shift_flip"),
+    "augmentation.name": ("none", "shift_flip", "keras2"),
 }
 
 

@@ -143,8 +143,8 @@ def _load(cfg: DictConfig) -> Dataset:
 def _augmentation(cfg: DictConfig):
     if cfg.augmentation.name == "none":
         return None
-    shift, flip = cfg.augmentation.shift, cfg.augmentation.flip
-    return lambda images, rng: augment.shift_flip(images, rng, shift=shift, flip=flip)
+    shift, flip, transform = cfg.augmentation.shift, cfg.augmentation.flip, augment.AUGMENTATIONS[cfg.augmentation.name]
+    return lambda images, rng: transform(images, rng, shift=shift, flip=flip)
 
 
 def build_model(cfg: DictConfig, num_classes: int) -> keras.Model:
