@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from cifar_exp.augment import (AUGMENTATIONS, keras2_draws, keras2_shift_flip, max_shift_pixels, shift_flip,
-                               translate)
+from cifar_exp.augment import AUGMENTATIONS, keras2_draws, keras2_shift_flip, max_shift_pixels, shift_flip, translate
 
 
 def _coordinate_images(n: int) -> np.ndarray:
