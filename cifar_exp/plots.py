@@ -42,16 +42,6 @@ def learning_curves(history: Mapping[str, Sequence[float]], title: str) -> Figur
     return figure
 
 
-def overlay_curves(curves: Mapping[str, Sequence[float]], metric: str, title: str) -> Figure:
-    """One line per run of ``metric`` against epoch, to compare the runs of a sweep."""
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label, values in curves.items():
-        sns.lineplot(x=np.arange(1, len(values) + 1), y=values, ax=axes, label=label)
-    axes.set(xlabel="epoch", ylabel=metric, title=title)
-    figure.tight_layout()
-    return figure
-
-
 Curve = tuple[Sequence[float], Sequence[float]]  # (epochs, values)
 
 
