@@ -10,8 +10,15 @@ PORT   ?= 5000
 EXTRAS ?= dev,backends,scale,server
 # Test processes: most tests wait on a `python -m cifar_exp` subprocess, so two workers keep both cores busy.
 TEST_WORKERS ?= 2
+# make reproduce: the report's experiments, each arm over SEEDS, at full length; LAUNCHER (e.g. joblib, or
+# ray_cluster / slurm from conf/hydra/launcher) with JOBS parallel jobs where the launcher takes n_jobs.
+EXPERIMENTS ?= learning_rate dropout decay sgd augmentation winning
+SEEDS  ?= 0,1,2
+LAUNCHER ?=
+JOBS   ?=
+LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(JOBS),hydra.launcher.n_jobs=$(JOBS))
 
-.PHONY: help install browser train sweep ui test test-slow bench report clean-outputs
+.PHONY: help install browser train sweep reproduce ui test test-slow bench report clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -34,8 +41,16 @@ train: install  ## the report's winning run (150 epochs); e.g. make train ARGS="
 sweep: install  ## one report experiment as a sweep; e.g. make sweep EXP=decay ARGS="trainer.epochs=10"
 	$(PY) -m cifar_exp --multirun +experiment=$(EXP) $(DATA) $(ARGS)
 
-report: install  ## compare an experiment with the report's figures; e.g. make report EXP=decay
-	$(PY) -m cifar_exp.report $(EXP)
+reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, full length, then the verdicts
+	@status=0; for exp in $(EXPERIMENTS); do \
+		echo "== $$exp"; \
+		$(PY) -m cifar_exp --multirun +experiment=$$exp $(DATA) seed=$(SEEDS) $(LAUNCH) $(ARGS) || status=1; \
+	done; \
+	$(PY) -m cifar_exp.report --all || status=1; \
+	exit $$status
+
+report: install  ## judge an experiment against the report (EXP=decay), or all of them (no EXP)
+	$(PY) -m cifar_exp.report $(if $(EXP),$(EXP),--all)
 
 ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store
 	$(VENV)/bin/cifar-exp ui --port $(PORT)

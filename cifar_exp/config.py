@@ -103,6 +103,7 @@ class ReportFigure:
 
     when: dict[str, Any] = field(default_factory=dict)
     test_accuracy: Optional[float] = None  # null where the report gave only words
+    test_loss: Optional[float] = None  # the report's test loss for that run, where it printed one
     note: str = ""
 
 

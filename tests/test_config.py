@@ -37,7 +37,7 @@ def test_every_group_option_composes(group, option, npz_dir):
 def test_expected_options_exist():
     assert {"adam", "sgd"} <= set(GROUPS["optimizer"])
     assert {"winning", "baseline", "report_exp3", "none"} <= set(GROUPS["dropout"])
-    assert {"none", "shift_flip"} <= set(GROUPS["augmentation"])
+    assert {"none", "shift_flip", "keras2"} <= set(GROUPS["augmentation"])
     assert {"learning_rate", "dropout", "decay", "sgd", "augmentation", "winning"} <= set(EXPERIMENTS)
 
 
