@@ -158,10 +158,10 @@ def test_augmentations_by_name(name):
 def test_the_trainer_dispatches_by_name():
     from conftest import compose_config
 
-    from cifar_exp.train import _augmentation
+    from cifar_exp.augment import make_augmentation
 
     images = _random_images(8)
-    assert _augmentation(compose_config(["augmentation=none"])) is None
-    augment = _augmentation(compose_config(["augmentation=keras2"]))
+    assert make_augmentation(compose_config(["augmentation=none"]).augmentation) is None
+    augment = make_augmentation(compose_config(["augmentation=keras2"]).augmentation)
     np.testing.assert_array_equal(augment(images, np.random.default_rng(9)),
                                   keras2_shift_flip(images, np.random.default_rng(9), shift=0.1, flip=True))
