@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from typing import Optional
 
@@ -14,13 +15,35 @@ from cifar_exp.config import PROJECT_ROOT, default_store_uri
 
 def ui(args: argparse.Namespace) -> None:
     """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told)."""
-    (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
+    from cifar_exp import tracking
+    from cifar_exp.errors import CifarExpError
+
+    try:
+        if args.backend_store_uri == default_store_uri():
+            (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
+        tracking.prepare_store(args.backend_store_uri)
+        _check_port_free(args.host, args.port)
+    except CifarExpError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.backend_store_uri,
                "--host", args.host, "--port", str(args.port)]
     # MLflow 3 also starts GenAI job workers (huey) with its server; browsing runs needs none of them.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     print(f"MLflow UI on http://{args.host}:{args.port} over {args.backend_store_uri}", flush=True)
     os.execv(sys.executable, command)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    from cifar_exp.errors import CifarExpError
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CifarExpError(f"cannot serve the UI on {host}:{port} ({error.strerror}): another program (perhaps "
+                                f"another MLflow UI) uses that port; choose another, e.g. cifar-exp ui --port "
+                                f"{port + 1}.") from error
 
 
 def report(args: argparse.Namespace) -> None:

@@ -169,15 +169,23 @@ def run_name(cfg: DictConfig) -> str:
     if cfg.optimizer.decay:
         parts.append(f"decay{cfg.optimizer.decay:g}")
     parts += [cfg.dropout.name, cfg.augmentation.name, f"s{cfg.seed}"]
+    if cfg.data.label_mode != "fine":
+        parts.append(cfg.data.label_mode)  # a 20-class run must never pass for a 100-class one
     return "-".join(parts)
 
 
 def report_figure_for(cfg: DictConfig) -> Optional[DictConfig]:
-    """The report's figure whose ``when`` settings all match this run's config, if any."""
+    """The report's figure whose ``when`` settings all match this run's config, if any; none for a run on the
+    20 coarse labels, since the report's figures are all 100-class accuracies."""
+    if OmegaConf.select(cfg, "data.label_mode") != "fine":
+        return None
     for figure in cfg.get("report_figures") or []:
         if all(OmegaConf.select(cfg, key) == value for key, value in figure.when.items()):
             return figure
     return None
+
+
+MOMENTUM_OPTIMIZERS = ("sgd",)  # the optimizers that read optimizer.momentum and optimizer.nesterov
 
 
 def options(group: str) -> tuple[str, ...]:
@@ -209,6 +217,14 @@ def validate(cfg: DictConfig) -> None:
     check("optimizer.lr", _get(cfg, "optimizer.lr") > 0, "> 0 (e.g. optimizer.lr=1e-4)")
     check("optimizer.decay", _get(cfg, "optimizer.decay") >= 0, ">= 0 (0 switches decay off)")
     check("optimizer.momentum", 0 <= _get(cfg, "optimizer.momentum") < 1, "in [0, 1)")
+    if _get(cfg, "optimizer.name") not in MOMENTUM_OPTIMIZERS:
+        for key, off in (("optimizer.momentum", 0.0), ("optimizer.nesterov", False)):
+            check(key, _get(cfg, key) == off, f"{off} for optimizer={_get(cfg, 'optimizer.name')}, which has no "
+                                              f"momentum (it applies to {', '.join(MOMENTUM_OPTIMIZERS)} only)")
+    for key in ("seed", "data.split_seed"):
+        check(key, 0 <= _get(cfg, key) < 2**32, "in [0, 2**32 - 1] (what NumPy and TensorFlow accept)")
+    check("tracking.experiment", bool(str(_get(cfg, "tracking.experiment")).strip()),
+          "a non-empty MLflow experiment name")
     for rate in ("conv2", "conv3", "dense"):
         value = _get(cfg, f"dropout.{rate}")
         check(f"dropout.{rate}", 0 <= value < 1, "a dropout rate in [0, 1)")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -23,6 +25,8 @@ from cifar_exp.errors import DataError
 
 NUM_FINE, NUM_COARSE = 100, 20
 TARBALL = "cifar-100-python.tar.gz"
+
+log = logging.getLogger(__name__)
 
 
 
@@ -56,18 +60,71 @@ class Dataset:
         return len(self.class_names)
 
 
+def _exact_uint8(x: np.ndarray, what: str) -> np.ndarray:
+    """Images as uint8, converted only where every value is an exact whole number in 0..255."""
+    if x.dtype == np.uint8:
+        return x
+    fix = "store the images as uint8 RGB values 0-255"
+    if x.dtype.kind not in "uif":
+        raise DataError(f"{what} are {x.dtype}, not numbers; {fix}.")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DataError(f"{what} hold {int((~np.isfinite(x)).sum())} NaN or infinite values; {fix}.")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise DataError(f"{what} ({x.dtype}) hold values in [{x.min()}, {x.max()}], outside 0..255; {fix}.")
+    if x.dtype.kind == "f" and x.size and not np.array_equal(x, np.round(x)):
+        scaled = " (they look scaled to [0, 1]: multiply by 255 and round)" if x.max() <= 1 else ""
+        raise DataError(f"{what} ({x.dtype}) hold fractional values{scaled}; {fix}.")
+    log.warning("%s are %s with whole values in 0..255: converted to uint8 exactly", what, x.dtype)
+    return x.astype(np.uint8)
+
+
+def _exact_labels(y: np.ndarray, what: str) -> np.ndarray:
+    """Labels as int64, refusing fractional or non-numeric ones (a cast would truncate them silently)."""
+    if y.dtype.kind not in "uif" or (y.dtype.kind == "f" and (not np.isfinite(y).all()
+                                                              or not np.array_equal(y, np.round(y)))):
+        raise DataError(f"{what} ({y.dtype}) are not whole class numbers; store integer labels.")
+    return y.astype(np.int64)
+
+
 def _check_split(name: str, split: RawSplit, where: str) -> RawSplit:
     x = split.x
     if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
         raise DataError(f"{where}: {name} images have shape {x.shape}, expected (N, 32, 32, 3) RGB HWC uint8.")
     n = len(x)
+    if n == 0:
+        raise DataError(f"{where}: the {name} split holds no images.")
+    labels = {}
     for label, top in (("y_fine", NUM_FINE), ("y_coarse", NUM_COARSE)):
         y = getattr(split, label)
         if y.shape != (n,):
             raise DataError(f"{where}: {name} {label} has shape {y.shape}, expected ({n},) to match the images.")
-        if n and (y.min() < 0 or y.max() >= top):
+        y = _exact_labels(y, f"{where}: {name} {label}")
+        if y.min() < 0 or y.max() >= top:
             raise DataError(f"{where}: {name} {label} holds labels in [{y.min()}, {y.max()}], expected 0..{top - 1}.")
-    return RawSplit(x.astype(np.uint8, copy=False), split.y_fine.astype(np.int64), split.y_coarse.astype(np.int64))
+        labels[label] = y
+    return RawSplit(_exact_uint8(x, f"{where}: {name} images"), labels["y_fine"], labels["y_coarse"])
+
+
+def _check_superclasses(train: RawSplit, test: RawSplit, where: str) -> np.ndarray:
+    """The superclass of every fine class; each fine class must belong to exactly one."""
+    y_fine = np.concatenate([train.y_fine, test.y_fine])
+    y_coarse = np.concatenate([train.y_coarse, test.y_coarse])
+    pairs = np.unique(np.stack([y_fine, y_coarse], axis=1), axis=0)
+    fine, counts = np.unique(pairs[:, 0], return_counts=True)
+    if (counts > 1).any():
+        bad = int(fine[counts > 1][0])
+        raise DataError(f"{where}: y_coarse does not follow y_fine: fine class {bad} is labelled with superclasses "
+                        f"{sorted(pairs[pairs[:, 0] == bad, 1].tolist())}; each fine class belongs to one superclass.")
+    return fine_to_coarse(y_fine, y_coarse)
+
+
+def _check_names(names: Optional[tuple[list[str], list[str]]], where: str) -> None:
+    if names is None:
+        return
+    fine, coarse = names
+    if len(fine) != NUM_FINE or len(coarse) != NUM_COARSE or len(set(fine)) != NUM_FINE:
+        raise DataError(f"{where}: the class names list {len(fine)} fine ({len(set(fine))} distinct) and "
+                        f"{len(coarse)} coarse names; expected {NUM_FINE} distinct fine and {NUM_COARSE} coarse.")
 
 
 def _from_pickle_dict(entry: dict) -> RawSplit:
@@ -112,10 +169,21 @@ def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[s
             return RawSplit(z["x"], z["y_fine"].reshape(-1), z["y_coarse"].reshape(-1))
 
     names = None
+    train, test = read("train.npz"), read("test.npz")
     if (folder / "meta.json").exists():
         meta = json.loads((folder / "meta.json").read_text())
         names = (list(meta["fine_label_names"]), list(meta["coarse_label_names"]))
-    return read("train.npz"), read("test.npz"), names
+        if "fine_to_coarse" in meta:
+            expected = np.asarray(meta["fine_to_coarse"])
+            for split in (train, test):
+                y_fine = np.asarray(split.y_fine, dtype=np.int64)
+                wrong = (y_fine < len(expected)) & (expected[np.clip(y_fine, 0, len(expected) - 1)] != split.y_coarse)
+                if wrong.any():
+                    fine = int(y_fine[wrong][0])
+                    raise DataError(f"{folder / 'meta.json'} maps fine class {fine} to superclass {expected[fine]}, "
+                                    f"but its images are labelled superclass {int(split.y_coarse[wrong][0])}; the "
+                                    "meta.json does not describe these labels.")
+    return train, test, names
 
 
 def _load_local(path: Path):
@@ -170,6 +238,7 @@ def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[st
         raise DataError(f"{where} is truncated or corrupt ({type(error).__name__}: {error}); "
                         "re-copy the dataset.") from error
     train, test = _check_split("train", train, where), _check_split("test", test, where)
+    _check_names(names, where)
     fine_names, coarse_names = names or ([f"class_{i:02d}" for i in range(NUM_FINE)],
                                          [f"superclass_{i:02d}" for i in range(NUM_COARSE)])
     return train, test, fine_names, coarse_names
@@ -219,17 +288,24 @@ def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_sp
         raise DataError(f"{where}: the training split has no image of {len(missing)} {label_mode} class(es): "
                         f"{shown}{' ...' if len(missing) > 5 else ''}; a model cannot learn them. Use the full "
                         "dataset or one with every class.")
-    mapping = fine_to_coarse(np.concatenate([train.y_fine, test.y_fine]),
-                             np.concatenate([train.y_coarse, test.y_coarse]))
+    mapping = _check_superclasses(train, test, where)
     y_train = train.y_fine if label_mode == "fine" else train.y_coarse
     y_test = test.y_fine if label_mode == "fine" else test.y_coarse
     x_train, y_train = _stratified_subset(train.x, y_train, train_size, split_seed, "train_size")
     x_test, y_test = _stratified_subset(test.x, y_test, test_size, split_seed, "test_size")
     if val_split > 0:
-        x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_split,
-                                                          random_state=split_seed)
+        try:
+            x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_split,
+                                                              random_state=split_seed)
+        except ValueError as error:
+            raise DataError(f"data.val_split={val_split} cannot split {len(y_train)} images ({error}); use more "
+                            "images (data.train_size) or another data.val_split.") from error
     else:
         x_val, y_val = x_test, y_test
+    if len(y_train) < 2 or len(y_val) == 0:
+        raise DataError(f"data.val_split={val_split} of {len(y_train) + (len(y_val) if val_split > 0 else 0)} images "
+                        f"leaves {len(y_train)} training and {len(y_val)} validation images; use more images "
+                        "(data.train_size) or another data.val_split.")
     return Dataset(
         x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
         class_names=fine_names if label_mode == "fine" else coarse_names, coarse_names=coarse_names,

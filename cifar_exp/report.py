@@ -31,13 +31,15 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 from mlflow.entities import Run as MlflowRun
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from scipy import stats
+from sqlalchemy.exc import SQLAlchemyError
 
 from cifar_exp import plots, tracking
-from cifar_exp.config import CONF_DIR, default_store_uri, is_bookkeeping
-from cifar_exp.errors import ReportError
+from cifar_exp.config import CONF_DIR, default_store_uri, is_bookkeeping, options
+from cifar_exp.errors import CifarExpError, ReportError
 
 DEFAULT_URI = default_store_uri()
 EXPERIMENTS_DIR = CONF_DIR / "experiment"
@@ -132,6 +134,8 @@ def _same(param: Optional[str], wanted: Any) -> bool:
 def report_figure(spec: ExperimentSpec, run: MlflowRun) -> dict[str, Any]:
     """The report's test accuracy, test loss and words for a run: the first of the experiment's figures whose
     ``when`` matches the run's params; for an experiment without a YAML, the tags the run was given."""
+    if run.data.params.get("data.label_mode", "fine") != "fine":  # the report's figures are 100-class accuracies
+        return {"test_accuracy": None, "test_loss": None, "note": "20 superclasses: not comparable with the report"}
     if spec.figures is None:
         tags = run.data.tags
         accuracy = float(tags["report_test_accuracy"]) if "report_test_accuracy" in tags else None
@@ -158,7 +162,14 @@ def find_sweep(client: MlflowClient, experiment_name: str, store_experiment: str
                sweep_run_id: Optional[str] = None) -> MlflowRun:
     """The sweep's parent run: the given id, else the latest sweep of ``experiment_name``."""
     if sweep_run_id:
-        return client.get_run(sweep_run_id)
+        try:
+            parent = client.get_run(sweep_run_id)
+        except MlflowException as error:
+            raise ReportError(f"--sweep {sweep_run_id}: no such run in the store ({error.message}).") from error
+        if parent.data.tags.get(tracking.TAG_ROLE) != "sweep":
+            raise ReportError(f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep's parent run; "
+                              "give the id of a run named sweep-<experiment>, or leave --sweep out.")
+        return parent
     found = client.get_experiment_by_name(store_experiment)
     runs = [] if found is None else client.search_runs(
         [found.experiment_id],
@@ -328,8 +339,18 @@ def report(experiment_name: str, uri: str = DEFAULT_URI, store_experiment: str =
     table = comparison_table(runs, experiment_name)
     markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report "
                                   f"(sweep {parent.info.run_id})")
-    log_experiment_report(client, parent.info.run_id, experiment_name, table, markdown, runs)
+    try:
+        log_experiment_report(client, parent.info.run_id, experiment_name, table, markdown, runs)
+    except WRITE_ERRORS as error:
+        markdown += f"\n(not logged to the store, which cannot be written: {_first_line(error)})\n"
     return table, markdown
+
+
+WRITE_ERRORS = (MlflowException, OSError, SQLAlchemyError)  # a read-only store, a full disk
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _report_order(name: str) -> tuple[int, str]:
@@ -361,7 +382,10 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
             notes.append(f"{name}: no sweep parent run to tag (its runs were not started with --multirun).")
             continue
         markdown = to_markdown(table, f"{name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
-        log_experiment_report(client, parent.info.run_id, name, table, markdown, by_name[name])
+        try:
+            log_experiment_report(client, parent.info.run_id, name, table, markdown, by_name[name])
+        except WRITE_ERRORS as error:
+            notes.append(f"{name}: not logged to its sweep, the store cannot be written ({_first_line(error)}).")
     missing = [name for name in REPORT_ORDER if name not in by_name]
     if missing:
         notes.append(f"Not in the store yet: {', '.join(missing)}.")
@@ -375,10 +399,14 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
                                  combined["report_test_accuracy"].astype(float), combined["verdict"],
                                  "The 2017 report's test accuracy beside ours")
     counts = verdict_counts(combined)
-    run_id = client.create_run(found.experiment_id, run_name=ALL_RUN_NAME, tags={
-        tracking.TAG_ROLE: "report", "mlflow.runName": ALL_RUN_NAME,
-        TAG_VERDICT: ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "arms"),
-        tracking.TAG_NOTE: _note(markdown, "report/report_all.md")}).info.run_id
+    try:
+        run_id = client.create_run(found.experiment_id, run_name=ALL_RUN_NAME, tags={
+            tracking.TAG_ROLE: "report", "mlflow.runName": ALL_RUN_NAME,
+            TAG_VERDICT: ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "arms"),
+            tracking.TAG_NOTE: _note(markdown, "report/report_all.md")}).info.run_id
+    except WRITE_ERRORS as error:
+        plots.close(figure)
+        return combined, markdown + f"\n(not logged: the store cannot be written: {_first_line(error)})\n", ""
     run = tracking.Run(client, run_id)
     try:
         run.log_figure(figure, "report/verdicts.png")
@@ -417,12 +445,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not every and not args.experiment:
         parser.error("name an experiment (e.g. decay), or all / --all for the whole report")
     try:
+        if not every and args.experiment not in options("experiment"):
+            raise ReportError(f"unknown experiment {args.experiment!r}; the report's experiments are "
+                              f"{', '.join(options('experiment'))} (or all / --all for every one).")
+        tracking.prepare_store(args.uri, must_exist=True)
         if every:
             _, markdown, run_id = report_all(args.uri, args.store_experiment)
-            markdown += f"\nLogged to MLflow run {run_id} ({ALL_RUN_NAME}).\n"
+            markdown += f"\nLogged to MLflow run {run_id} ({ALL_RUN_NAME}).\n" if run_id else ""
         else:
             _, markdown = report(args.experiment, args.uri, args.store_experiment, args.sweep)
-    except ReportError as error:
+    except CifarExpError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(markdown)
