@@ -33,7 +33,11 @@ def main(cfg: DictConfig) -> Optional[float]:
     signals.install()  # here too: a joblib or Ray worker runs only this function
     try:
         validate(cfg)
-        from cifar_exp.train import JobContext, train  # TensorFlow loads only once the config is valid
+        if cfg.tracking.enabled:
+            from cifar_exp.tracking import prepare_store
+
+            prepare_store(cfg.tracking.uri)  # a bad store is said before TensorFlow loads
+        from cifar_exp.train import JobContext, train  # TensorFlow loads only once the config and store are good
 
         context = JobContext(overrides=list(hydra_cfg.overrides.task),
                              sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None)

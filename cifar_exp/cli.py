@@ -88,3 +88,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         argv = ["train", *argv]
     args = top.parse_args(argv)
     args.run(args)
+
+
+if __name__ == "__main__":
+    main()

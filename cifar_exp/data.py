@@ -174,16 +174,24 @@ def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[s
         meta = json.loads((folder / "meta.json").read_text())
         names = (list(meta["fine_label_names"]), list(meta["coarse_label_names"]))
         if "fine_to_coarse" in meta:
-            expected = np.asarray(meta["fine_to_coarse"])
-            for split in (train, test):
-                y_fine = np.asarray(split.y_fine, dtype=np.int64)
-                wrong = (y_fine < len(expected)) & (expected[np.clip(y_fine, 0, len(expected) - 1)] != split.y_coarse)
-                if wrong.any():
-                    fine = int(y_fine[wrong][0])
-                    raise DataError(f"{folder / 'meta.json'} maps fine class {fine} to superclass {expected[fine]}, "
-                                    f"but its images are labelled superclass {int(split.y_coarse[wrong][0])}; the "
-                                    "meta.json does not describe these labels.")
+            _check_meta_mapping(np.asarray(meta["fine_to_coarse"]), train, test, folder / "meta.json")
     return train, test, names
+
+
+def _check_meta_mapping(expected: np.ndarray, train: RawSplit, test: RawSplit, meta: Path) -> None:
+    """meta.json's fine_to_coarse must describe the labels (checked where the labels are valid themselves)."""
+    y_fine = np.concatenate([train.y_fine, test.y_fine]).astype(np.int64)
+    y_coarse = np.concatenate([train.y_coarse, test.y_coarse]).astype(np.int64)
+    if len(expected) != NUM_FINE or not len(y_fine) or y_fine.min() < 0 or y_fine.max() >= NUM_FINE:
+        return
+    pairs = np.unique(np.stack([y_fine, y_coarse], axis=1), axis=0)
+    if len(np.unique(pairs[:, 0])) != len(pairs):
+        return  # the labels contradict themselves: that error comes with the label checks
+    wrong = expected[pairs[:, 0]] != pairs[:, 1]
+    if wrong.any():
+        fine, coarse = (int(v) for v in pairs[wrong][0])
+        raise DataError(f"{meta} maps fine class {fine} to superclass {int(expected[fine])}, but its images are "
+                        f"labelled superclass {coarse}; the meta.json does not describe these labels.")
 
 
 def _load_local(path: Path):

@@ -54,8 +54,10 @@ class MlflowSweepCallback(Callback):
                                                             sweep_name(config), list(config.hydra.overrides.task),
                                                             launcher)
             tracking.retire_dead_runs(tracking.client_for(self.uri), config.tracking.experiment)
-        except errors.CifarExpError as error:  # Hydra would turn any Exception here into a warning and go on
-            print(f"error: {error}", file=sys.stderr)
+        except Exception as error:  # Hydra would turn it into a warning and run the jobs without a parent
+            message = error if isinstance(error, errors.CifarExpError) else f"the sweep's parent run could not be " \
+                f"created in {self.uri} ({type(error).__name__}: {str(error).strip().splitlines()[0]})"
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
         log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
         atexit.register(self._close)

@@ -3,6 +3,7 @@ before training starts and before any MLflow run is created."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,27 @@ def _dataset(tmp_path: Path, kind: str) -> Path:
     if kind == "missing_keys":
         folder = write_npz(tmp_path / kind, train, test)
         np.savez(folder / "test.npz", images=test["x"])
+        return folder
+    if kind == "float_0_1":
+        train["x"] = train["x"].astype(np.float32) / 255
+    if kind == "nan_pixels":
+        train["x"] = train["x"].astype(np.float32)
+        train["x"][0, 0, 0, 0] = np.nan
+    if kind == "int64_above_255":
+        train["x"] = train["x"].astype(np.int64)
+        train["x"][0, 0, 0, 0] = 300
+    if kind == "fractional_labels":
+        train["y_fine"] = train["y_fine"].astype(np.float64) + 0.5
+    if kind == "coarse_inconsistent":
+        train["y_coarse"] = train["y_coarse"].copy()
+        train["y_coarse"][train["y_fine"] == 3] = 7
+    if kind == "empty_test":
+        test = {k: v[:0] for k, v in test.items()}
+    if kind == "meta_mismatch":
+        folder = write_npz(tmp_path / kind, train, test)
+        meta = json.loads((folder / "meta.json").read_text())
+        meta["fine_to_coarse"] = [(c + 1) % 20 for c in meta["fine_to_coarse"]]
+        (folder / "meta.json").write_text(json.dumps(meta))
         return folder
     if kind == "empty_folder":
         (tmp_path / kind).mkdir()
@@ -80,6 +102,24 @@ ROWS = [
     ("tracking server unreachable", ["tracking.uri=http://127.0.0.1:9"], "ok", "tracking server does not answer"),
     ("store not writable", ["tracking.uri=sqlite:////proc/cifar_exp/mlflow.db"], "ok", "not writable"),
     ("resume of an unknown run", ["resume=ffffffffffffffff"], "ok", "resume=ffffffffffffffff: no such run"),
+    ("float images scaled to 0..1", [], "float_0_1", "look scaled to [0, 1]: multiply by 255"),
+    ("NaN pixels", [], "nan_pixels", "hold 1 NaN or infinite values"),
+    ("int64 pixels above 255", [], "int64_above_255", "outside 0..255"),
+    ("fractional labels", [], "fractional_labels", "y_fine (float64) are not whole class numbers"),
+    ("superclass labels that contradict the fine labels", [], "coarse_inconsistent",
+     "fine class 3 is labelled with superclasses [3, 7]"),
+    ("meta.json that does not describe the labels", [], "meta_mismatch", "does not describe these labels"),
+    ("an empty test set", [], "empty_test", "the test split holds no images"),
+    ("a split that leaves one training image", ["data.train_size=100", "data.val_split=0.99"], "ok",
+     "data.val_split=0.99"),
+    ("momentum given to Adam", ["optimizer.momentum=0.9"], None, "optimizer.momentum=0.9 must be 0.0 for optimizer=adam"),
+    ("Nesterov given to Adam", ["optimizer.nesterov=true"], None, "optimizer.nesterov=True must be False"),
+    ("seed out of range", ["seed=4294967296"], None, "seed=4294967296 must be in [0, 2**32 - 1]"),
+    ("negative seed", ["seed=-1"], None, "seed=-1 must be in [0, 2**32 - 1]"),
+    ("empty experiment name", ["tracking.experiment=''"], None, "tracking.experiment='' must be a non-empty"),
+    ("file store", ["tracking.uri=file:///tmp/cifar_exp_file_store"], "ok", "a file store"),
+    ("checkpoint folder not writable", ["trainer.checkpoint_dir=/proc/cifar_exp"], "ok",
+     "trainer.checkpoint_dir=/proc/cifar_exp is not writable"),
 ]
 
 

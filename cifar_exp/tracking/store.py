@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import mlflow
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.errors import TrackingError
@@ -31,6 +32,8 @@ def prepare_store(uri: str, must_exist: bool = False) -> None:
     db = sqlite_path(uri)
     if db is not None:
         _check_sqlite(uri, db, must_exist)
+        if not must_exist:
+            _create_schema_once(uri, db)
     elif uri.startswith(("http://", "https://")):
         _check_server(uri)
 
@@ -58,6 +61,13 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
     except OSError as error:
         raise TrackingError(f"tracking.uri={uri}: the folder {db.parent} is not writable ({error}); "
                             "choose another store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db.") from error
+
+
+def _create_schema_once(uri: str, db: Path) -> None:
+    """Let one process at a time create (or migrate) a SQLite store's schema: two sweeps or jobs starting in
+    the same second on a new store would otherwise both try, and one would fail."""
+    with FileLock(f"{db}.lock", timeout=120):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 def _schema_revision(db: Path) -> Optional[str]:
