@@ -92,11 +92,12 @@ def _check_server(uri: str) -> None:
         answer = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search", params={"max_results": 1},
                               timeout=5)
         answer.raise_for_status()
-        body = answer.json()
     except requests.RequestException as error:
         raise TrackingError(f"tracking.uri={uri}: the MLflow tracking server does not answer ({error}). "
                             "Start it (see the README's team setup) or log locally by leaving "
                             "tracking.uri at its default.") from error
+    try:
+        body = answer.json()
     except ValueError as error:
         raise TrackingError(f"tracking.uri={uri} answers, but not as an MLflow tracking server (its answer to "
                             "/api/2.0/mlflow/experiments/search is not JSON); check the host and port.") from error
