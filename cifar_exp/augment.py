@@ -35,8 +35,8 @@ def shift_flip(images: np.ndarray, rng: np.random.Generator, shift: float = 0.1,
     batch, height, width, _ = images.shape
     pad_y, pad_x = max_shift_pixels(height, shift), max_shift_pixels(width, shift)
     padded = np.pad(images, ((0, 0), (pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="edge")
-    rows = rng.integers(0, 2 * pad_y + 1, size=batch)[:, None] + np.arange(height)
-    cols = rng.integers(0, 2 * pad_x + 1, size=batch)[:, None] + np.arange(width)
+    rows = np.asarray(rng.integers(0, 2 * pad_y + 1, size=batch))[:, None] + np.arange(height)
+    cols = np.asarray(rng.integers(0, 2 * pad_x + 1, size=batch))[:, None] + np.arange(width)
     if flip:
         flipped = rng.random(batch) < 0.5
         cols[flipped] = cols[flipped, ::-1]

@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -145,7 +145,7 @@ def is_bookkeeping(dotted_key: str) -> bool:
 
 def config_hash(cfg: DictConfig) -> str:
     """A short hash of everything that changes what a run computes (not where it logs or how it prints)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     for key in BOOKKEEPING:
         *parents, leaf = key.split(".")
         node = container

@@ -237,7 +237,7 @@ def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[st
     """Load both official splits and the label names from ``source`` ('keras' or 'local')."""
     where = "keras.datasets.cifar100" if source == "keras" else str(path)
     try:
-        train, test, names = _load_keras() if source == "keras" else _load_local(Path(path))
+        train, test, names = _load_keras() if source == "keras" else _load_local(Path(str(path)))
     except DataError:
         raise
     except FileNotFoundError as error:

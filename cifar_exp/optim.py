@@ -8,12 +8,12 @@ with ``decay_steps=1``, which computes exactly that. A new optimizer is one func
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeAlias
 
 import keras
 from omegaconf import DictConfig
 
-LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
+LearningRate: TypeAlias = float | keras.optimizers.schedules.LearningRateSchedule
 
 
 def learning_rate(lr: float, decay: float) -> LearningRate:

@@ -71,14 +71,15 @@ def verdict_chart(labels: Sequence[str], means: Sequence[float], lows: Sequence[
                   report: Sequence[float], verdicts: Sequence[str], title: str) -> Figure:
     """One row per arm: the measured mean (as a percentage) with its interval as an error bar, coloured by its
     verdict, and the report's figure as a black diamond. NaN bounds draw no bar, a NaN figure no diamond."""
-    means, lows, highs, report = (100 * np.asarray(v, dtype=float) for v in (means, lows, highs, report))
+    means_pct, lows_pct, highs_pct, report_pct = (100 * np.asarray(v, dtype=float)
+                                                  for v in (means, lows, highs, report))
     rows = np.arange(len(labels))[::-1]
     figure, axes = plt.subplots(figsize=(11, 1.8 + 0.45 * len(labels)))
-    for row, mean, low, high, verdict in zip(rows, means, lows, highs, verdicts):
+    for row, mean, low, high, verdict in zip(rows, means_pct, lows_pct, highs_pct, verdicts):
         colour = VERDICT_COLOURS.get(verdict.split()[0], "tab:gray")
         error = None if np.isnan(low) else [[mean - low], [high - mean]]
         axes.errorbar(mean, row, xerr=error, fmt="o", color=colour, capsize=4)
-    axes.scatter(report, rows, marker="D", color="black", s=30, zorder=3)
+    axes.scatter(report_pct, rows, marker="D", color="black", s=30, zorder=3)
     legend = [Line2D([], [], marker="D", linestyle="", color="black", label="2017 report")]
     legend += [Line2D([], [], marker="o", linestyle="", color=colour, label=f"measured: {verdict}")
                for verdict, colour in {**VERDICT_COLOURS, "no figure or 1 seed": "tab:gray"}.items()]

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -113,8 +113,8 @@ def experiment_spec(name: str, folder: Path = EXPERIMENTS_DIR) -> ExperimentSpec
     if not path.exists():
         return ExperimentSpec(name)
     cfg = OmegaConf.load(path)
-    return ExperimentSpec(name, OmegaConf.select(cfg, "trainer.epochs"),
-                          OmegaConf.to_container(cfg.get("report_figures") or OmegaConf.create([])))
+    figures = cast(list, OmegaConf.to_container(OmegaConf.select(cfg, "report_figures") or OmegaConf.create([])))
+    return ExperimentSpec(name, OmegaConf.select(cfg, "trainer.epochs"), figures)
 
 
 def _same(param: Optional[str], wanted: Any) -> bool:
@@ -300,7 +300,7 @@ def _note(markdown: str, artifact: str) -> str:
 def metric_curves(client: MlflowClient, runs: list[MlflowRun], metric: str) -> dict[str, plots.Curve]:
     """Each run's per-epoch ``metric`` as (1-based epochs, values), labelled by run name (and status if not
     FINISHED)."""
-    curves = {}
+    curves: dict[str, plots.Curve] = {}
     for r in runs:
         history = sorted(client.get_metric_history(r.info.run_id, metric), key=lambda m: m.step)
         if history:

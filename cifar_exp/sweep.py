@@ -66,7 +66,7 @@ class MlflowSweepCallback(Callback):
         self._close()
 
     def _close(self) -> None:
-        if self.parent_run_id is None:
+        if self.parent_run_id is None or self.uri is None:
             return
         stop = signals.received
         summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, ended="KILLED" if stop else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, cast
 
 import keras
 import pandas as pd
@@ -61,7 +61,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
     if job.checkpoint is not None:
         checkpoint.restore(model, job.checkpoint)
 
-    with job.open(_run_tags(cfg, data)) as run:
+    with job.open(_run_tags(cfg, data)) as (run, folder):
         if job.checkpoint is None:
             _describe(run, cfg, context, data, model)
         else:
@@ -73,12 +73,12 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
                 log.info("resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id,
                          job.epochs_done)
 
-        recorder = callbacks.EpochCheckpoint(job.folder, job.checkpoint.history if job.checkpoint else None)
+        recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
         fit_callbacks = [
             callbacks.EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
             *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
             *([callbacks.TestEachEpoch(data.x_test, data.y_test)] if cfg.trainer.test_each_epoch else []),
-            recorder, callbacks.MetricsLogger(run), *callbacks.tensorboard(job.folder / "tensorboard"),
+            recorder, callbacks.MetricsLogger(run), *callbacks.tensorboard(folder / "tensorboard"),
         ]
         batches = Batches(data.x_train, data.y_train, cfg.trainer.batch_size, cfg.seed,
                           augment.make_augmentation(cfg.augmentation), epoch=job.epochs_done)
@@ -95,7 +95,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         tracking.record_results(run, {**result.metrics, "epochs_run": epochs_run}, epochs_run,
                                 _summary_note(cfg, name, result.metrics, epochs_run),
                                 _figures(name, result, history, data), _tables(result, data), model,
-                                job.folder / "tensorboard", skip_logged=job.checkpoint is not None)
+                                folder / "tensorboard", skip_logged=job.checkpoint is not None)
     return Outcome(result.metrics, history, run.run_id)
 
 
@@ -132,7 +132,7 @@ def _check_history(run: tracking.Run, cfg: DictConfig, history: dict[str, list[f
 
 def _log_missing_epochs(run: tracking.Run, history: dict[str, list[float]]) -> None:
     """After a resume, log the checkpointed epochs that MLflow lacks (killed between checkpoint and log)."""
-    logged = {m.step for m in run.client.get_metric_history(run.run_id, "loss")}
+    logged = run.logged_steps("loss")
     for epoch in range(len(history.get("loss", []))):
         if epoch not in logged:
             run.log_metrics({k: v[epoch] for k, v in history.items() if epoch < len(v)}, step=epoch)
@@ -153,7 +153,7 @@ def _run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
 
 
 def _describe(run: tracking.Run, cfg: DictConfig, context: JobContext, data: Dataset, model: keras.Model) -> None:
-    params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))
+    params = tracking.flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     params.update({"overrides": " ".join(context.overrides) or "(none)", "data.train_images": len(data.y_train),
                    "data.val_images": len(data.y_val), "data.test_images": len(data.y_test)})
     summary: list[str] = []

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
 from cifar_exp.errors import CheckpointError, ConfigError
+from cifar_exp.signals import Stopped
 from cifar_exp.tracking.environment import is_stale
 from cifar_exp.tracking.run import Run, mark_killed, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
@@ -42,7 +43,6 @@ class Job:
     resume_run_id: Optional[str] = None
     checkpoint: Optional[checkpoint.Checkpoint] = None
     finished_run: Optional[MlflowRun] = None  # set when the job is skipped
-    folder: Optional[Path] = None  # where this job's checkpoints go, once its run is open
 
     @property
     def epochs_done(self) -> int:
@@ -50,29 +50,33 @@ class Job:
         return self.checkpoint.epochs_done if self.checkpoint else 0
 
     @contextmanager
-    def open(self, tags: Mapping[str, str]) -> Iterator[Run]:
-        """Open (or reopen) the job's run under its sweep parent; a FINISHED run's checkpoints are removed."""
+    def open(self, tags: Mapping[str, str]) -> Iterator[tuple[Run, Path]]:
+        """Open (or reopen) the job's run under its sweep parent; yields it and its checkpoint folder, which a
+        FINISHED run removes. A stop signal learns how to continue the run."""
         parent = find_sweep_parent(self.uri, self.experiment, self.sweep_dir) if self.uri and self.sweep_dir else None
+        opened: Optional[Run] = None
         try:
-            with tracked_run(self.uri, self.experiment, self.name, parent, tags, self.resume_run_id) as run, \
+            with tracked_run(self.uri, self.experiment, self.name, parent, tags, self.resume_run_id) as opened, \
                     tempfile.TemporaryDirectory(prefix="cifar_exp_") as scratch:
-                self.folder = checkpoint_folder(self.checkpoint_root, run.run_id) if run.enabled else Path(scratch)
-                yield run
-        except KeyboardInterrupt as stop:
-            if self.uri and self.folder is not None:
-                stop.details = [*getattr(stop, "details", []), self._how_to_continue(run.run_id)]
+                folder = checkpoint_folder(self.checkpoint_root, opened.run_id) if opened.enabled else Path(scratch)
+                yield opened, folder
+        except Stopped as stop:
+            if opened is not None and opened.enabled:
+                stop.details.append(self._how_to_continue(opened.run_id, folder))
             raise
-        if run.enabled:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if opened.enabled:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def note_skipped(self) -> None:
         """Tell this sweep's parent that the job was skipped, and which earlier run holds its result."""
-        parent = find_sweep_parent(self.uri, self.experiment, self.sweep_dir) if self.uri and self.sweep_dir else None
-        if parent and self.finished_run is not None:
+        if not (self.uri and self.sweep_dir and self.finished_run is not None):
+            return
+        parent = find_sweep_parent(self.uri, self.experiment, self.sweep_dir)
+        if parent:
             note_skipped_job(self.uri, parent, self.name, self.finished_run.info.run_id)
 
-    def _how_to_continue(self, run_id: Optional[str]) -> str:
-        found = checkpoint.newest(self.folder) if self.folder else None
+    def _how_to_continue(self, run_id: str, folder: Path) -> str:
+        found = checkpoint.newest(folder)
         kept = f"its checkpoint after epoch {found[0]} is kept in {found[1].parent}" if found else \
             "it had not finished an epoch, so it has no checkpoint"
         return (f"run {run_id} ({self.name}) is KILLED in {self.uri}; {kept}; the same command with resume=auto "
@@ -148,8 +152,11 @@ def _most_progress(client: MlflowClient, runs: list[MlflowRun],
     for epochs, run in candidates:
         if chosen is None:
             try:
-                chosen = (run.info.run_id, checkpoint.latest(checkpoint_folder(root, run.info.run_id)))
-                continue
+                loaded = checkpoint.latest(checkpoint_folder(root, run.info.run_id))
+                if loaded is not None:
+                    chosen = (run.info.run_id, loaded)
+                    continue
+                reason = "its checkpoint vanished"
             except CheckpointError as error:
                 log.warning("resume=auto: skipping run %s: %s", run.info.run_id, error)
                 reason = f"its checkpoint could not be read ({error})"

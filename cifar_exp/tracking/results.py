@@ -38,9 +38,8 @@ def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str,
     metrics already logged at ``step`` by the process that was stopped while recording."""
     import matplotlib.pyplot as plt
 
-    if skip_logged and run.enabled:
-        metrics = {k: v for k, v in metrics.items()
-                   if all(m.step != step for m in run.client.get_metric_history(run.run_id, k))}
+    if skip_logged:
+        metrics = {k: v for k, v in metrics.items() if step not in run.logged_steps(k)}
     run.log_metrics(metrics, step=step)
     run.set_tags({TAG_NOTE: note})
     for artifact_file, figure in figures.items():

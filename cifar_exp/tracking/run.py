@@ -21,43 +21,72 @@ MAX_PARAM_LENGTH = 6000
 
 
 class Run:
-    """One MLflow run, addressed by id; ``run_id=None`` makes every call a no-op (tracking switched off)."""
+    """One MLflow run, addressed by id; every call names it, so no global "active run" is involved."""
 
-    def __init__(self, client: Optional[MlflowClient], run_id: Optional[str]):
+    enabled = True
+
+    def __init__(self, client: MlflowClient, run_id: str):
         self.client, self.run_id = client, run_id
 
-    @property
-    def enabled(self) -> bool:
-        return self.run_id is not None
-
     def log_params(self, params: Mapping[str, Any]) -> None:
-        if self.enabled:  # log_batch splits long lists into the store's batch limits itself
-            self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
+        # log_batch splits long lists into the store's batch limits itself
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        if self.enabled:
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        if self.enabled:
-            now = int(time.time() * 1000)
-            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which metric ``key`` was logged."""
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
-        if self.enabled:
-            self.client.log_figure(self.run_id, figure, artifact_file)
+        self.client.log_figure(self.run_id, figure, artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        if self.enabled:
-            self.client.log_text(self.run_id, text, artifact_file)
+        self.client.log_text(self.run_id, text, artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
-        if self.enabled:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_artifacts(self, folder: str | Path, artifact_path: Optional[str] = None) -> None:
-        if self.enabled:
-            self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+
+class NoRun(Run):
+    """Tracking switched off (``tracking.enabled=false``, benchmarks): every call does nothing."""
+
+    enabled = False
+
+    def __init__(self) -> None:
+        self.client, self.run_id = None, None  # type: ignore[assignment]
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        pass
+
+    def logged_steps(self, key: str) -> set[int]:
+        return set()
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
+        pass
+
+    def log_artifacts(self, folder: str | Path, artifact_path: Optional[str] = None) -> None:
+        pass
 
 
 def mark_killed(client: MlflowClient, run_id: str, reason: str) -> None:
@@ -73,7 +102,7 @@ def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_i
     logged) or KILLED (Ctrl-C). ``uri=None`` gives a disabled run that logs nothing.
     """
     if uri is None:
-        yield Run(None, None)
+        yield NoRun()
         return
     client = client_for(uri)
     all_tags = {**(tags or {}), **process_tags()}
