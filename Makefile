@@ -18,7 +18,7 @@ LAUNCHER ?=
 JOBS   ?=
 LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(JOBS),hydra.launcher.n_jobs=$(JOBS))
 
-.PHONY: help install browser train sweep reproduce ui test test-slow bench report clean-outputs
+.PHONY: help install browser lint train sweep reproduce ui test test-slow bench report clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
