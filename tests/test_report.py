@@ -261,6 +261,9 @@ def test_all_reports_the_whole_store_in_a_run_of_its_own(decay_sweep, npz_dir, t
 
 
 def test_all_of_an_empty_store_is_a_clear_error(tmp_path, capsys):
+    from cifar_exp.tracking import prepare_store
+
+    prepare_store(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a store with its schema and no experiment yet
     with pytest.raises(SystemExit) as exit_:
         main(["all", "--uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     assert exit_.value.code == 2 and "no MLflow experiment 'cifar_exp'" in capsys.readouterr().err

@@ -1,0 +1,97 @@
+"""``python -m cifar_exp [overrides]``: validate the composed config, then hand it to the trainer."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from cifar_exp import signals
+from cifar_exp.config import register, validate
+from cifar_exp.errors import CifarExpError
+
+register()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set 0 to see it
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> Optional[float]:
+    """Train one configuration; returns its test accuracy (the value sweepers optimise).
+
+    A user error ends a single run with a one-paragraph message and exit status 2; inside a
+    multirun it fails only its own job, so the sweep goes on.
+    """
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    signals.install()  # here too: a joblib or Ray worker runs only this function
+    try:
+        validate(cfg)
+        if cfg.tracking.enabled:
+            from cifar_exp.tracking import prepare_store
+
+            prepare_store(cfg.tracking.uri)  # a bad store is said before TensorFlow loads
+        from cifar_exp.train import JobContext, train  # TensorFlow loads only once the config and store are good
+
+        context = JobContext(overrides=list(hydra_cfg.overrides.task),
+                             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None)
+        return train(cfg, context).metrics["test_accuracy"]
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        failure: CifarExpError = CifarExpError(
+            f"no space left on the device while writing {error.filename or 'the run records'}: free some space, or "
+            "point trainer.checkpoint_dir and tracking.uri at another disk; the run is FAILED where the store could "
+            "still be written (else the next command on the store closes it), and resume=auto continues it from "
+            "its last complete checkpoint")
+        if multirun:
+            raise failure from error
+        print(f"error: {failure}", file=sys.stderr)
+        sys.exit(2)
+    except CifarExpError as error:
+        if multirun:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
+    """The command line: overrides checked one by one, stop signals turned into a clean, recorded stop."""
+    signals.install()
+    bad = malformed_override(sys.argv[1:])
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        main()
+    except signals.Stopped as stop:
+        print(f"error: {stop.explain()}", file=sys.stderr)
+        sys.exit(stop.exit_status)
+
+
+def malformed_override(args: list[str]) -> Optional[str]:
+    """A message naming the first override Hydra's grammar cannot parse (Hydra's own message does not name it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as error:
+            return (f"cannot parse the override {arg!r}: {error.message.splitlines()[0]} "
+                    "(a sweep lists values with commas and no empty value, e.g. dropout=winning,baseline; "
+                    "see https://hydra.cc/docs/advanced/override_grammar/basic). Nothing was trained or logged.")
+    return None
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,322 @@
+"""Load CIFAR-100 from any accepted source, split it the report's way, subset it, fingerprint it.
+
+Accepted sources: ``keras.datasets.cifar100`` (downloads), or a local copy that is a folder holding
+``train.npz``/``test.npz`` (keys ``x``, ``y_fine``, ``y_coarse``, optional ``meta.json``), the official
+``cifar-100-python`` pickles (the folder itself or its parent), or ``cifar-100-python.tar.gz`` (the file
+or a folder holding it). Everything returns uint8 images (N, 32, 32, 3) and 1-D integer labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from cifar_exp.errors import DataError
+
+NUM_FINE, NUM_COARSE = 100, 20
+TARBALL = "cifar-100-python.tar.gz"
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class RawSplit:
+    """One official split (train or test), as loaded."""
+
+    x: np.ndarray
+    y_fine: np.ndarray
+    y_coarse: np.ndarray
+
+
+@dataclass
+class Dataset:
+    """The arrays a run uses, with what is needed to label and map its classes."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    coarse_names: list[str]
+    fine_to_coarse: np.ndarray  # (100,) coarse class of every fine class
+    label_mode: str
+    fingerprint: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _exact_uint8(x: np.ndarray, what: str) -> np.ndarray:
+    """Images as uint8, converted only where every value is an exact whole number in 0..255."""
+    if x.dtype == np.uint8:
+        return x
+    fix = "store the images as uint8 RGB values 0-255"
+    if x.dtype.kind not in "uif":
+        raise DataError(f"{what} are {x.dtype}, not numbers; {fix}.")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DataError(f"{what} hold {int((~np.isfinite(x)).sum())} NaN or infinite values; {fix}.")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise DataError(f"{what} ({x.dtype}) hold values in [{x.min()}, {x.max()}], outside 0..255; {fix}.")
+    if x.dtype.kind == "f" and x.size and not np.array_equal(x, np.round(x)):
+        scaled = " (they look scaled to [0, 1]: multiply by 255 and round)" if x.max() <= 1 else ""
+        raise DataError(f"{what} ({x.dtype}) hold fractional values{scaled}; {fix}.")
+    log.warning("%s are %s with whole values in 0..255: converted to uint8 exactly", what, x.dtype)
+    return x.astype(np.uint8)
+
+
+def _exact_labels(y: np.ndarray, what: str) -> np.ndarray:
+    """Labels as int64, refusing fractional or non-numeric ones (a cast would truncate them silently)."""
+    if y.dtype.kind not in "uif" or (y.dtype.kind == "f" and (not np.isfinite(y).all()
+                                                              or not np.array_equal(y, np.round(y)))):
+        raise DataError(f"{what} ({y.dtype}) are not whole class numbers; store integer labels.")
+    return y.astype(np.int64)
+
+
+def _check_split(name: str, split: RawSplit, where: str) -> RawSplit:
+    x = split.x
+    if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+        raise DataError(f"{where}: {name} images have shape {x.shape}, expected (N, 32, 32, 3) RGB HWC uint8.")
+    n = len(x)
+    if n == 0:
+        raise DataError(f"{where}: the {name} split holds no images.")
+    labels = {}
+    for label, top in (("y_fine", NUM_FINE), ("y_coarse", NUM_COARSE)):
+        y = getattr(split, label)
+        if y.shape != (n,):
+            raise DataError(f"{where}: {name} {label} has shape {y.shape}, expected ({n},) to match the images.")
+        y = _exact_labels(y, f"{where}: {name} {label}")
+        if y.min() < 0 or y.max() >= top:
+            raise DataError(f"{where}: {name} {label} holds labels in [{y.min()}, {y.max()}], expected 0..{top - 1}.")
+        labels[label] = y
+    return RawSplit(_exact_uint8(x, f"{where}: {name} images"), labels["y_fine"], labels["y_coarse"])
+
+
+def _check_superclasses(train: RawSplit, test: RawSplit, where: str) -> np.ndarray:
+    """The superclass of every fine class; each fine class must belong to exactly one."""
+    y_fine = np.concatenate([train.y_fine, test.y_fine])
+    y_coarse = np.concatenate([train.y_coarse, test.y_coarse])
+    pairs = np.unique(np.stack([y_fine, y_coarse], axis=1), axis=0)
+    fine, counts = np.unique(pairs[:, 0], return_counts=True)
+    if (counts > 1).any():
+        bad = int(fine[counts > 1][0])
+        raise DataError(f"{where}: y_coarse does not follow y_fine: fine class {bad} is labelled with superclasses "
+                        f"{sorted(pairs[pairs[:, 0] == bad, 1].tolist())}; each fine class belongs to one superclass.")
+    return fine_to_coarse(y_fine, y_coarse)
+
+
+def _check_names(names: Optional[tuple[list[str], list[str]]], where: str) -> None:
+    if names is None:
+        return
+    fine, coarse = names
+    if len(fine) != NUM_FINE or len(coarse) != NUM_COARSE or len(set(fine)) != NUM_FINE:
+        raise DataError(f"{where}: the class names list {len(fine)} fine ({len(set(fine))} distinct) and "
+                        f"{len(coarse)} coarse names; expected {NUM_FINE} distinct fine and {NUM_COARSE} coarse.")
+
+
+def _from_pickle_dict(entry: dict) -> RawSplit:
+    x = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return RawSplit(x, np.asarray(entry[b"fine_labels"]), np.asarray(entry[b"coarse_labels"]))
+
+
+def _names_from_pickle_meta(meta: dict) -> tuple[list[str], list[str]]:
+    return ([n.decode() for n in meta[b"fine_label_names"]], [n.decode() for n in meta[b"coarse_label_names"]])
+
+
+def _load_pickles(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
+    def read(name: str) -> dict:
+        with open(folder / name, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+
+    meta = _names_from_pickle_meta(read("meta")) if (folder / "meta").exists() else None
+    return _from_pickle_dict(read("train")), _from_pickle_dict(read("test")), meta
+
+
+def _load_tarball(path: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
+    with tarfile.open(path, "r:gz") as tar:
+        def read(name: str) -> dict | None:
+            try:
+                member = tar.extractfile(f"cifar-100-python/{name}")
+            except KeyError:
+                return None
+            return pickle.load(member, encoding="bytes") if member else None
+
+        train, test, meta = read("train"), read("test"), read("meta")
+    if train is None or test is None:
+        raise DataError(f"{path} does not hold cifar-100-python/train and cifar-100-python/test.")
+    return _from_pickle_dict(train), _from_pickle_dict(test), (_names_from_pickle_meta(meta) if meta else None)
+
+
+def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
+    def read(name: str) -> RawSplit:
+        with np.load(folder / name, allow_pickle=False) as z:
+            missing = {"x", "y_fine", "y_coarse"} - set(z.files)
+            if missing:
+                raise DataError(f"{folder / name} lacks the keys {sorted(missing)} (expected x, y_fine, y_coarse).")
+            return RawSplit(z["x"], z["y_fine"].reshape(-1), z["y_coarse"].reshape(-1))
+
+    names = None
+    train, test = read("train.npz"), read("test.npz")
+    if (folder / "meta.json").exists():
+        meta = json.loads((folder / "meta.json").read_text())
+        names = (list(meta["fine_label_names"]), list(meta["coarse_label_names"]))
+        if "fine_to_coarse" in meta:
+            _check_meta_mapping(np.asarray(meta["fine_to_coarse"]), train, test, folder / "meta.json")
+    return train, test, names
+
+
+def _check_meta_mapping(expected: np.ndarray, train: RawSplit, test: RawSplit, meta: Path) -> None:
+    """meta.json's fine_to_coarse must describe the labels (checked where the labels are valid themselves)."""
+    y_fine = np.concatenate([train.y_fine, test.y_fine]).astype(np.int64)
+    y_coarse = np.concatenate([train.y_coarse, test.y_coarse]).astype(np.int64)
+    if len(expected) != NUM_FINE or not len(y_fine) or y_fine.min() < 0 or y_fine.max() >= NUM_FINE:
+        return
+    pairs = np.unique(np.stack([y_fine, y_coarse], axis=1), axis=0)
+    if len(np.unique(pairs[:, 0])) != len(pairs):
+        return  # the labels contradict themselves: that error comes with the label checks
+    wrong = expected[pairs[:, 0]] != pairs[:, 1]
+    if wrong.any():
+        fine, coarse = (int(v) for v in pairs[wrong][0])
+        raise DataError(f"{meta} maps fine class {fine} to superclass {int(expected[fine])}, but its images are "
+                        f"labelled superclass {coarse}; the meta.json does not describe these labels.")
+
+
+def _load_local(path: Path):
+    if path.is_file():
+        if path.name.endswith(".tar.gz"):
+            return _load_tarball(path)
+        raise DataError(f"data.path={path} is a file but not {TARBALL}.")
+    if (path / "train.npz").exists():
+        return _load_npz(path)
+    for folder in (path, path / "cifar-100-python"):
+        if (folder / "train").exists() and (folder / "test").exists():
+            return _load_pickles(folder)
+    if (path / TARBALL).exists():
+        return _load_tarball(path / TARBALL)
+    raise DataError(
+        f"data.path={path} holds no CIFAR-100 copy: expected train.npz and test.npz, the cifar-100-python "
+        f"pickles (train, test, meta), or {TARBALL}."
+    )
+
+
+def _load_keras():
+    import keras  # imported here: only this source needs it
+
+    try:
+        (x_train, yf_train), (x_test, yf_test) = keras.datasets.cifar100.load_data(label_mode="fine")
+        (_, yc_train), (_, yc_test) = keras.datasets.cifar100.load_data(label_mode="coarse")
+    except Exception as error:  # urllib, ssl, socket, http: all mean "could not download"
+        raise DataError(
+            f"keras.datasets.cifar100 could not be loaded ({type(error).__name__}: {error}). Without network "
+            "access use a local copy instead: data.source=local data.path=<folder with train.npz/test.npz, "
+            f"the cifar-100-python pickles, or {TARBALL}>, e.g. data.path=../shared/data/cifar100."
+        ) from error
+    train = RawSplit(x_train, yf_train.reshape(-1), yc_train.reshape(-1))
+    test = RawSplit(x_test, yf_test.reshape(-1), yc_test.reshape(-1))
+    meta_file = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets/cifar-100-python/meta"
+    names = None
+    if meta_file.exists():
+        names = _names_from_pickle_meta(pickle.loads(meta_file.read_bytes(), encoding="bytes"))
+    return train, test, names
+
+
+def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[str], list[str]]:
+    """Load both official splits and the label names from ``source`` ('keras' or 'local')."""
+    where = "keras.datasets.cifar100" if source == "keras" else str(path)
+    try:
+        train, test, names = _load_keras() if source == "keras" else _load_local(Path(str(path)))
+    except DataError:
+        raise
+    except FileNotFoundError as error:
+        raise DataError(f"{where}: missing file {error.filename}.") from error
+    except Exception as error:  # a damaged pickle can raise almost anything (MemoryError, IndexError, ...)
+        raise DataError(f"{where} is truncated or corrupt ({type(error).__name__}: {error}); "
+                        "re-copy the dataset.") from error
+    train, test = _check_split("train", train, where), _check_split("test", test, where)
+    _check_names(names, where)
+    fine_names, coarse_names = names or ([f"class_{i:02d}" for i in range(NUM_FINE)],
+                                         [f"superclass_{i:02d}" for i in range(NUM_COARSE)])
+    return train, test, fine_names, coarse_names
+
+
+def fine_to_coarse(y_fine: np.ndarray, y_coarse: np.ndarray) -> np.ndarray:
+    """The coarse class of every fine class, read off the labels (-1 where a fine class is absent)."""
+    mapping = np.full(NUM_FINE, -1, dtype=np.int64)
+    mapping[y_fine] = y_coarse
+    return mapping
+
+
+def _stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int, what: str):
+    if size is None or size >= len(y):
+        return x, y
+    try:
+        x_sub, _, y_sub, _ = train_test_split(x, y, train_size=size, stratify=y, random_state=seed)
+    except ValueError as error:
+        raise DataError(f"data.{what}={size} cannot keep a class-stratified subset ({error}); "
+                        "choose a larger size or null for all images.") from error
+    return x_sub, y_sub
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 over the exact arrays a run trains, validates and tests on (shapes and dtypes included)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_split: float = 0.17,
+                 split_seed: int = 42, train_size: int | None = None, test_size: int | None = None) -> Dataset:
+    """Load, subset and split CIFAR-100 the way the report did.
+
+    The validation set is ``train_test_split(test_size=val_split, random_state=split_seed)`` of the
+    (possibly subset) training pool, as in the report; ``val_split=0`` validates on the test set.
+    """
+    train, test, fine_names, coarse_names = load_raw(source, path)
+    where = "keras.datasets.cifar100" if source == "keras" else str(path)
+    labels, count = (train.y_fine, NUM_FINE) if label_mode == "fine" else (train.y_coarse, NUM_COARSE)
+    missing = np.flatnonzero(np.bincount(labels, minlength=count) == 0)
+    if len(missing):
+        names = fine_names if label_mode == "fine" else coarse_names
+        shown = ", ".join(f"{i} ({names[i]})" for i in missing[:5])
+        raise DataError(f"{where}: the training split has no image of {len(missing)} {label_mode} class(es): "
+                        f"{shown}{' ...' if len(missing) > 5 else ''}; a model cannot learn them. Use the full "
+                        "dataset or one with every class.")
+    mapping = _check_superclasses(train, test, where)
+    y_train = train.y_fine if label_mode == "fine" else train.y_coarse
+    y_test = test.y_fine if label_mode == "fine" else test.y_coarse
+    x_train, y_train = _stratified_subset(train.x, y_train, train_size, split_seed, "train_size")
+    x_test, y_test = _stratified_subset(test.x, y_test, test_size, split_seed, "test_size")
+    if val_split > 0:
+        try:
+            x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_split,
+                                                              random_state=split_seed)
+        except ValueError as error:
+            raise DataError(f"data.val_split={val_split} cannot split {len(y_train)} images ({error}); use more "
+                            "images (data.train_size) or another data.val_split.") from error
+    else:
+        x_val, y_val = x_test, y_test
+    if len(y_train) < 2 or len(y_val) == 0:
+        raise DataError(f"data.val_split={val_split} of {len(y_train) + (len(y_val) if val_split > 0 else 0)} images "
+                        f"leaves {len(y_train)} training and {len(y_val)} validation images; use more images "
+                        "(data.train_size) or another data.val_split.")
+    return Dataset(
+        x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
+        class_names=fine_names if label_mode == "fine" else coarse_names, coarse_names=coarse_names,
+        fine_to_coarse=mapping, label_mode=label_mode,
+        fingerprint=fingerprint(x_train, y_train, x_val, y_val, x_test, y_test),
+    )

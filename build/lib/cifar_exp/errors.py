@@ -1,0 +1,29 @@
+"""The errors a user can fix; each message names the setting and the fix, and is shown as one paragraph."""
+
+
+class CifarExpError(Exception):
+    """Base of the errors caused by the user's input or the run's data, not by a bug."""
+
+
+class ConfigError(CifarExpError, ValueError):
+    """A config value that is out of range or inconsistent."""
+
+
+class DataError(CifarExpError, ValueError):
+    """A dataset that is missing, unreadable or malformed."""
+
+
+class TrackingError(CifarExpError, RuntimeError):
+    """The tracking store cannot be reached or written."""
+
+
+class TrainingDiverged(CifarExpError, RuntimeError):
+    """The loss became NaN or infinite (TerminateOnNaN stopped the run)."""
+
+
+class ReportError(CifarExpError, RuntimeError):
+    """Nothing to report on: no such experiment, sweep or finished run."""
+
+
+class CheckpointError(CifarExpError, RuntimeError):
+    """A checkpoint that cannot be read back (truncated by a full disk, damaged by a copy)."""

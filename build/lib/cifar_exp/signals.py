@@ -1,0 +1,48 @@
+"""Polite stop signals (SIGTERM from SLURM, Kubernetes, ``timeout`` or systemd; SIGHUP when the terminal goes;
+SIGINT from Ctrl-C) turned into one exception, so every run and sweep in the process ends with its reason
+instead of dying RUNNING. SIGKILL cannot be caught: the next command on the store notices that run instead.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Optional
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised in the main thread when a stop signal arrives; ``details`` gathers what the user needs to know."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.details: list[str] = []
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention for death by a signal: 128 + its number."""
+        return 128 + self.signum
+
+    def explain(self) -> str:
+        return "; ".join([str(self), *self.details]) + "."
+
+
+received: Optional[Stopped] = None  # the stop this process received, for the sweep parent's record
+
+
+def _raise(signum: int, frame: Optional[FrameType]) -> None:
+    global received
+    for each in STOP_SIGNALS:  # a second signal must not interrupt the bookkeeping of the first
+        signal.signal(each, signal.SIG_IGN)
+    received = Stopped(signum)
+    raise received
+
+
+def install() -> None:
+    """Raise :class:`Stopped` on every polite stop signal; only possible (and only needed) in the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        for each in STOP_SIGNALS:
+            signal.signal(each, _raise)

@@ -1,0 +1,75 @@
+"""The Hydra callback that makes a multirun one MLflow parent run (see :mod:`cifar_exp.tracking.sweep_parent`)
+with a child run per job.
+
+Configured in ``conf/config.yaml`` under ``hydra.callbacks``. The parent is created before the first
+job (which also creates the store's schema, so parallel jobs do not race on it) and tagged with the
+sweep directory; each job finds it by that tag, which works for in-process, joblib, Ray and SLURM
+jobs alike as long as they share the tracking store. The parent is closed after the last job with a
+summary, or at interpreter exit when a failed job made Hydra abort before ``on_multirun_end``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from cifar_exp import config, errors, signals, tracking
+
+log = logging.getLogger(__name__)
+
+
+def sweep_name(cfg: DictConfig) -> str:
+    """The parent run's name: the report experiment, else the swept keys (``sweep-dropout``)."""
+    if cfg.get("experiment"):
+        return f"sweep-{cfg.experiment}"
+    overrides = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
+    swept = [o.key_or_group for o in overrides if o.is_sweep_override()]
+    return "-".join(["sweep", *swept])
+
+
+class MlflowSweepCallback(Callback):
+    """Opens the sweep's parent run before its jobs and closes it with a summary after them."""
+
+    def __init__(self) -> None:
+        config.register()
+        self.parent_run_id: str | None = None
+        self.uri: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        signals.install()
+        if not config.tracking.enabled:
+            return
+        self.uri = config.tracking.uri
+        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())  # unique per sweep: see hydra.sweep.dir
+        launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
+        try:
+            self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
+                                                            sweep_name(config), list(config.hydra.overrides.task),
+                                                            launcher)
+            tracking.retire_dead_runs(tracking.client_for(self.uri), config.tracking.experiment)
+        except Exception as error:  # Hydra would turn it into a warning and run the jobs without a parent
+            message = error if isinstance(error, errors.CifarExpError) else f"the sweep's parent run could not be " \
+                f"created in {self.uri} ({type(error).__name__}: {str(error).strip().splitlines()[0]})"
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+        log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
+        atexit.register(self._close)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.parent_run_id is None or self.uri is None:
+            return
+        stop = signals.received
+        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, ended="KILLED" if stop else None,
+                                              reason=f"the sweep was {stop}" if stop else "")
+        if summary:
+            log.info("sweep summary: %s", summary)

@@ -1,0 +1,90 @@
+"""What makes a run reproducible and its owner findable: code version, library versions, the command line,
+and the process that owns a RUNNING run."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run as MlflowRun
+
+from cifar_exp.config import PROJECT_ROOT
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        return done.stdout.strip() if done.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _distribution_version(name: str) -> str:
+    """The installed version of a distribution, or "unknown" (e.g. TensorFlow installed as tensorflow-cpu)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _tensorflow_version() -> str:
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return "not installed"
+    return tf.__version__
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it again."""
+    return " ".join([Path(sys.executable).name, "-m", "cifar_exp", *sys.argv[1:]])
+
+
+def environment_tags() -> dict[str, str]:
+    """Code version, library versions and the command line: what is needed to rerun a run."""
+    import keras
+
+    commit = _git("rev-parse", "HEAD")
+    backend = keras.backend.backend()
+    return {
+        # A copy shipped without .git (a cluster node, a container) can name its commit in CIFAR_EXP_GIT_COMMIT.
+        "git_commit": commit or os.environ.get("CIFAR_EXP_GIT_COMMIT") or "unknown",
+        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower() if commit else "unknown",
+        "python_version": platform.python_version(),
+        "keras_version": keras.__version__,
+        "keras_backend": backend,
+        "keras_backend_version": _distribution_version(backend),
+        "tensorflow_version": _tensorflow_version(),
+        "mlflow_version": mlflow.__version__,
+        "command": command_line(),
+    }
+
+
+def process_tags() -> dict[str, str]:
+    """Which process owns a RUNNING run, so a later run can tell a dead one from a live one."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def is_stale(run: MlflowRun) -> bool:
+    """RUNNING, but its process (on this host) is gone: killed with -9, or the machine went down."""
+    if run.info.status != "RUNNING" or run.data.tags.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(run.data.tags.get("pid", "0"))
+    except ValueError:
+        return False
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

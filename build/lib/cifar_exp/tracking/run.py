@@ -1,0 +1,144 @@
+"""One MLflow run and its end status: whatever happens inside :func:`tracked_run`, the run ends FINISHED,
+FAILED (with its reason) or KILLED, never silently RUNNING."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.tracking.environment import process_tags
+from cifar_exp.tracking.store import client_for, experiment_id
+
+TAG_NOTE = "mlflow.note.content"  # the run's description, shown as markdown on its page in the MLflow UI
+TAG_ROLE = "cifar_exp.role"
+MAX_PARAM_LENGTH = 6000
+
+
+class Run:
+    """One MLflow run, addressed by id; every call names it, so no global "active run" is involved."""
+
+    enabled = True
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        # log_batch splits long lists into the store's batch limits itself
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which metric ``key`` was logged."""
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, folder: str | Path, artifact_path: Optional[str] = None) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+
+class NoRun(Run):
+    """Tracking switched off (``tracking.enabled=false``, benchmarks): every call does nothing."""
+
+    enabled = False
+
+    def __init__(self) -> None:
+        self.client, self.run_id = None, None  # type: ignore[assignment]
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        pass
+
+    def logged_steps(self, key: str) -> set[int]:
+        return set()
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
+        pass
+
+    def log_artifacts(self, folder: str | Path, artifact_path: Optional[str] = None) -> None:
+        pass
+
+
+def mark_killed(client: MlflowClient, run_id: str, reason: str) -> None:
+    """End a run whose process is gone as KILLED, saying why."""
+    client.set_tag(run_id, "error", reason)
+    client.set_terminated(run_id, "KILLED")
+
+
+@contextmanager
+def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_id: Optional[str] = None,
+                tags: Optional[Mapping[str, str]] = None, resume_run_id: Optional[str] = None) -> Iterator[Run]:
+    """Open a run (or reopen ``resume_run_id``) and guarantee its end status: FINISHED, FAILED (error
+    logged) or KILLED (Ctrl-C). ``uri=None`` gives a disabled run that logs nothing.
+    """
+    if uri is None:
+        yield NoRun()
+        return
+    client = client_for(uri)
+    all_tags = {**(tags or {}), **process_tags()}
+    if resume_run_id:
+        client.update_run(resume_run_id, status="RUNNING")
+        run = Run(client, resume_run_id)
+        previous = client.get_run(resume_run_id).data.tags
+        for stale in ("error", "superseded"):
+            if stale in previous:
+                client.delete_tag(resume_run_id, stale)  # the interruption is history once the run goes on
+        if parent_run_id and previous.get("mlflow.parentRunId") not in (None, parent_run_id):
+            all_tags["resumed_from_sweep"] = previous["mlflow.parentRunId"]  # now found under the sweep that ends it
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run.set_tags(all_tags)
+    else:
+        all_tags["mlflow.runName"] = run_name
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = Run(client, client.create_run(experiment_id(client, experiment), tags=all_tags,
+                                            run_name=run_name).info.run_id)
+    try:
+        yield run
+    except KeyboardInterrupt as error:
+        _end(run, "KILLED", str(error) or "interrupted (Ctrl-C / SIGINT)")
+        raise
+    except BaseException as error:
+        _end(run, "FAILED", "".join(traceback.format_exception(error)))
+        raise
+    else:
+        client.set_terminated(run.run_id, "FINISHED")
+
+
+def _end(run: Run, status: str, reason: str) -> None:
+    """Record why a run ended and set its status; never raises, so the original error is what the user sees."""
+    try:
+        run.set_tags({"error": reason.strip().splitlines()[-1][:5000]})
+        run.log_text(reason, "error.txt")
+    finally:
+        run.client.set_terminated(run.run_id, status)

@@ -1,0 +1,34 @@
+"""Runs left RUNNING by a process that is gone (``kill -9``, out of memory, a full disk that let nothing be
+written): every command that opens the store closes those of its host, saying why."""
+
+from __future__ import annotations
+
+import socket
+
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.tracking.environment import command_line, is_stale
+from cifar_exp.tracking.run import TAG_ROLE, mark_killed
+from cifar_exp.tracking.sweep_parent import close_sweep_parent
+
+
+def retire_dead_runs(client: MlflowClient, experiment: str) -> list[str]:
+    """Mark every RUNNING run of ``experiment`` whose process on this host is gone as KILLED (a sweep parent
+    with the summary of its jobs); returns their ids."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    mine = f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'"
+    running = client.search_runs([found.experiment_id], filter_string=mine, max_results=10000)
+    retired = []
+    for run in running:
+        if not is_stale(run):
+            continue
+        reason = (f"process {run.data.tags.get('pid')} on {run.data.tags.get('host')} died while RUNNING (killed with "
+                  f"-9, out of memory, or unable to write its end); noticed by: {command_line()}")
+        if run.data.tags.get(TAG_ROLE) == "sweep":
+            close_sweep_parent(client.tracking_uri, run.info.run_id, ended="KILLED", reason=reason)
+        else:
+            mark_killed(client, run.info.run_id, reason)
+        retired.append(run.info.run_id)
+    return retired

@@ -1,0 +1,129 @@
+"""The tracking store: checked before any work starts, and the MLflow experiment the runs go to."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import tempfile
+from contextlib import closing
+from pathlib import Path
+from typing import Optional
+
+import mlflow
+from filelock import FileLock
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.errors import TrackingError
+
+
+def sqlite_path(uri: str) -> Optional[Path]:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def prepare_store(uri: str, must_exist: bool = False) -> None:
+    """Check the store is usable before any work: a SQLite file that is an MLflow store of a schema this
+    MLflow knows, in a writable folder (an existing one for ``must_exist``, as readers need), or a server
+    that answers as MLflow does."""
+    if uri.startswith("file:") or "//" not in uri and not uri.startswith(("sqlite", "databricks")):
+        raise TrackingError(f"tracking.uri={uri}: a file store (a folder of run files) is deprecated in MLflow 3 "
+                            "and has no model registry; use a SQLite file, e.g. "
+                            "tracking.uri=sqlite:////path/to/mlruns/mlflow.db, or a tracking server.")
+    db = sqlite_path(uri)
+    if db is not None:
+        _check_sqlite(uri, db, must_exist)
+        if not must_exist:
+            _create_schema_once(uri, db)
+    elif uri.startswith(("http://", "https://")):
+        _check_server(uri)
+
+
+def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
+    if must_exist and not db.is_file():
+        raise TrackingError(f"tracking store {uri}: there is no such file ({db}); give the store the runs were "
+                            "logged to (--uri sqlite:///<folder>/mlflow.db).")
+    if db.is_file() and db.stat().st_size:
+        with open(db, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise TrackingError(f"tracking store {uri}: {db} is not a SQLite database; point tracking.uri at "
+                                    "an MLflow store or at a new file.")
+        revision = _schema_revision(db)
+        if revision is not None and revision not in _known_revisions():
+            raise TrackingError(f"tracking store {uri} was written by a newer MLflow (schema revision {revision}, "
+                                f"unknown to the installed MLflow {mlflow.__version__}); upgrade MLflow "
+                                "(pip install -U mlflow) to use it, or choose another store.")
+    if must_exist:
+        return
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=db.parent, prefix=".write_probe")
+        probe.close()
+    except OSError as error:
+        raise TrackingError(f"tracking.uri={uri}: the folder {db.parent} is not writable ({error}); "
+                            "choose another store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db.") from error
+
+
+def _create_schema_once(uri: str, db: Path) -> None:
+    """Let one process at a time create (or migrate) a SQLite store's schema: two sweeps or jobs starting in
+    the same second on a new store would otherwise both try, and one would fail."""
+    with FileLock(f"{db}.lock", timeout=120):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+def _schema_revision(db: Path) -> Optional[str]:
+    """The Alembic revision an MLflow SQLite store was migrated to (None: not an MLflow store yet)."""
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def _known_revisions() -> set[str]:
+    versions = Path(mlflow.__file__).parent / "store" / "db_migrations" / "versions"
+    return {m.group(1) for f in versions.glob("*.py") if (m := re.search(r'^revision = "(\w+)"', f.read_text(), re.M))}
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    try:
+        answer = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+                              timeout=5)
+        answer.raise_for_status()
+    except requests.RequestException as error:
+        raise TrackingError(f"tracking.uri={uri}: the MLflow tracking server does not answer ({error}). "
+                            "Start it (see the README's team setup) or log locally by leaving "
+                            "tracking.uri at its default.") from error
+    try:
+        body = answer.json()
+    except ValueError as error:
+        raise TrackingError(f"tracking.uri={uri} answers, but not as an MLflow tracking server (its answer to "
+                            "/api/2.0/mlflow/experiments/search is not JSON); check the host and port.") from error
+    if not isinstance(body, dict):
+        raise TrackingError(f"tracking.uri={uri} answers, but not as an MLflow tracking server; check the host "
+                            "and port.")
+
+
+def client_for(uri: str) -> MlflowClient:
+    """A client bound to ``uri``: every call names its run id, so no global "active run" leaks between jobs."""
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created if missing; local stores keep artifacts beside the database."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    db = sqlite_path(client.tracking_uri)
+    location = (db.parent / "artifacts").as_uri() if db is not None else None
+    try:
+        # The kind tag makes MLflow 3's UI open the experiment on its runs table, not the GenAI overview.
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
+        existing = client.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id

@@ -1,0 +1,194 @@
+"""The trainer, as a recipe: plan the job, data, model, callbacks, fit, evaluate, record.
+
+Order matters for the "nothing lost, nothing half-written" promise: the store and the dataset are
+checked before the MLflow run is created, and once it exists, :meth:`cifar_exp.tracking.Job.open`
+owns its end status.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Optional, cast
+
+import keras
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from cifar_exp import augment, callbacks, checkpoint, evaluate, models, optim, plots, tracking
+from cifar_exp.config import config_hash, report_figure_for, run_name
+from cifar_exp.data import Dataset, load_dataset
+from cifar_exp.errors import TrainingDiverged
+from cifar_exp.pipeline import Batches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    """What the launcher knows about this job and the config does not: overrides, sweep membership."""
+
+    overrides: list[str] = field(default_factory=list)
+    sweep_dir: Optional[str] = None  # set for the jobs of a multirun
+
+
+@dataclass
+class Outcome:
+    """What a run measured: test metrics and the per-epoch logs of all its epochs (empty if skipped)."""
+
+    metrics: dict[str, float]
+    history: dict[str, list[float]]
+    run_id: Optional[str] = None
+
+
+def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
+    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history."""
+    context = context or JobContext()
+    name = run_name(cfg)
+    job = tracking.start_job(cfg.tracking.uri if cfg.tracking.enabled else None, cfg.tracking.experiment, name,
+                             config_hash(cfg), cfg.trainer.checkpoint_dir, cfg.resume, cfg.force, context.sweep_dir)
+    if job.finished_run is not None:
+        done = job.finished_run
+        log.info("skipping %s: this configuration already FINISHED as run %s (force=true reruns it)",
+                 name, done.info.run_id)
+        job.note_skipped()
+        return Outcome(dict(done.data.metrics), {}, done.info.run_id)
+
+    data = load_dataset(**cfg.data)
+    _seed(cfg)
+    model = build_model(cfg, data.num_classes)
+    if job.checkpoint is not None:
+        checkpoint.restore(model, job.checkpoint)
+
+    with job.open(_run_tags(cfg, data)) as (run, folder):
+        if job.checkpoint is None:
+            _describe(run, cfg, context, data, model)
+        else:
+            _log_missing_epochs(run, job.checkpoint.history)
+            run.set_tags({"resumed_at_epoch": job.epochs_done})
+            if job.epochs_done < cfg.trainer.epochs:
+                log.info("resuming run %s at epoch %d of %d", run.run_id, job.epochs_done + 1, cfg.trainer.epochs)
+            else:
+                log.info("resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id,
+                         job.epochs_done)
+
+        recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
+        fit_callbacks = [
+            callbacks.EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
+            *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
+            *([callbacks.TestEachEpoch(data.x_test, data.y_test)] if cfg.trainer.test_each_epoch else []),
+            recorder, callbacks.MetricsLogger(run), *callbacks.tensorboard(folder / "tensorboard"),
+        ]
+        batches = Batches(data.x_train, data.y_train, cfg.trainer.batch_size, cfg.seed,
+                          augment.make_augmentation(cfg.augmentation), epoch=job.epochs_done)
+        model.fit(batches, validation_data=(data.x_val, data.y_val), validation_batch_size=256,
+                  epochs=cfg.trainer.epochs, initial_epoch=job.epochs_done, callbacks=fit_callbacks,
+                  shuffle=False,  # Batches shuffles, reproducibly; Keras would reorder with global state
+                  verbose=cfg.trainer.verbose)
+        history = recorder.history
+        epochs_run = _check_history(run, cfg, history)
+
+        probabilities = model.predict(data.x_test, batch_size=256, verbose=0)
+        result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
+                                   data.fine_to_coarse, data.label_mode)
+        tracking.record_results(run, {**result.metrics, "epochs_run": epochs_run}, epochs_run,
+                                _summary_note(cfg, name, result.metrics, epochs_run),
+                                _figures(name, result, history, data), _tables(result, data), model,
+                                folder / "tensorboard", skip_logged=job.checkpoint is not None)
+    return Outcome(result.metrics, history, run.run_id)
+
+
+def build_model(cfg: DictConfig, num_classes: int) -> keras.Model:
+    """The configured model, compiled with the configured optimizer."""
+    model = models.build(cfg.model.name, num_classes, (cfg.dropout.conv2, cfg.dropout.conv3, cfg.dropout.dense))
+    model.compile(optimizer=optim.make_optimizer(cfg.optimizer), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], steps_per_execution=cfg.trainer.steps_per_execution)
+    return model
+
+
+def _seed(cfg: DictConfig) -> None:
+    """Seed everything; with ``trainer.deterministic`` also make TensorFlow's kernels deterministic."""
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.trainer.deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def _check_history(run: tracking.Run, cfg: DictConfig, history: dict[str, list[float]]) -> int:
+    """Epochs run; a NaN loss fails the run, a time budget that stopped it early is said in a tag."""
+    if any(not math.isfinite(v) for v in history.get("loss", [])):
+        raise TrainingDiverged(f"the training loss became {history['loss'][-1]} at epoch {len(history['loss'])}; "
+                               "lower optimizer.lr or check the data.")
+    epochs_run = len(history["loss"])
+    if epochs_run < cfg.trainer.epochs:  # only the time budget ends a run early without raising
+        log.info("trainer.max_minutes=%g reached: stopped after epoch %d of %d",
+                 cfg.trainer.max_minutes, epochs_run, cfg.trainer.epochs)
+        run.set_tags({"stopped_early": f"trainer.max_minutes={cfg.trainer.max_minutes:g}: "
+                                       f"{epochs_run} of {cfg.trainer.epochs} epochs"})
+    return epochs_run
+
+
+def _log_missing_epochs(run: tracking.Run, history: dict[str, list[float]]) -> None:
+    """After a resume, log the checkpointed epochs that MLflow lacks (killed between checkpoint and log)."""
+    logged = run.logged_steps("loss")
+    for epoch in range(len(history.get("loss", []))):
+        if epoch not in logged:
+            run.log_metrics({k: v[epoch] for k, v in history.items() if epoch < len(v)}, step=epoch)
+
+
+def _run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
+    """What makes the run reproducible and comparable: data and config fingerprints, versions, the
+    report's figure for this setting."""
+    tags = {"dataset_fingerprint": data.fingerprint, "config_hash": config_hash(cfg), **tracking.environment_tags()}
+    if cfg.experiment:
+        tags["experiment"] = cfg.experiment
+    figure = report_figure_for(cfg)
+    if figure is not None:
+        tags["report_note"] = figure.note
+        if figure.test_accuracy is not None:
+            tags["report_test_accuracy"] = str(figure.test_accuracy)
+    return tags
+
+
+def _describe(run: tracking.Run, cfg: DictConfig, context: JobContext, data: Dataset, model: keras.Model) -> None:
+    params = tracking.flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
+    params.update({"overrides": " ".join(context.overrides) or "(none)", "data.train_images": len(data.y_train),
+                   "data.val_images": len(data.y_val), "data.test_images": len(data.y_test)})
+    summary: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
+    tracking.describe_run(run, params, OmegaConf.to_yaml(cfg, resolve=True),
+                          OmegaConf.to_yaml(OmegaConf.create(context.overrides)), "\n".join(summary))
+
+
+def _summary_note(cfg: DictConfig, name: str, metrics: dict[str, float], epochs_run: int) -> str:
+    """The run's description in the MLflow UI: what it measured, beside what the report measured."""
+    top5 = f" (top-5 {metrics['test_top5_accuracy']:.2%})" if "test_top5_accuracy" in metrics else ""
+    note = (f"**{name}**: test accuracy {metrics['test_accuracy']:.2%}{top5} "
+            f"after {epochs_run} of {cfg.trainer.epochs} epochs.")
+    figure = report_figure_for(cfg)
+    if figure is not None:
+        note += f" The 2017 report: {figure.note}."
+    return note
+
+
+def _figures(name: str, result: evaluate.Evaluation, history: dict[str, list[float]], data: Dataset) -> dict:
+    title = f"{name}: confusion matrix (test)"
+    return {
+        "plots/confusion_matrix.png": plots.confusion_matrix(result.confusion, data.class_names, title),
+        "plots/confusion_matrix_grayscale.png": plots.confusion_matrix(result.confusion, data.class_names, title,
+                                                                       cmap="Greys"),
+        "plots/superclass_confusion_matrix.png": plots.confusion_matrix(
+            result.superclass_confusion, data.coarse_names, f"{name}: superclass confusion matrix (test)"),
+        "plots/learning_curves.png": plots.learning_curves(history, name),
+    }
+
+
+def _tables(result: evaluate.Evaluation, data: Dataset) -> dict[str, pd.DataFrame]:
+    def matrix(counts, labels: list[str]) -> pd.DataFrame:
+        return pd.DataFrame(counts, index=pd.Index(labels, name="true"), columns=labels)
+
+    return {"metrics/confusion_matrix.csv": matrix(result.confusion, data.class_names),
+            "metrics/superclass_confusion_matrix.csv": matrix(result.superclass_confusion, data.coarse_names),
+            "metrics/per_class_report.csv": result.per_class.round(4)}
