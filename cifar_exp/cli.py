@@ -62,31 +62,37 @@ def train(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The sub-commands; a command line that names none trains."""
+    """The sub-commands; a command line that names none trains. ``train`` and ``report`` hand their arguments
+    on untouched (to Hydra, to the report's own parser)."""
     top = argparse.ArgumentParser(prog="cifar-exp", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
     trainer = commands.add_parser("train", help="train (the default): cifar-exp [train] [Hydra overrides]",
                                   add_help=False)
-    trainer.add_argument("args", nargs=argparse.REMAINDER)
     trainer.set_defaults(run=train)
     viewer = commands.add_parser("ui", help=ui.__doc__)
     viewer.add_argument("--port", type=int, default=5000)
     viewer.add_argument("--host", default="127.0.0.1")
     viewer.add_argument("--backend-store-uri", default=default_store_uri())
     viewer.set_defaults(run=ui)
-    reporter = commands.add_parser("report", help="compare an experiment with the report: cifar-exp report <name>",
+    reporter = commands.add_parser("report", help="judge an experiment against the report: cifar-exp report <name>",
                                    add_help=False)
-    reporter.add_argument("args", nargs=argparse.REMAINDER)
     reporter.set_defaults(run=report)
     return top
 
 
+PASS_THROUGH = {"train", "report"}  # their arguments belong to Hydra and to the report's parser
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    top = parser()
     if not argv or argv[0] not in {"train", "ui", "report", "-h", "--help"}:
         argv = ["train", *argv]
-    args = top.parse_args(argv)
+    top = parser()
+    if argv[0] in PASS_THROUGH:
+        args = top.parse_args(argv[:1])
+        args.args = argv[1:]
+    else:
+        args = top.parse_args(argv)
     args.run(args)
 
 
