@@ -1,0 +1,25 @@
+"""The sweep callback's parent run: named after the experiment or the swept keys; opened and closed around
+the jobs (end to end in test_main.py, test_faults.py and test_launchers.py)."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from cifar_exp.sweep import MlflowSweepCallback, sweep_name
+
+
+def _cfg(experiment, overrides):
+    return OmegaConf.create({"experiment": experiment, "hydra": {"overrides": {"task": overrides}}})
+
+
+def test_parent_named_after_the_experiment_or_the_swept_keys():
+    assert sweep_name(_cfg("decay", ["optimizer.lr=1e-3,1e-4"])) == "sweep-decay"
+    assert sweep_name(_cfg(None, ["dropout=winning,baseline", "seed=1", "optimizer.lr=1e-3,1e-4"])) == \
+        "sweep-dropout-optimizer.lr"
+
+
+def test_untracked_sweeps_open_no_parent():
+    callback = MlflowSweepCallback()
+    callback.on_multirun_start(OmegaConf.create({"tracking": {"enabled": False}}))
+    assert callback.parent_run_id is None
+    callback.on_multirun_end(OmegaConf.create({}))  # nothing to close, nothing raised
