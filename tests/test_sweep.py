@@ -18,7 +18,8 @@ def test_parent_named_after_the_experiment_or_the_swept_keys():
         "sweep-dropout-optimizer.lr"
 
 
-def test_untracked_sweeps_open_no_parent():
+def test_untracked_sweeps_open_no_parent(monkeypatch):
+    monkeypatch.setattr("cifar_exp.signals.install", lambda: None)  # leave pytest's own signal handlers alone
     callback = MlflowSweepCallback()
     callback.on_multirun_start(OmegaConf.create({"tracking": {"enabled": False}}))
     assert callback.parent_run_id is None
