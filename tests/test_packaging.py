@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,12 @@ from conftest import PROJECT_ROOT, all_runs
 def test_the_wheel_carries_its_configs_and_trains_from_anywhere(tmp_path, npz_dir):
     wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
-                            str(PROJECT_ROOT)], capture_output=True, text=True, timeout=300)
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(PROJECT_ROOT, source, symlinks=True,
+                    ignore=shutil.ignore_patterns(".venv", ".git", "mlruns", "outputs", "multirun", "build", "*.egg-info",
+                                                  "__pycache__", ".pytest_cache"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
+                           capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheels.glob("cifar_exp-*.whl")
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
