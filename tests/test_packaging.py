@@ -16,8 +16,8 @@ def test_the_wheel_carries_its_configs_and_trains_from_anywhere(tmp_path, npz_di
     elsewhere.mkdir()
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
     shutil.copytree(PROJECT_ROOT, source, symlinks=True,
-                    ignore=shutil.ignore_patterns(".venv", ".git", "mlruns", "outputs", "multirun", "build", "*.egg-info",
-                                                  "__pycache__", ".pytest_cache"))
+                    ignore=shutil.ignore_patterns(".venv", ".git", "mlruns", "outputs", "multirun", "build",
+                                                  "*.egg-info", "__pycache__", ".pytest_cache"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
