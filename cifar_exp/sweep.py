@@ -17,17 +17,21 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import config, tracking
+from cifar_exp.tracking.search_results import record_search
 
 log = logging.getLogger(__name__)
 
 
 def sweep_name(cfg: DictConfig) -> str:
-    """The parent run's name: the report experiment, else the swept keys (``sweep-dropout``)."""
+    """The parent run's name: the report experiment, the search space (``search-fast_cnn``), else the swept keys
+    (``sweep-dropout``)."""
     if cfg.get("experiment"):
         return f"sweep-{cfg.experiment}"
+    if OmegaConf.select(cfg, "hydra.runtime.choices.search"):
+        return f"search-{cfg.hydra.runtime.choices.search}"
     overrides = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
     swept = [o.key_or_group for o in overrides if o.is_sweep_override()]
     return "-".join(["sweep", *swept])
@@ -40,12 +44,14 @@ class MlflowSweepCallback(Callback):
         config.register()
         self.parent_run_id: str | None = None
         self.uri: str | None = None
+        self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not config.tracking.enabled:
             return
         self.uri = config.tracking.uri
-        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
+        self.sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        sweep_dir = str(self.sweep_dir)
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
         self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
                                                         sweep_name(config), list(config.hydra.overrides.task),
@@ -62,3 +68,4 @@ class MlflowSweepCallback(Callback):
         summary = tracking.close_sweep_parent(self.uri, self.parent_run_id)
         if summary:
             log.info("sweep summary: %s", summary)
+            record_search(self.uri, self.parent_run_id, self.sweep_dir / "optuna")
