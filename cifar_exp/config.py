@@ -194,7 +194,7 @@ HASH_NEUTRAL: dict[str, Any] = {
 }
 
 
-def _pop(container: dict, dotted: str, only_if: Any = ...) -> None:
+def _pop(container: Any, dotted: str, only_if: Any = ...) -> None:
     *parents, leaf = dotted.split(".")
     node = container
     for parent in parents:
@@ -220,13 +220,15 @@ def format_lr(lr: float) -> str:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0``."""
+    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0`` (``-trial3`` for a search's trial)."""
     if cfg.tracking.run_name:
         return cfg.tracking.run_name
     parts = [cfg.optimizer.name, f"lr{format_lr(cfg.optimizer.lr)}"]
     if cfg.optimizer.decay:
         parts.append(f"decay{cfg.optimizer.decay:g}")
     parts += [cfg.dropout.name, cfg.augmentation.name, f"s{cfg.seed}"]
+    if OmegaConf.select(cfg, "search.trial") is not None:
+        parts.append(f"trial{cfg.search.trial}")
     return "-".join(parts)
 
 

@@ -8,12 +8,12 @@ file in ``conf/schedule/``.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeAlias, Union
 
 import keras
 from omegaconf import DictConfig
 
-LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
+LearningRate: TypeAlias = Union[float, keras.optimizers.schedules.LearningRateSchedule]
 
 
 def inverse_time_decay(lr: float, decay: float) -> LearningRate:

@@ -24,10 +24,11 @@ def open_storage(spec: str) -> "optuna.storages.BaseStorage":
     """An Optuna storage: a database URL (``sqlite:///...``, ``postgresql+psycopg://...``), else a journal file
     path (Optuna's ``JournalFileBackend``: safe for parallel processes on one machine or a shared filesystem)."""
     import optuna
+    from optuna.storages.journal import JournalFileBackend
 
     if "://" in spec:
         return optuna.storages.RDBStorage(spec)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(spec))
+    return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
 
 def make_pruner(config: Optional[dict[str, Any]]) -> "optuna.pruners.BasePruner":

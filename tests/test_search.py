@@ -85,6 +85,7 @@ def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     for child in children:
         trial = trials[int(child.data.params["search.trial"])]
         assert child.info.status == "FINISHED"  # a pruned trial is not a failure
+        assert child.info.run_name.endswith(f"-trial{trial.number}")
         assert child.data.tags["mlflow.parentRunId"] == parents[trial.number // 3].info.run_id
         if trial.state.name == "PRUNED":
             assert child.data.tags["pruned"] == "2" and child.data.metrics["epochs_run"] == 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+import yaml
 
 from cifar_exp.tracking.run import TAG_NOTE, Run
 from cifar_exp.tracking.store import client_for
@@ -19,7 +19,7 @@ def record_search(uri: str, parent_run_id: str, folder: Path) -> dict[str, Any]:
     summary_file = folder / "best_trial.yaml"
     if not summary_file.exists():
         return {}
-    summary = OmegaConf.to_container(OmegaConf.load(summary_file))
+    summary: dict[str, Any] = yaml.safe_load(summary_file.read_text())
     client = client_for(uri)
     run = Run(client, parent_run_id)
     run.log_artifacts(folder, "optuna")

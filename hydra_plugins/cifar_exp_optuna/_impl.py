@@ -27,6 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.exceptions import ExperimentalWarning
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from cifar_exp.config import is_bookkeeping
@@ -42,17 +43,21 @@ def distribution(override: Override) -> BaseDistribution:
     int (or float) grid with Hydra's exclusive stop, ``interval`` a float range (``tag(log, ...)``: log-uniform,
     ``tag(int, ...)``: integers)."""
     value = override.value()
+    values: list[Any] = list(override.sweep_iterator(transformer=Transformer.encode)) \
+        if not isinstance(value, IntervalSweep) else []
     if isinstance(value, IntervalSweep):
-        log_scale, integer = "log" in value.tags, "int" in value.tags
-        if integer:
-            return IntDistribution(int(value.start), int(value.end), log=log_scale)
-        return FloatDistribution(float(value.start), float(value.end), log=log_scale)
+        low: Any = value.start
+        high: Any = value.end
+        if "int" in value.tags:
+            return IntDistribution(int(low), int(high), log="log" in value.tags)
+        return FloatDistribution(float(low), float(high), log="log" in value.tags)
     if isinstance(value, RangeSweep) and not value.shuffle:
-        values = list(override.sweep_iterator(transformer=Transformer.encode))
+        start: Any = value.start
+        step: Any = value.step
         if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
-            return IntDistribution(int(value.start), int(values[-1]), step=int(value.step))
-        return FloatDistribution(float(value.start), float(values[-1]), step=float(value.step))
-    return CategoricalDistribution(tuple(override.sweep_iterator(transformer=Transformer.encode)))
+            return IntDistribution(int(start), int(values[-1]), step=int(step))
+        return FloatDistribution(float(start), float(values[-1]), step=float(step))
+    return CategoricalDistribution(tuple(values))
 
 
 def search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution], list[str]]:
@@ -110,7 +115,8 @@ class OptunaSweeperImpl:
                                                                 task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:
-        params = [f"{key}={value}" for key, value in (self.params or {}).items()]
+        given: dict[str, Any] = dict(self.params or {})
+        params = [f"{key}={value}" for key, value in given.items()]
         space, fixed = search_space(params + list(arguments))
         if not space:
             raise ValueError("hydra/sweeper=optuna needs a search space: +search=<space> (conf/search/) or sweep "
@@ -122,7 +128,8 @@ class OptunaSweeperImpl:
         storage = open_storage(self.storage)
         name = self.study_name or default_study_name(space, fixed, self.config)
         study = optuna.create_study(study_name=name, storage=storage, sampler=self._sampler(storage, name),
-                                    pruner=instantiate(pruner) if pruner else None, direction=self.direction,
+                                    pruner=instantiate(pruner) if pruner else None,
+                                    direction=StudyDirection[self.direction.upper()],
                                     load_if_exists=True)
         study.set_user_attr(PRUNER_ATTR, pruner)
         study.set_user_attr(METRIC_ATTR, self.metric)
@@ -219,8 +226,8 @@ def _plots(study: optuna.Study, folder: Path) -> None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's matplotlib plots say they are new
-                axes = plot(study)
-            axes.figure.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
-            plt.close(axes.figure)
+                plot(study)
+            plt.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+            plt.close("all")
         except Exception as error:  # noqa: BLE001 (a plot is a nicety; the study's results are written anyway)
             log.info("no %s plot: %s", name, error)
