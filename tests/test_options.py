@@ -58,3 +58,24 @@ def test_existing_configs_keep_their_hash():
 def test_out_of_range_options_are_refused(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         validate(compose_config(override))
+
+
+def test_h5_with_new_options_loads_without_this_package(tmp_path):
+    """Label smoothing, a cosine schedule, AdamW and EMA are Keras' own: a fresh process that never imports
+    cifar_exp loads the .h5, compiled."""
+    import os
+    import subprocess
+    import sys
+
+    from cifar_exp.train import build_model
+
+    cfg = compose_config(["model=fast_cnn", "optimizer=adamw", "optimizer.ema=0.99", "schedule=cosine",
+                          "loss.label_smoothing=0.1"])
+    build_model(cfg, 100, 1000).save(tmp_path / "m.h5")
+    script = ("import sys, keras; m = keras.models.load_model(sys.argv[1]); "
+              "print(type(m.loss).__name__, m.loss.label_smoothing, type(m.optimizer).__name__)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.h5")], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[:3] == ["CategoricalCrossentropy", "0.1", "AdamW"]
