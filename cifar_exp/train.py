@@ -17,24 +17,15 @@ import keras
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_exp import (
-    augment,
-    callbacks,
-    checkpoint,
-    evaluate,
-    inference,
-    losses,
-    models,
-    optim,
-    plots,
-    schedules,
-    search,
-    tracking,
-)
+from cifar_exp import augment, callbacks, checkpoint, evaluate, models, optim, plots, tracking
 from cifar_exp.config import config_hash, report_figure_for, run_name
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
+from cifar_exp.inference import predict
+from cifar_exp.losses import encode_labels, make_loss
 from cifar_exp.pipeline import Batches
+from cifar_exp.schedules import make_schedule
+from cifar_exp.search import open_trial
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +75,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
             run.set_tags({"resumed_at_epoch": job.epochs_done})
             log.info("resuming run %s at epoch %d of %d", run.run_id, job.epochs_done + 1, cfg.trainer.epochs)
 
-        labels = functools.partial(losses.encode_labels, cfg.loss, num_classes=data.num_classes)
+        labels = functools.partial(encode_labels, cfg.loss, num_classes=data.num_classes)
         recorder = callbacks.EpochCheckpoint(job.folder, job.checkpoint.history if job.checkpoint else None)
         fit_callbacks = [
             callbacks.EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
@@ -103,7 +94,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         history = recorder.history
         epochs_run = _check_history(run, cfg, history, study.pruned_at if study else None)
 
-        probabilities = inference.predict(model, data.x_test, cfg.trainer.tta_flip)
+        probabilities = predict(model, data.x_test, cfg.trainer.tta_flip)
         result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
                                    data.fine_to_coarse, data.label_mode)
         tracking.record_results(run, {**result.metrics, "epochs_run": epochs_run}, epochs_run,
@@ -118,8 +109,8 @@ def build_model(cfg: DictConfig, num_classes: int, total_steps: int) -> keras.Mo
     ``total_steps`` optimizer steps) and loss."""
     with models.precision(cfg.trainer.precision):
         model = models.build(cfg.model.name, num_classes, (cfg.dropout.conv2, cfg.dropout.conv3, cfg.dropout.dense))
-    rate = schedules.make_schedule(cfg.schedule, cfg.optimizer.lr, cfg.optimizer.decay, total_steps)
-    model.compile(optimizer=optim.make_optimizer(cfg.optimizer, rate), loss=losses.make_loss(cfg.loss),
+    rate = make_schedule(cfg.schedule, cfg.optimizer.lr, cfg.optimizer.decay, total_steps)
+    model.compile(optimizer=optim.make_optimizer(cfg.optimizer, rate), loss=make_loss(cfg.loss),
                   metrics=["accuracy"], steps_per_execution=cfg.trainer.steps_per_execution)
     return model
 
@@ -128,7 +119,7 @@ def _study_callback(cfg: DictConfig) -> Optional[callbacks.ReportToStudy]:
     """For a trial of a search, the callback that reports to its study and prunes; None otherwise."""
     if cfg.search.trial is None:
         return None
-    trial, metric = search.open_trial(cfg.search.study, cfg.search.storage, cfg.search.trial)
+    trial, metric = open_trial(cfg.search.study, cfg.search.storage, cfg.search.trial)
     return callbacks.ReportToStudy(trial, metric)
 
 

@@ -32,7 +32,7 @@ def test_search_space_from_hydra_sweep_syntax():
 
 @pytest.mark.parametrize("name", SEARCHES)
 def test_every_search_space_composes(name):
-    cfg = compose_config([f"+search={name}"], return_hydra_config=True)
+    cfg = compose_config(["hydra/sweeper=optuna", f"+search={name}"], return_hydra_config=True)  # as documented
     validate(cfg)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.params and sweeper.pruner._target_
