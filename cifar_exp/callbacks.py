@@ -1,11 +1,12 @@
-"""The Keras callbacks of a run: epoch timing, test-set curves, the time budget, per-epoch checkpoints and
-per-epoch metric logging. Each adds to or acts on the epoch's ``logs``; later callbacks see what earlier ones added."""
+"""The Keras callbacks of a run: epoch timing, test-set curves, the time budget, per-epoch checkpoints,
+per-epoch metric logging and a search's pruning. Each adds to or acts on the epoch's ``logs``; later callbacks see
+what earlier ones added."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import keras
 import numpy as np
@@ -97,6 +98,25 @@ class MetricsLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         self.run.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch)
+
+
+class ReportToStudy(keras.callbacks.Callback):
+    """Reports the epoch's ``metric`` to an Optuna trial (step = epoch, from 0) and stops training when the study's
+    pruner prunes the trial; ``pruned_at`` is then the number of epochs run, also stored on the trial."""
+
+    def __init__(self, trial: Any, metric: str):
+        super().__init__()
+        self.trial, self.metric = trial, metric
+        self.pruned_at: Optional[int] = None
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self.trial.report(float((logs or {})[self.metric]), epoch)
+        if self.trial.should_prune():
+            from cifar_exp.search import PRUNED_ATTR
+
+            self.pruned_at = epoch + 1
+            self.trial.set_user_attr(PRUNED_ATTR, self.pruned_at)
+            self.model.stop_training = True
 
 
 def tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:

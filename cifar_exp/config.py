@@ -60,6 +60,33 @@ class OptimizerConfig:
     decay: float = MISSING
     momentum: float = MISSING
     nesterov: bool = MISSING
+    weight_decay: float = MISSING  # Keras' decoupled decay: each step w -= lr * weight_decay * w (not biases, BN)
+    ema: Optional[float] = MISSING  # momentum of an exponential moving average of the weights (null: none)
+
+
+@dataclass
+class ScheduleConfig:
+    """How the learning rate moves from ``optimizer.lr`` over the run; fractions are of ``optimizer.lr`` and of
+    the run's optimizer steps."""
+
+    name: str = MISSING
+    warmup_fraction: float = MISSING  # share of the steps spent rising linearly to optimizer.lr
+    initial_fraction: float = MISSING  # where the warm-up starts
+    final_fraction: float = MISSING  # where the cosine ends
+
+
+@dataclass
+class LossConfig:
+    label_smoothing: float = MISSING
+
+
+@dataclass
+class SearchConfig:
+    """Which Optuna trial this job is: set by the ``optuna`` sweeper for each job of a search, null otherwise."""
+
+    study: Optional[str] = MISSING
+    storage: Optional[str] = MISSING
+    trial: Optional[int] = MISSING
 
 
 @dataclass
@@ -87,6 +114,8 @@ class TrainerConfig:
     deterministic: bool = MISSING
     checkpoint_dir: str = MISSING
     max_minutes: Optional[float] = MISSING
+    precision: str = MISSING  # float32 | mixed (float16 compute on a GPU, bfloat16 on a CPU; float32 weights)
+    tta_flip: bool = MISSING  # test predictions averaged over each image and its mirror image
 
 
 @dataclass
@@ -113,24 +142,40 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     dropout: DropoutConfig = field(default_factory=DropoutConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     resume: Optional[str] = MISSING
     force: bool = MISSING
     experiment: Optional[str] = None  # the report experiment this run belongs to (set by experiment/*.yaml)
     report_figures: list[ReportFigure] = field(default_factory=list)  # set by experiment/*.yaml
 
 
+def study_storage(tracking_uri: str) -> str:
+    """Where a search keeps its Optuna study: a journal file beside an SQLite tracking store, else in the
+    project's ``mlruns/``. Not the tracking database itself: MLflow and Optuna both keep their schema version in
+    a table named ``alembic_version``, so one database cannot hold both (set ``hydra.sweeper.storage`` to a
+    database of its own, e.g. ``postgresql+psycopg://.../optuna``, to share a study across machines)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / "optuna.journal")
+    return str(PROJECT_ROOT / "mlruns" / "optuna.journal")
+
+
 def register() -> None:
-    """Register the schema and the ``${project_root:}`` / ``${default_store_uri:}`` resolvers; idempotent."""
+    """Register the schema and the ``${project_root:}`` / ``${default_store_uri:}`` / ``${study_storage:uri}``
+    resolvers; idempotent."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("default_store_uri"):
         OmegaConf.register_new_resolver("default_store_uri", default_store_uri)
     if not OmegaConf.has_resolver("sweep_token"):  # cached, and Hydra copies the cache into every job's config
         OmegaConf.register_new_resolver("sweep_token", lambda: uuid.uuid4().hex[:8], use_cache=True)
+    if not OmegaConf.has_resolver("study_storage"):
+        OmegaConf.register_new_resolver("study_storage", study_storage)
     ConfigStore.instance().store(name="config_schema", node=Config)
 
 
@@ -143,15 +188,32 @@ def is_bookkeeping(dotted_key: str) -> bool:
     return any(dotted_key == key or dotted_key.startswith(f"{key}.") for key in BOOKKEEPING)
 
 
+# Keys added after runs were recorded, at the values that compute exactly what those runs computed: left out of
+# the hash at these values, so a run recorded before them keeps its hash (resume=auto and sweep skipping find it).
+HASH_NEUTRAL: dict[str, Any] = {
+    "optimizer.weight_decay": 0.0, "optimizer.ema": None, "loss": {"label_smoothing": 0.0},
+    "schedule": {"name": "keras2_decay", "warmup_fraction": 0.0, "initial_fraction": 1.0, "final_fraction": 1.0},
+    "trainer.precision": "float32", "trainer.tta_flip": False,
+    "search": {"study": None, "storage": None, "trial": None},
+}
+
+
+def _pop(container: Any, dotted: str, only_if: Any = ...) -> None:
+    *parents, leaf = dotted.split(".")
+    node = container
+    for parent in parents:
+        node = node.get(parent) or {}
+    if leaf in node and (only_if is ... or node[leaf] == only_if):
+        node.pop(leaf)
+
+
 def config_hash(cfg: DictConfig) -> str:
     """A short hash of everything that changes what a run computes (not where it logs or how it prints)."""
     container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     for key in BOOKKEEPING:
-        *parents, leaf = key.split(".")
-        node = container
-        for parent in parents:
-            node = node.get(parent, {})
-        node.pop(leaf, None)
+        _pop(container, key)
+    for key, neutral in HASH_NEUTRAL.items():
+        _pop(container, key, neutral)
     return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -162,7 +224,7 @@ def format_lr(lr: float) -> str:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0``."""
+    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0`` (``-trial3`` for a search's trial)."""
     if cfg.tracking.run_name:
         return cfg.tracking.run_name
     parts = [cfg.optimizer.name, f"lr{format_lr(cfg.optimizer.lr)}"]
@@ -171,6 +233,8 @@ def run_name(cfg: DictConfig) -> str:
     parts += [cfg.dropout.name, cfg.augmentation.name, f"s{cfg.seed}"]
     if cfg.data.label_mode != "fine":
         parts.append(cfg.data.label_mode)  # a 20-class run must never pass for a 100-class one
+    if OmegaConf.select(cfg, "search.trial") is not None:
+        parts.append(f"trial{cfg.search.trial}")
     return "-".join(parts)
 
 
@@ -196,7 +260,8 @@ def options(group: str) -> tuple[str, ...]:
 def _choices() -> dict[str, tuple[str, ...]]:
     return {"data.source": ("keras", "local"), "data.label_mode": ("fine", "coarse"),
             "model.name": options("model"), "optimizer.name": options("optimizer"),
-            "augmentation.name": options("augmentation")}
+            "augmentation.name": options("augmentation"), "schedule.name": options("schedule"),
+            "trainer.precision": ("float32", "mixed")}
 
 
 def _get(cfg: DictConfig, dotted: str) -> Any:
@@ -225,6 +290,16 @@ def validate(cfg: DictConfig) -> None:
         check(key, 0 <= _get(cfg, key) < 2**32, "in [0, 2**32 - 1] (what NumPy and TensorFlow accept)")
     check("tracking.experiment", bool(str(_get(cfg, "tracking.experiment")).strip()),
           "a non-empty MLflow experiment name")
+    check("optimizer.weight_decay", _get(cfg, "optimizer.weight_decay") >= 0, ">= 0 (0 switches it off)")
+    ema = _get(cfg, "optimizer.ema")
+    check("optimizer.ema", ema is None or 0 < ema < 1, "null (no weight average) or a momentum in (0, 1), e.g. 0.99")
+    if _get(cfg, "optimizer.decay") and _get(cfg, "schedule.name") != "keras2_decay":
+        problems.append(f"optimizer.decay={_get(cfg, 'optimizer.decay')} is the Keras-2 decay of "
+                        f"schedule=keras2_decay; schedule={_get(cfg, 'schedule.name')} needs optimizer.decay=0")
+    check("schedule.warmup_fraction", 0 <= _get(cfg, "schedule.warmup_fraction") < 1, "a fraction in [0, 1)")
+    for fraction in ("schedule.initial_fraction", "schedule.final_fraction"):
+        check(fraction, 0 <= _get(cfg, fraction) <= 1, "a fraction in [0, 1]")
+    check("loss.label_smoothing", 0 <= _get(cfg, "loss.label_smoothing") < 1, "in [0, 1) (e.g. 0.1)")
     for rate in ("conv2", "conv3", "dense"):
         value = _get(cfg, f"dropout.{rate}")
         check(f"dropout.{rate}", 0 <= value < 1, "a dropout rate in [0, 1)")

@@ -1,43 +1,58 @@
-"""Optimizers and schedules (one registry each), including the Keras-2 ``decay`` the report used.
+"""Optimizers (one registry), including the Keras-2 ``decay`` the report used.
 
 Keras 2 applied ``decay`` every step as lr_t = lr / (1 + decay * iterations); Keras 3 ignores a
 ``decay=`` argument (with only a warning), so it is rebuilt here as Keras' own ``InverseTimeDecay``
-with ``decay_steps=1``, which computes exactly that. A new optimizer is one function in
-:data:`OPTIMIZERS` plus one YAML file in ``conf/optimizer/``.
+with ``decay_steps=1``, which computes exactly that (:func:`learning_rate`; the ``keras2_decay`` schedule).
+Other schedules come from :mod:`cifar_exp.schedules`. Weight decay is Keras' decoupled one and skips biases
+and batch-norm scales and offsets; ``ema`` is Keras' own weight average (``use_ema``). A new optimizer is one
+function in :data:`OPTIMIZERS` plus one YAML file in ``conf/optimizer/``.
 """
 
 from __future__ import annotations
 
-from typing import Callable, TypeAlias
+from typing import Any, Callable, Optional
 
 import keras
 from omegaconf import DictConfig
 
-LearningRate: TypeAlias = float | keras.optimizers.schedules.LearningRateSchedule
+from cifar_exp.schedules import LearningRate, inverse_time_decay
+
+NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]  # biases, batch-norm scales and offsets
 
 
-def learning_rate(lr: float, decay: float) -> LearningRate:
-    """A constant ``lr``, or the Keras-2 per-step decay schedule when ``decay > 0``."""
-    if decay == 0:
-        return lr
-    return keras.optimizers.schedules.InverseTimeDecay(
-        initial_learning_rate=lr, decay_steps=1, decay_rate=decay, staircase=False)
+learning_rate = inverse_time_decay  # a constant ``lr``, or the Keras-2 per-step decay when ``decay > 0``
+
+
+def _common(cfg: DictConfig) -> dict[str, Any]:
+    """Weight decay and the weight average, which every Keras optimizer takes; off unless configured."""
+    ema = cfg.get("ema")
+    return {"weight_decay": cfg.get("weight_decay") or None, "use_ema": ema is not None,
+            **({"ema_momentum": ema} if ema is not None else {})}
 
 
 def adam(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate=rate)
+    return keras.optimizers.Adam(learning_rate=rate, **_common(cfg))
+
+
+def adamw(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
+    return keras.optimizers.AdamW(learning_rate=rate, **{**_common(cfg), "weight_decay": cfg.weight_decay})
 
 
 def sgd(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
-    return keras.optimizers.SGD(learning_rate=rate, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return keras.optimizers.SGD(learning_rate=rate, momentum=cfg.momentum, nesterov=cfg.nesterov, **_common(cfg))
 
 
-OPTIMIZERS: dict[str, Callable[[DictConfig, LearningRate], keras.optimizers.Optimizer]] = {"adam": adam, "sgd": sgd}
+OPTIMIZERS: dict[str, Callable[[DictConfig, LearningRate], keras.optimizers.Optimizer]] = {
+    "adam": adam, "adamw": adamw, "sgd": sgd}
 
 
-def make_optimizer(cfg: DictConfig) -> keras.optimizers.Optimizer:
-    """The optimizer of an ``optimizer`` config group, with its learning rate and Keras-2 decay."""
-    return OPTIMIZERS[cfg.name](cfg, learning_rate(cfg.lr, cfg.decay))
+def make_optimizer(cfg: DictConfig, rate: Optional[LearningRate] = None) -> keras.optimizers.Optimizer:
+    """The optimizer of an ``optimizer`` config group at learning rate ``rate`` (default: ``lr`` with its Keras-2
+    decay)."""
+    optimizer = OPTIMIZERS[cfg.name](cfg, learning_rate(cfg.lr, cfg.decay) if rate is None else rate)
+    if optimizer.weight_decay is not None:
+        optimizer.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
+    return optimizer
 
 
 def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:

@@ -18,17 +18,21 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import config, errors, signals, tracking
+from cifar_exp.tracking.search_results import record_search
 
 log = logging.getLogger(__name__)
 
 
 def sweep_name(cfg: DictConfig) -> str:
-    """The parent run's name: the report experiment, else the swept keys (``sweep-dropout``)."""
+    """The parent run's name: the report experiment, the search space (``search-fast_cnn``), else the swept keys
+    (``sweep-dropout``)."""
     if cfg.get("experiment"):
         return f"sweep-{cfg.experiment}"
+    if OmegaConf.select(cfg, "hydra.runtime.choices.search"):
+        return f"search-{cfg.hydra.runtime.choices.search}"
     overrides = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
     swept = [o.key_or_group for o in overrides if o.is_sweep_override()]
     return "-".join(["sweep", *swept])
@@ -41,13 +45,15 @@ class MlflowSweepCallback(Callback):
         config.register()
         self.parent_run_id: str | None = None
         self.uri: str | None = None
+        self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         signals.install()
         if not config.tracking.enabled:
             return
         self.uri = config.tracking.uri
-        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())  # unique per sweep: see hydra.sweep.dir
+        self.sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        sweep_dir = str(self.sweep_dir)  # unique per sweep: see hydra.sweep.dir
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
         try:
             self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
@@ -66,10 +72,11 @@ class MlflowSweepCallback(Callback):
         self._close()
 
     def _close(self) -> None:
-        if self.parent_run_id is None or self.uri is None:
+        if self.parent_run_id is None or self.uri is None or self.sweep_dir is None:
             return
         stop = signals.received
         summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, ended="KILLED" if stop else None,
                                               reason=f"the sweep was {stop}" if stop else "")
         if summary:
             log.info("sweep summary: %s", summary)
+            record_search(self.uri, self.parent_run_id, self.sweep_dir / "optuna")

@@ -7,6 +7,7 @@ owns its end status.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -20,7 +21,11 @@ from cifar_exp import augment, callbacks, checkpoint, evaluate, models, optim, p
 from cifar_exp.config import config_hash, report_figure_for, run_name
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
+from cifar_exp.inference import predict
+from cifar_exp.losses import encode_labels, make_loss
 from cifar_exp.pipeline import Batches
+from cifar_exp.schedules import make_schedule
+from cifar_exp.search import open_trial
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,9 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
 
     data = load_dataset(**cfg.data)
     _seed(cfg)
-    model = build_model(cfg, data.num_classes)
+    steps = math.ceil(len(data.y_train) / cfg.trainer.batch_size) * cfg.trainer.epochs
+    model = build_model(cfg, data.num_classes, steps)
+    study = _study_callback(cfg)
     if job.checkpoint is not None:
         checkpoint.restore(model, job.checkpoint)
 
@@ -73,23 +80,26 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
                 log.info("resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id,
                          job.epochs_done)
 
+        labels = functools.partial(encode_labels, cfg.loss, num_classes=data.num_classes)
         recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
         fit_callbacks = [
             callbacks.EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
             *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
-            *([callbacks.TestEachEpoch(data.x_test, data.y_test)] if cfg.trainer.test_each_epoch else []),
-            recorder, callbacks.MetricsLogger(run), *callbacks.tensorboard(folder / "tensorboard"),
+            *([callbacks.TestEachEpoch(data.x_test, labels(data.y_test))] if cfg.trainer.test_each_epoch else []),
+            *([keras.callbacks.SwapEMAWeights()] if cfg.optimizer.ema is not None else []),
+            recorder, callbacks.MetricsLogger(run), *([study] if study else []),
+            *callbacks.tensorboard(folder / "tensorboard"),
         ]
-        batches = Batches(data.x_train, data.y_train, cfg.trainer.batch_size, cfg.seed,
+        batches = Batches(data.x_train, labels(data.y_train), cfg.trainer.batch_size, cfg.seed,
                           augment.make_augmentation(cfg.augmentation), epoch=job.epochs_done)
-        model.fit(batches, validation_data=(data.x_val, data.y_val), validation_batch_size=256,
+        model.fit(batches, validation_data=(data.x_val, labels(data.y_val)), validation_batch_size=256,
                   epochs=cfg.trainer.epochs, initial_epoch=job.epochs_done, callbacks=fit_callbacks,
                   shuffle=False,  # Batches shuffles, reproducibly; Keras would reorder with global state
                   verbose=cfg.trainer.verbose)
         history = recorder.history
-        epochs_run = _check_history(run, cfg, history)
+        epochs_run = _check_history(run, cfg, history, study.pruned_at if study else None)
 
-        probabilities = model.predict(data.x_test, batch_size=256, verbose=0)
+        probabilities = predict(model, data.x_test, cfg.trainer.tta_flip)
         result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
                                    data.fine_to_coarse, data.label_mode)
         tracking.record_results(run, {**result.metrics, "epochs_run": epochs_run}, epochs_run,
@@ -99,12 +109,23 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
     return Outcome(result.metrics, history, run.run_id)
 
 
-def build_model(cfg: DictConfig, num_classes: int) -> keras.Model:
-    """The configured model, compiled with the configured optimizer."""
-    model = models.build(cfg.model.name, num_classes, (cfg.dropout.conv2, cfg.dropout.conv3, cfg.dropout.dense))
-    model.compile(optimizer=optim.make_optimizer(cfg.optimizer), loss="sparse_categorical_crossentropy",
+def build_model(cfg: DictConfig, num_classes: int, total_steps: int) -> keras.Model:
+    """The configured model in the configured precision, compiled with the configured optimizer, schedule (over
+    ``total_steps`` optimizer steps) and loss."""
+    with models.precision(cfg.trainer.precision):
+        model = models.build(cfg.model.name, num_classes, (cfg.dropout.conv2, cfg.dropout.conv3, cfg.dropout.dense))
+    rate = make_schedule(cfg.schedule, cfg.optimizer.lr, cfg.optimizer.decay, total_steps)
+    model.compile(optimizer=optim.make_optimizer(cfg.optimizer, rate), loss=make_loss(cfg.loss),
                   metrics=["accuracy"], steps_per_execution=cfg.trainer.steps_per_execution)
     return model
+
+
+def _study_callback(cfg: DictConfig) -> Optional[callbacks.ReportToStudy]:
+    """For a trial of a search, the callback that reports to its study and prunes; None otherwise."""
+    if cfg.search.trial is None:
+        return None
+    trial, metric = open_trial(cfg.search.study, cfg.search.storage, cfg.search.trial)
+    return callbacks.ReportToStudy(trial, metric)
 
 
 def _seed(cfg: DictConfig) -> None:
@@ -116,13 +137,18 @@ def _seed(cfg: DictConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _check_history(run: tracking.Run, cfg: DictConfig, history: dict[str, list[float]]) -> int:
-    """Epochs run; a NaN loss fails the run, a time budget that stopped it early is said in a tag."""
+def _check_history(run: tracking.Run, cfg: DictConfig, history: dict[str, list[float]],
+                   pruned_at: Optional[int] = None) -> int:
+    """Epochs run; a NaN loss fails the run, a search's pruner or a time budget that stopped it early is said in a
+    tag (``pruned``: the epochs run)."""
     if any(not math.isfinite(v) for v in history.get("loss", [])):
         raise TrainingDiverged(f"the training loss became {history['loss'][-1]} at epoch {len(history['loss'])}; "
                                "lower optimizer.lr or check the data.")
     epochs_run = len(history["loss"])
-    if epochs_run < cfg.trainer.epochs:  # only the time budget ends a run early without raising
+    if pruned_at is not None:
+        log.info("pruned by the search after epoch %d of %d", epochs_run, cfg.trainer.epochs)
+        run.set_tags({"pruned": str(epochs_run)})
+    elif epochs_run < cfg.trainer.epochs:  # else only the time budget ends a run early without raising
         log.info("trainer.max_minutes=%g reached: stopped after epoch %d of %d",
                  cfg.trainer.max_minutes, epochs_run, cfg.trainer.epochs)
         run.set_tags({"stopped_early": f"trainer.max_minutes={cfg.trainer.max_minutes:g}: "
@@ -155,7 +181,8 @@ def _run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
 def _describe(run: tracking.Run, cfg: DictConfig, context: JobContext, data: Dataset, model: keras.Model) -> None:
     params = tracking.flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     params.update({"overrides": " ".join(context.overrides) or "(none)", "data.train_images": len(data.y_train),
-                   "data.val_images": len(data.y_val), "data.test_images": len(data.y_test)})
+                   "data.val_images": len(data.y_val), "data.test_images": len(data.y_test),
+                   "model.parameters": model.count_params(), "model.forward_flops": models.forward_flops(model)})
     summary: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
     tracking.describe_run(run, params, OmegaConf.to_yaml(cfg, resolve=True),

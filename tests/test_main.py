@@ -120,7 +120,8 @@ def test_corrupt_dataset_fails_before_any_run(tmp_path, store_uri):
 
 def test_help_and_cfg(tmp_path):
     help_text = cli(tmp_path, "--help").stdout
-    for group in ("optimizer: adam, sgd", "dropout:", "augmentation: keras2, none, shift_flip", "data: keras, local"):
+    for group in ("optimizer: adam, adamw, sgd", "schedule: constant, cosine, keras2_decay, one_cycle", "dropout:",
+                  "augmentation: keras2, none, shift_flip", "data: keras, local"):
         assert group in help_text
     job = cli(tmp_path, "--cfg", "job", "optimizer=sgd").stdout
     assert "name: sgd" in job and "epochs: 150" in job

@@ -1,0 +1,51 @@
+"""The job's side of a hyper-parameter search: the Optuna study's storage and this job's trial in it.
+
+The ``optuna`` sweeper (``hydra_plugins/cifar_exp_optuna``) asks the study for trials and launches one job per
+trial with ``search.study``, ``search.storage`` and ``search.trial`` set. The job opens its trial here, from the
+shared storage, reports its validation metric every epoch (:class:`cifar_exp.callbacks.ReportToStudy`) and
+stops when the study's pruner says so. Optuna does not store pruners, so the sweeper stores its pruner's
+config in the study (user attribute ``pruner``) and every job builds the same one from it. Optuna is
+imported only when a search needs it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    import optuna
+
+PRUNER_ATTR = "pruner"  # study user attribute: the pruner's config, {_target_: optuna.pruners..., ...}
+METRIC_ATTR = "metric"  # study user attribute: the epoch log each trial reports (val_accuracy)
+PRUNED_ATTR = "pruned_at_epoch"  # trial user attribute: set by the job that the pruner stopped
+
+
+def open_storage(spec: str) -> "optuna.storages.BaseStorage":
+    """An Optuna storage: a database URL (``sqlite:///...``, ``postgresql+psycopg://...``), else a journal file
+    path (Optuna's ``JournalFileBackend``: safe for parallel processes on one machine or a shared filesystem)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" in spec:
+        return optuna.storages.RDBStorage(spec)
+    return optuna.storages.JournalStorage(JournalFileBackend(spec))
+
+
+def make_pruner(config: Optional[dict[str, Any]]) -> "optuna.pruners.BasePruner":
+    """The pruner of a ``{_target_: ..., **kwargs}`` config; none (never prune) for ``None``."""
+    import optuna
+    from hydra.utils import instantiate
+
+    return optuna.pruners.NopPruner() if not config else instantiate(config)
+
+
+def open_trial(study_name: str, storage: str, number: int) -> tuple["optuna.trial.Trial", str]:
+    """Trial ``number`` of the study, with the study's pruner, and the metric it reports."""
+    import optuna
+
+    backend = open_storage(storage)
+    study_id = backend.get_study_id_from_name(study_name)
+    attrs = backend.get_study_user_attrs(study_id)
+    study = optuna.load_study(study_name=study_name, storage=backend, pruner=make_pruner(attrs.get(PRUNER_ATTR)))
+    trial_id = backend.get_trial_id_from_study_id_trial_number(study_id, number)
+    return optuna.trial.Trial(study, trial_id), attrs.get(METRIC_ATTR, "val_accuracy")

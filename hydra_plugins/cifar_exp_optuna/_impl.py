@@ -1,0 +1,233 @@
+"""The optuna sweeper's work: the search space from Hydra's sweep syntax, the ask / launch / tell loop, and the
+study's results written to ``<sweep dir>/optuna/``.
+
+Each job gets ``search.study``, ``search.storage`` and ``search.trial`` overrides; it reports its ``metric`` every
+epoch to that trial and stops when the pruner says so (:mod:`cifar_exp.search`). A trial is judged by the last value
+it reported, so the study sees the validation metric and never the test set; the job's return value (its test
+accuracy) is kept as the trial's user attribute ``test_accuracy`` and serves only a job that reported nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shlex
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.exceptions import ExperimentalWarning
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from cifar_exp.config import is_bookkeeping
+from cifar_exp.search import METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
+
+log = logging.getLogger(__name__)
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+RESULTS_DIR = "optuna"
+
+
+def distribution(override: Override) -> BaseDistribution:
+    """The Optuna distribution of a sweep override: ``choice`` and shuffled ``range`` are categorical, ``range`` an
+    int (or float) grid with Hydra's exclusive stop, ``interval`` a float range (``tag(log, ...)``: log-uniform,
+    ``tag(int, ...)``: integers)."""
+    value = override.value()
+    values: list[Any] = list(override.sweep_iterator(transformer=Transformer.encode)) \
+        if not isinstance(value, IntervalSweep) else []
+    if isinstance(value, IntervalSweep):
+        low: Any = value.start
+        high: Any = value.end
+        if "int" in value.tags:
+            return IntDistribution(int(low), int(high), log="log" in value.tags)
+        return FloatDistribution(float(low), float(high), log="log" in value.tags)
+    if isinstance(value, RangeSweep) and not value.shuffle:
+        start: Any = value.start
+        step: Any = value.step
+        if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
+            return IntDistribution(int(start), int(values[-1]), step=int(step))
+        return FloatDistribution(float(start), float(values[-1]), step=float(step))
+    return CategoricalDistribution(tuple(values))
+
+
+def search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution], list[str]]:
+    """The swept overrides as distributions (by key, ``+`` kept) and the fixed ones as they were written; a later
+    override of a key wins."""
+    space: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        space.pop(key, None)
+        fixed.pop(key, None)
+        if override.is_sweep_override():
+            space[key] = distribution(override)
+        else:
+            fixed[key] = override.input_line or f"{key}={override.get_value_element_as_str()}"
+    return space, list(fixed.values())
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as Hydra's override grammar reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def quote(value: str) -> str:
+    """A string value quoted for Hydra's override grammar (paths and URLs hold ':' and '/')."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def default_study_name(space: dict[str, BaseDistribution], fixed: list[str], config: DictConfig) -> str:
+    """``<search space name>-<hash>``: the same command continues the same study; another space or other fixed
+    settings (bookkeeping such as tracking or verbosity aside) start another."""
+    choice = OmegaConf.select(config, "hydra.runtime.choices.search") or "search"
+    kept = sorted(o for o in fixed if not is_bookkeeping(o.lstrip("+~").split("=", 1)[0]))
+    text = json.dumps([{k: optuna.distributions.distribution_to_json(d) for k, d in sorted(space.items())}, kept])
+    return f"{choice}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+class OptunaSweeperImpl:
+    def __init__(self, sampler: Any, pruner: Any, study_name: Optional[str], storage: Optional[str], direction: str,
+                 metric: str, n_trials: int, n_jobs: int, max_failure_rate: float,
+                 params: Optional[DictConfig]) -> None:
+        self.sampler_cfg, self.pruner_cfg = sampler, pruner
+        self.study_name, self.storage, self.direction, self.metric = study_name, storage, direction, metric
+        self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, max(n_jobs, 1), max_failure_rate
+        self.params = params
+        self.job_idx = 0
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> None:
+        given: dict[str, Any] = dict(self.params or {})
+        params = [f"{key}={value}" for key, value in given.items()]
+        space, fixed = search_space(params + list(arguments))
+        if not space:
+            raise ValueError("hydra/sweeper=optuna needs a search space: +search=<space> (conf/search/) or sweep "
+                             "overrides such as 'optimizer.lr=tag(log,interval(1e-4,1e-1))'")
+        if not self.storage:
+            raise ValueError("hydra.sweeper.storage is empty: the jobs need a storage they share with the sweeper "
+                             "(a database URL or a journal file path)")
+        pruner = OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
+        storage = open_storage(self.storage)
+        name = self.study_name or default_study_name(space, fixed, self.config)
+        study = optuna.create_study(study_name=name, storage=storage, sampler=self._sampler(storage, name),
+                                    pruner=instantiate(pruner) if pruner else None,
+                                    direction=StudyDirection[self.direction.upper()],
+                                    load_if_exists=True)
+        study.set_user_attr(PRUNER_ATTR, pruner)
+        study.set_user_attr(METRIC_ATTR, self.metric)
+        log.info("Optuna study %s in %s: %d of %d trials finished", study.study_name, self.storage,
+                 self._finished(study), self.n_trials)
+        launched = failed = 0
+        while (missing := self.n_trials - self._finished(study)) > 0:
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, missing))]
+            returns = self.launcher.launch([self._overrides(study, trial, fixed) for trial in trials],
+                                           initial_job_idx=self.job_idx)
+            self.job_idx += len(returns)
+            launched += len(returns)
+            failed += sum(self._tell(study, trial, result) for trial, result in zip(trials, returns))
+            if failed / launched > self.max_failure_rate:
+                log.error("%d of %d trials failed (hydra.sweeper.max_failure_rate=%g): stopping the search",
+                          failed, launched, self.max_failure_rate)
+                next(r for r in returns if r.status == JobStatus.FAILED).return_value  # re-raises the job's error
+        write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric)
+
+    def _sampler(self, storage: optuna.storages.BaseStorage, study_name: str) -> optuna.samplers.BaseSampler:
+        """The configured sampler; a seeded one is seeded with ``seed`` + the trials the study already has, so a
+        seeded search is reproducible and its continuation does not repeat the first trials' parameters."""
+        try:
+            existing = len(storage.get_all_trials(storage.get_study_id_from_name(study_name), deepcopy=False))
+        except KeyError:
+            existing = 0
+        seed = self.sampler_cfg.get("seed")
+        return instantiate(self.sampler_cfg, **({"seed": seed + existing} if seed is not None else {}))
+
+    @staticmethod
+    def _finished(study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+    def _overrides(self, study: optuna.Study, trial: optuna.Trial, fixed: list[str]) -> list[str]:
+        chosen = [f"{key}={format_value(value)}" for key, value in trial.params.items()]
+        link = [f"search.study={quote(study.study_name)}", f"search.storage={quote(str(self.storage))}",
+                f"search.trial={trial.number}"]
+        return [*fixed, *chosen, *link]
+
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> bool:
+        """Tell the study how the trial's job ended; True if it failed."""
+        if result.status != JobStatus.COMPLETED:
+            log.warning("trial %d failed: %r", trial.number, getattr(result, "_return_value", None))
+            study.tell(trial, state=TrialState.FAIL)
+            return True
+        if result.return_value is not None:
+            trial.set_user_attr("test_accuracy", float(result.return_value))
+        (frozen,) = (t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        if PRUNED_ATTR in frozen.user_attrs:
+            study.tell(trial, state=TrialState.PRUNED)  # Optuna records the last reported value
+            log.info("trial %d pruned after epoch %d", trial.number, frozen.user_attrs[PRUNED_ATTR])
+        elif frozen.intermediate_values:
+            study.tell(trial, frozen.intermediate_values[max(frozen.intermediate_values)])
+        else:
+            study.tell(trial, float(result.return_value))
+        return False
+
+
+def best_command(fixed: list[str], params: dict[str, Any]) -> str:
+    """The command line that trains the best trial's configuration on its own."""
+    overrides = [*fixed, *(f"{key}={format_value(value)}" for key, value in params.items())]
+    return "python -m cifar_exp " + " ".join(shlex.quote(o) for o in overrides)
+
+
+def write_results(study: optuna.Study, fixed: list[str], folder: Path, metric: str) -> None:
+    """``best_trial.yaml`` (its number, value, parameters and command line), ``trials.csv`` and Optuna's plots."""
+    folder.mkdir(parents=True, exist_ok=True)
+    trials = study.get_trials(deepcopy=False)
+    summary: dict[str, Any] = {"study": study.study_name, "metric": metric, "direction": study.direction.name.lower(),
+                               "trials": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        summary["best"] = {"number": best.number, "value": best.value, "params": best.params,
+                           "test_accuracy": best.user_attrs.get("test_accuracy"),
+                           "command": best_command(fixed, best.params)}
+        log.info("best trial %d: %s=%.4f, %s", best.number, metric, best.value, summary["best"]["command"])
+    OmegaConf.save(OmegaConf.create(summary), folder / "best_trial.yaml")
+    study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
+    _plots(study, folder)
+
+
+def _plots(study: optuna.Study, folder: Path) -> None:
+    """Optuna's matplotlib plots; one that the study cannot make yet (too few trials) is left out, saying why."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as plots
+
+    for name, plot in (("optimization_history", plots.plot_optimization_history),
+                       ("param_importances", plots.plot_param_importances),
+                       ("intermediate_values", plots.plot_intermediate_values)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's matplotlib plots say they are new
+                plot(study)
+            plt.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+            plt.close("all")
+        except Exception as error:  # noqa: BLE001 (a plot is a nicety; the study's results are written anyway)
+            log.info("no %s plot: %s", name, error)

@@ -1,0 +1,113 @@
+"""Hyper-parameter search: the optuna sweeper's search space, every search space config, and a tiny search
+through the real command line that prunes, records its parent and children, and continues when run again."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+from conftest import all_runs, artifact_paths, cli, compose_config, tiny
+from mlflow.tracking import MlflowClient
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from cifar_exp.config import PROJECT_ROOT, validate
+
+SEARCHES = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "search").glob("*.yaml"))
+
+
+def test_search_space_from_hydra_sweep_syntax():
+    from hydra_plugins.cifar_exp_optuna._impl import search_space
+
+    space, fixed = search_space(["optimizer.lr=tag(log, interval(1e-4, 1e-1))", "dropout.dense=interval(0, 0.5)",
+                                 "trainer.batch_size=choice(32, 64)", "trainer.epochs=range(2, 8, 2)",
+                                 "+search=fast_cnn", "seed=3", "seed=4", "model=choice(fast_cnn, report_cnn_bn)"])
+    assert space == {"optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True),
+                     "dropout.dense": FloatDistribution(0.0, 0.5),
+                     "trainer.batch_size": CategoricalDistribution((32, 64)),
+                     "trainer.epochs": IntDistribution(2, 6, step=2),  # Hydra's range stops before 8
+                     "model": CategoricalDistribution(("fast_cnn", "report_cnn_bn"))}
+    assert fixed == ["+search=fast_cnn", "seed=4"]
+
+
+@pytest.mark.parametrize("name", SEARCHES)
+def test_every_search_space_composes(name):
+    cfg = compose_config(["hydra/sweeper=optuna", f"+search={name}"], return_hydra_config=True)  # as documented
+    validate(cfg)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.params and sweeper.pruner._target_
+    assert sweeper.storage == str(PROJECT_ROOT / "mlruns" / "optuna.journal")  # beside the default store
+    assert cfg.search.trial is None
+
+
+def study_trials(storage: Path):
+    import optuna
+
+    from cifar_exp.search import open_storage
+
+    backend = open_storage(str(storage))
+    (name,) = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+    return optuna.load_study(study_name=name, storage=backend).get_trials()
+
+
+def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
+    # A pruner that must prune: ThresholdPruner(lower=2) stops every trial that reaches a second epoch, so the
+    # trials drawn with 3 epochs are pruned after epoch 2 and those with 1 epoch complete.
+    search = ["--multirun", "hydra/sweeper=optuna", *tiny(npz_dir, store_uri), "data.train_size=200",
+              "augmentation=none", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0",
+              "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0",
+              "hydra.sweeper.pruner.n_warmup_steps=1",
+              "trainer.epochs=choice(1,3)", "optimizer.lr=tag(log,interval(1e-4,1e-2))"]
+    first = cli(tmp_path, *search, "hydra.sweeper.n_trials=3", timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    storage = Path(store_uri.removeprefix("sqlite:///")).parent / "optuna.journal"
+    assert len(study_trials(storage)) == 3
+
+    again = cli(tmp_path, *search, "hydra.sweeper.n_trials=4", timeout=600)  # the same study goes on to 4 trials
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = study_trials(storage)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    states = {t.number: t.state.name for t in trials}
+    assert {"PRUNED", "COMPLETE"} <= set(states.values()), states
+    for trial in trials:
+        if trial.state.name == "PRUNED":
+            assert trial.params["trainer.epochs"] == 3 and trial.user_attrs["pruned_at_epoch"] == 2
+            assert sorted(trial.intermediate_values) == [0, 1]
+        else:
+            assert trial.params["trainer.epochs"] == 1 and trial.value == trial.intermediate_values[0]
+        assert 0 <= trial.user_attrs["test_accuracy"] <= 1
+
+    runs = all_runs(store_uri)
+    parents = sorted((r for r in runs if r.data.tags.get("cifar_exp.role") == "sweep"), key=lambda r: r.info.start_time)
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    children = [r for r in runs if r.data.tags.get("cifar_exp.role") != "sweep"]
+    assert sorted(int(c.data.params["search.trial"]) for c in children) == [0, 1, 2, 3]
+    for child in children:
+        trial = trials[int(child.data.params["search.trial"])]
+        assert child.info.status == "FINISHED"  # a pruned trial is not a failure
+        assert child.info.run_name.endswith(f"-trial{trial.number}")
+        assert child.data.tags["mlflow.parentRunId"] == parents[trial.number // 3].info.run_id
+        if trial.state.name == "PRUNED":
+            assert child.data.tags["pruned"] == "2" and child.data.metrics["epochs_run"] == 2
+            assert "stopped_early" not in child.data.tags
+        else:
+            assert "pruned" not in child.data.tags
+        assert child.data.metrics["test_accuracy"] == pytest.approx(trial.user_attrs["test_accuracy"])
+
+    parent = parents[1]
+    best = max((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    tags = parent.data.tags
+    assert tags["best_trial"] == str(best.number) and tags["search_trials"].endswith("pruned")
+    command = shlex.split(tags["best_command"])
+    assert command[:3] == ["python", "-m", "cifar_exp"] and "trainer.epochs=1" in command
+    assert f"optimizer.lr={best.params['optimizer.lr']!r}" in command
+    assert not any(arg.startswith(("search.", "hydra")) or "choice(" in arg for arg in command)
+    assert parent.data.metrics["best_trial_value"] == pytest.approx(best.value)
+    assert f"Best trial {best.number}" in tags["mlflow.note.content"]
+    assert {"optuna/best_trial.yaml", "optuna/trials.csv", "optuna/optimization_history.png",
+            "optuna/param_importances.png", "optuna/intermediate_values.png"} <= artifact_paths(
+        MlflowClient(store_uri), parent.info.run_id)
+
+    done = cli(tmp_path, *search, "hydra.sweeper.n_trials=4", timeout=600)  # nothing left to do
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(study_trials(storage)) == 4
