@@ -180,10 +180,11 @@ def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[s
 
 def _check_meta_mapping(expected: np.ndarray, train: RawSplit, test: RawSplit, meta: Path) -> None:
     """meta.json's fine_to_coarse must describe the labels (checked where the labels are valid themselves)."""
-    y_fine = np.concatenate([train.y_fine, test.y_fine]).astype(np.int64)
-    y_coarse = np.concatenate([train.y_coarse, test.y_coarse]).astype(np.int64)
-    if len(expected) != NUM_FINE or not len(y_fine) or y_fine.min() < 0 or y_fine.max() >= NUM_FINE:
-        return
+    y_fine = np.concatenate([train.y_fine.reshape(-1), test.y_fine.reshape(-1)]).astype(np.int64)
+    y_coarse = np.concatenate([train.y_coarse.reshape(-1), test.y_coarse.reshape(-1)]).astype(np.int64)
+    if (len(expected) != NUM_FINE or len(y_fine) != len(y_coarse) or not len(y_fine) or y_fine.min() < 0
+            or y_fine.max() >= NUM_FINE):
+        return  # malformed labels: that error comes with the label checks
     pairs = np.unique(np.stack([y_fine, y_coarse], axis=1), axis=0)
     if len(np.unique(pairs[:, 0])) != len(pairs):
         return  # the labels contradict themselves: that error comes with the label checks
