@@ -24,29 +24,22 @@ import math
 import re
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, cast
+from typing import Any, Optional
 
-import numpy as np
 import pandas as pd
 from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
-from scipy import stats
 from sqlalchemy.exc import SQLAlchemyError
 
 from cifar_exp import plots, tracking
-from cifar_exp.config import CONF_DIR, default_store_uri, is_bookkeeping, options
+from cifar_exp.config import default_store_uri, is_bookkeeping, options
 from cifar_exp.errors import CifarExpError, ReportError
+from cifar_exp.reported import REPORT_ORDER, experiment_spec, printed_epochs, report_figure
+from cifar_exp.verdicts import CONFIDENCE, shortfall, t_interval, verdict, verdict_counts
 
 DEFAULT_URI = default_store_uri()
-EXPERIMENTS_DIR = CONF_DIR / "experiment"
-PRINTED_EPOCHS = Path(__file__).resolve().parent / "report_figures" / "printed_epochs.csv"
-REPORT_ORDER = ("learning_rate", "dropout", "decay", "sgd", "augmentation", "winning")  # as the report runs them
-CONFIDENCE = 0.95
-FULL_SEEDS = 3  # fewer seeds than this is flagged as short of the protocol
 ALL_RUN_NAME = "report-all"
 TAG_VERDICT = "verdict"
 MAX_NOTE = 8000  # MLflow's limit on a tag value (the run description is a tag)
@@ -60,99 +53,6 @@ METHOD = (f"Test accuracy: mean over seeds with its {CONFIDENCE:.0%} Student-t i
           "or **lower** by the mean minus the report's figure, in percentage points; **no figure** where the report "
           "gives none; **1 seed: no interval**. Groups with fewer than 3 seeds or fewer epochs than the report ran "
           "are flagged, not extrapolated.")
-
-
-# The statistics and the verdict: pure functions of numbers
-
-
-def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """The mean of ``values`` and the two-sided Student-t interval of that mean; NaN bounds for fewer than two."""
-    data = np.asarray(values, dtype=float)
-    mean = float(data.mean())
-    if len(data) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf((1 + confidence) / 2, df=len(data) - 1) * stats.sem(data))
-    return mean, mean - half, mean + half
-
-
-def verdict(mean: float, low: float, high: float, figure: Optional[float]) -> str:
-    """reproduced | higher by X pts | lower by X pts | no figure | 1 seed: no interval (NaN bounds)."""
-    if figure is None or math.isnan(figure):
-        return "no figure"
-    if math.isnan(low) or math.isnan(high):
-        return "1 seed: no interval"
-    if low <= figure <= high:
-        return "reproduced"
-    gap = 100 * (mean - figure)
-    return f"higher by {gap:.2f} pts" if figure < low else f"lower by {-gap:.2f} pts"
-
-
-def shortfall(seeds: int, epochs_run_min: int, epochs_run_max: int, full_epochs: Optional[int]) -> str:
-    """How a group falls short of the report's protocol ("2 seeds (< 3); 41 of 150 epochs"), or ""."""
-    short = [f"{seeds} seed{'s' if seeds != 1 else ''} (< {FULL_SEEDS})"] if seeds < FULL_SEEDS else []
-    if full_epochs and epochs_run_min < full_epochs:
-        ran = str(epochs_run_min) if epochs_run_min == epochs_run_max else f"{epochs_run_min}-{epochs_run_max}"
-        short.append(f"{ran} of {full_epochs} epochs")
-    return "; ".join(short)
-
-
-# The report's figures: the experiment YAML's report_figures, and its printed epochs
-
-
-@dataclass
-class ExperimentSpec:
-    """What ``experiments/<name>.yaml`` says of the report: its length and its figures (None: no such file)."""
-
-    name: str
-    full_epochs: Optional[int] = None
-    figures: Optional[list[dict[str, Any]]] = field(default=None)
-
-
-def experiment_spec(name: str, folder: Path = EXPERIMENTS_DIR) -> ExperimentSpec:
-    path = folder / f"{name}.yaml"
-    if not path.exists():
-        return ExperimentSpec(name)
-    cfg = OmegaConf.load(path)
-    figures = cast(list, OmegaConf.to_container(OmegaConf.select(cfg, "report_figures") or OmegaConf.create([])))
-    return ExperimentSpec(name, OmegaConf.select(cfg, "trainer.epochs"), figures)
-
-
-def _same(param: Optional[str], wanted: Any) -> bool:
-    """A logged param (always a string) against a YAML value (number, bool or string)."""
-    if param is None:
-        return False
-    if isinstance(wanted, bool):
-        return param.lower() == str(wanted).lower()
-    if isinstance(wanted, (int, float)):
-        try:
-            return math.isclose(float(param), float(wanted), rel_tol=1e-9)
-        except ValueError:
-            return False
-    return param == str(wanted)
-
-
-def report_figure(spec: ExperimentSpec, run: MlflowRun) -> dict[str, Any]:
-    """The report's test accuracy, test loss and words for a run: the first of the experiment's figures whose
-    ``when`` matches the run's params; for an experiment without a YAML, the tags the run was given."""
-    if run.data.params.get("data.label_mode", "fine") != "fine":  # the report's figures are 100-class accuracies
-        return {"test_accuracy": None, "test_loss": None, "note": "20 superclasses: not comparable with the report"}
-    if spec.figures is None:
-        tags = run.data.tags
-        accuracy = float(tags["report_test_accuracy"]) if "report_test_accuracy" in tags else None
-        return {"test_accuracy": accuracy, "test_loss": None, "note": tags.get("report_note", "")}
-    for figure in spec.figures:
-        if all(_same(run.data.params.get(key), value) for key, value in (figure.get("when") or {}).items()):
-            return {"test_accuracy": figure.get("test_accuracy"), "test_loss": figure.get("test_loss"),
-                    "note": figure.get("note", "")}
-    return {"test_accuracy": None, "test_loss": None, "note": ""}
-
-
-def printed_epochs(experiment_name: str, path: Path = PRINTED_EPOCHS) -> dict[str, plots.Curve]:
-    """The report's printed (epoch, value) points of ``val_accuracy`` and ``val_loss`` for one experiment."""
-    lines = pd.read_csv(path)
-    lines = lines[lines["experiment"] == experiment_name]
-    return {metric: (list(lines.loc[lines[metric].notna(), "epoch"]), list(lines[metric].dropna()))
-            for metric in ("val_accuracy", "val_loss")}
 
 
 # Runs out of the store
@@ -417,16 +317,6 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
         plots.close(figure)
         client.set_terminated(run_id, "FINISHED")
     return combined, markdown, run_id
-
-
-def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
-    """How many arms were reproduced, came out higher or lower, have no figure or one seed, fall short."""
-    kinds = table["verdict"].str.split().str[0]
-    return {"arms": len(table), "reproduced": int((kinds == "reproduced").sum()),
-            "higher": int((kinds == "higher").sum()), "lower": int((kinds == "lower").sum()),
-            "no_figure": int((table["verdict"] == "no figure").sum()),
-            "no_interval": int(table["verdict"].str.startswith("1 seed").sum()),
-            "short_of_protocol": int((table["short_of_protocol"] != "").sum())}
 
 
 def main(argv: Optional[list[str]] = None) -> None:

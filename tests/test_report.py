@@ -19,19 +19,9 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from cifar_exp.errors import ReportError
-from cifar_exp.report import (
-    PRINTED_EPOCHS,
-    comparison_table,
-    experiment_spec,
-    main,
-    printed_epochs,
-    report,
-    shortfall,
-    t_interval,
-    to_markdown,
-    verdict,
-    verdict_tag,
-)
+from cifar_exp.report import comparison_table, main, report, to_markdown, verdict_tag
+from cifar_exp.reported import PRINTED_EPOCHS, experiment_spec, printed_epochs
+from cifar_exp.verdicts import shortfall, t_interval, verdict
 
 # The statistics and the verdict, on constructed numbers
 
