@@ -37,8 +37,23 @@ def _raise(signum: int, frame: Optional[FrameType]) -> None:
     global received
     for each in STOP_SIGNALS:  # a second signal must not interrupt the bookkeeping of the first
         signal.signal(each, signal.SIG_IGN)
+    _forward(signum)
     received = Stopped(signum)
     raise received
+
+
+def _forward(signum: int) -> None:
+    """Pass the signal on to this process's children (a joblib launcher's workers run jobs of their own), so
+    each ends its run as this process does; a sender such as Kubernetes or ``timeout`` signals one process only."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.send_signal(signum)
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=30)  # let each record its end before this process closes the sweep
 
 
 def install() -> None:
