@@ -23,3 +23,12 @@ class TrainingDiverged(CifarExpError, RuntimeError):
 
 class ReportError(CifarExpError, RuntimeError):
     """Nothing to report on: no such experiment, sweep or finished run."""
+
+
+class ModelError(CifarExpError, ValueError):
+    """A model reference that resolves to nothing usable: no such run, file or registered model, or a model
+    that does not take 32x32 RGB images."""
+
+
+class InputError(CifarExpError, ValueError):
+    """An image or array handed to ``cifar-exp predict`` that cannot be read as RGB images."""

@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from cifar_exp import config, tracking
+from cifar_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,18 @@ def sweep_name(cfg: DictConfig) -> str:
     return "-".join(["sweep", *swept])
 
 
+def registered_name(cfg: DictConfig) -> str | None:
+    """``tracking.register_as`` with ``{experiment}`` and ``{sweep}`` filled in, e.g. ``cifar_exp-sweep-decay``."""
+    template = cfg.tracking.get("register_as")
+    if not template:
+        return None
+    try:
+        return template.format(experiment=cfg.tracking.experiment, sweep=sweep_name(cfg))
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(f"tracking.register_as={template!r} cannot be filled in ({type(error).__name__}: {error}); "
+                          "it may use {experiment} and {sweep}, e.g. '{experiment}-{sweep}', or be null.") from error
+
+
 class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before its jobs and closes it with a summary after them."""
 
@@ -40,11 +53,13 @@ class MlflowSweepCallback(Callback):
         config.register()
         self.parent_run_id: str | None = None
         self.uri: str | None = None
+        self.register_as: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not config.tracking.enabled:
             return
         self.uri = config.tracking.uri
+        self.register_as = registered_name(config)
         sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
         self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
@@ -59,6 +74,6 @@ class MlflowSweepCallback(Callback):
     def _close(self) -> None:
         if self.parent_run_id is None:
             return
-        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id)
+        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, self.register_as)
         if summary:
             log.info("sweep summary: %s", summary)

@@ -4,13 +4,21 @@ tag, closed after the last job with a summary of its children."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Optional
 
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.errors import ModelError
 from cifar_exp.tracking.environment import command_line, process_tags
+from cifar_exp.tracking.registry import register_run
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run
 from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
+
+log = logging.getLogger(__name__)
 
 
 def open_sweep_parent(uri: str, experiment: str, sweep_dir: str, name: str, overrides: list[str],
@@ -36,8 +44,9 @@ def find_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[str
     return runs[0].info.run_id if runs else None
 
 
-def close_sweep_parent(uri: str, parent_run_id: str) -> dict[str, Any]:
-    """Summarise the sweep's children on the parent (jobs, failures, best job) and end it; idempotent."""
+def close_sweep_parent(uri: str, parent_run_id: str, register_as: Optional[str] = None) -> dict[str, Any]:
+    """Summarise the sweep's children on the parent (jobs, failures, best job) and end it; idempotent. With
+    ``register_as``, the best job's model is registered under that name (see :func:`register_best`)."""
     client = client_for(uri)
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
@@ -58,8 +67,26 @@ def close_sweep_parent(uri: str, parent_run_id: str) -> dict[str, Any]:
         metrics["best_test_accuracy"] = best.data.metrics["test_accuracy"]
         run.set_tags({"best_job": best.info.run_name, "best_run_id": best.info.run_id})
         note += f"; best: **{best.info.run_name}**, test accuracy {best.data.metrics['test_accuracy']:.2%}"
+        if register_as:
+            registered = register_best(client, best.info.run_id, register_as)
+            summary["registered"] = registered
+            run.set_tags({"registered_model": registered})
+            note += f"; registered: {registered}"
     run.log_metrics(metrics)
     run.log_text(json.dumps(summary, indent=2), "sweep_summary.json")
     run.set_tags({TAG_NOTE: note + "."})
     client.set_terminated(parent_run_id, "FAILED" if failed else "FINISHED")
     return summary
+
+
+def register_best(client: MlflowClient, run_id: str, name: str) -> str:
+    """Register the sweep's best run under ``name``; the alias ``@best`` moves to it unless the version it holds
+    scored higher. Returns what happened, in words; a failure is logged and said, never raised (the sweep ran)."""
+    try:
+        registration = register_run(client, run_id, name, only_if_better=True)
+    except (ModelError, MlflowException) as error:
+        log.warning("could not register the sweep's best run %s as %r: %s", run_id, name, error)
+        return f"not registered ({error})"
+    if registration.alias:
+        return f"models:/{name}@{registration.alias} (version {registration.version})"
+    return f"models:/{name}/{registration.version} (@best stays on a version with a higher test accuracy)"
