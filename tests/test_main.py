@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second"}
 TEST_METRICS = {"test_loss", "test_accuracy", "test_top5_accuracy", "test_superclass_accuracy"}
 ARTIFACTS = {
-    "model/model.h5", "model_summary.txt", "plots/confusion_matrix.png", "plots/confusion_matrix_grayscale.png",
+    "model/model.h5", "model/labels.json", "model_summary.txt", "plots/confusion_matrix.png", "plots/confusion_matrix_grayscale.png",
     "plots/superclass_confusion_matrix.png", "plots/learning_curves.png", "metrics/confusion_matrix.csv",
     "metrics/superclass_confusion_matrix.csv", "metrics/per_class_report.csv", "config/config.yaml",
     "config/overrides.yaml",
@@ -51,6 +51,8 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
     assert tags["mlflow.note.content"].startswith(f"**adam-lr1e-3-winning-shift_flip-s3**: test accuracy {accuracy}")
     paths = artifact_paths(client, run.info.run_id)
     assert ARTIFACTS <= paths
+    assert len(run.outputs.model_outputs) == 1  # the MLflow Model (see test_model_lifecycle.py)
+    assert sorted(d.tags[0].value for d in run.inputs.dataset_inputs) == ["test", "train", "validation"]
     assert any(p.startswith("tensorboard/train/events.out.tfevents") for p in paths)
 
     # TensorBoard's own reader finds the per-epoch scalars in the logged event files.
