@@ -37,7 +37,7 @@ sweep: install  ## one report experiment as a sweep; e.g. make sweep EXP=decay A
 report: install  ## compare an experiment with the report's figures; e.g. make report EXP=decay
 	$(PY) -m cifar_exp.report $(EXP)
 
-ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store
+ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store; prints the runs table's address
 	$(VENV)/bin/cifar-exp ui --port $(PORT)
 
 test: install browser  ## the default test suite (tiny generated data, a few minutes)

@@ -114,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
                                    add_help=False)
     reporter.add_argument("args", nargs=argparse.REMAINDER)
     reporter.set_defaults(run=report)
-    model_help = "models:/<name>@best, models:/<name>/<version>, runs:/<run id>/model, a run id, or a .h5 file"
+    model_help = "models:/<name>@best, models:/<name>/<version>, runs:/<run id>/report_cnn, a run id, or a .h5 file"
     predictor = commands.add_parser(
         "predict", help="top-5 classes of images: cifar-exp predict <model> <images...>",
         description="Print each image's five likeliest classes with their superclass and probability. PNG/JPEG "

@@ -1,11 +1,12 @@
 """What ``cifar-exp predict`` and ``cifar-exp evaluate`` accept as a model, resolved and loaded with its labels:
 
 - an MLflow model URI: ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``models:/<model id>``,
-  ``runs:/<run id>/model``; also ``<name>@<alias>`` and a logged model id ``m-...`` without the scheme;
+  ``runs:/<run id>/<model name>`` (``report_cnn``); also ``<name>@<alias>`` and a logged model id ``m-...``
+  without the scheme;
 - a run id (32 hex digits): that run's logged model, or, for runs logged before models were MLflow Models, its
   ``model/model.h5`` artifact;
-- a file: a ``.h5`` or ``.keras`` Keras model (labels from a ``labels.json`` beside it, where there is one), or an
-  MLflow model folder (holding ``MLmodel``).
+- a file: a ``.h5`` or ``.keras`` Keras model (labels from the ``.h5`` itself, where a run wrote them, or from a
+  ``labels.json`` beside it), or an MLflow model folder (holding ``MLmodel``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
 IMAGE_SHAPE = (32, 32, 3)
 FORMS = ("an MLflow model URI (models:/<name>@best, models:/<name>/<version>, models:/<model id>, "
-         "runs:/<run id>/model), a run id, a .h5 or .keras file, or an MLflow model folder")
+         "runs:/<run id>/report_cnn), a run id, a .h5 or .keras file, or an MLflow model folder")
 
 
 @dataclass
@@ -76,9 +77,21 @@ def _load_keras_file(path: Path, source: str, model_id: Optional[str] = None) ->
         reason = str(error).splitlines()[0].split(". ")[0] if str(error) else ""
         raise ModelError(f"{source} is not a Keras model file that this Keras can load ({type(error).__name__}: "
                          f"{reason}); give {FORMS}.") from error
-    labels_file = path.with_name("labels.json")
-    labels = json.loads(labels_file.read_text()) if labels_file.exists() else None
-    return LoadedModel(model, labels or generic_labels(int(model.output_shape[-1])), source, model_id)
+    return LoadedModel(model, _file_labels(path) or generic_labels(int(model.output_shape[-1])), source, model_id)
+
+
+def _file_labels(path: Path) -> Optional[dict[str, Any]]:
+    """The labels a run wrote into its ``.h5``, else those of a ``labels.json`` beside the file, else None."""
+    from cifar_exp.tracking.results import H5_LABELS
+
+    if path.suffix == ".h5":
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            if H5_LABELS in h5.attrs:
+                return json.loads(h5.attrs[H5_LABELS])
+    beside = path.with_name("labels.json")
+    return json.loads(beside.read_text()) if beside.exists() else None
 
 
 def _load_mlflow_folder(folder: Path, source: str) -> LoadedModel:
@@ -105,7 +118,7 @@ def _load_uri(uri: str, tracking_uri: str) -> LoadedModel:
     try:
         if scheme == "runs":
             run_id, _, path = rest.strip("/").partition("/")
-            if path in ("", "model"):
+            if "/" not in path and not path.endswith((".h5", ".keras")):  # the run's logged model, by any name
                 return _load_run(run_id, tracking_uri)
             location, model_id = client.get_run(run_id).info.artifact_uri + "/" + path, None
         elif scheme == "models":
@@ -163,10 +176,6 @@ def _load_run(run_id: str, tracking_uri: str) -> LoadedModel:
         except (MlflowException, OSError) as error:
             raise ModelError(f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no model: neither an "
                              "MLflow Model nor model/model.h5 (it failed or was killed before its end?).") from error
-        try:
-            client.download_artifacts(run_id, "model/labels.json", scratch)
-        except (MlflowException, OSError):
-            pass  # runs logged before labels.json: generic class names
         return _load_keras_file(Path(h5), f"runs:/{run_id}/model/model.h5")
 
 

@@ -1,6 +1,7 @@
-"""A run's trained model as an MLflow Model (Keras flavor) with a signature, an input example, pinned pip
-requirements and its labels, logged as the run's output: the run page lists it under "Logged models", and
-``mlflow.pyfunc.load_model``, ``mlflow.keras.load_model`` and ``mlflow models serve`` take it.
+"""A run's trained model as an MLflow Model (Keras flavor, named after its architecture: ``report_cnn``) with a
+signature, an input example, pinned pip requirements and its labels, logged as the run's output: the run page
+lists it under "Logged models", and ``mlflow.pyfunc.load_model``, ``mlflow.keras.load_model`` and ``mlflow models
+serve`` take it.
 
 Logged through the client with the run id, like everything else here, rather than ``mlflow.keras.log_model``,
 which reads the process-wide tracking URI and active run. The requirements are pinned from what is installed
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     import keras
     from mlflow.models import ModelSignature
 
-MODEL_NAME = "model"  # so runs:/<run id>/model resolves to it
 IMAGE_SHAPE = (32, 32, 3)
 BACKEND_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",)}
 
@@ -65,12 +65,14 @@ def log_keras_model(run: Run, model: "keras.Model", labels: Mapping[str, Any], e
 
     client = run.client
     source = client.get_run(run.run_id)
-    logged = client.create_logged_model(source.info.experiment_id, name=MODEL_NAME, source_run_id=run.run_id,
-                                        params=dict(source.data.params), model_type=model.name)
+    # Named after the architecture (report_cnn), so runs:/<run id>/report_cnn loads it. Not "model": MLflow would
+    # then merge it into the run's own model/ folder (the .h5) whenever that folder is listed or downloaded.
+    logged = client.create_logged_model(source.info.experiment_id, name=model.name, source_run_id=run.run_id,
+                                        params=dict(source.data.params), model_type="keras")
     try:
         client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step=step)])
         with tempfile.TemporaryDirectory(prefix="cifar_exp_mlmodel_") as scratch:
-            path = Path(scratch) / MODEL_NAME
+            path = Path(scratch) / "mlflow_model"
             path.mkdir()  # MLflow 3.17's keras.save_model writes the input example before creating the folder
             description = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
                                 run_id=run.run_id, model_id=logged.model_id)

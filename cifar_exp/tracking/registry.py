@@ -83,10 +83,10 @@ def register_run(client: MlflowClient, run_id: str, name: str, alias: Optional[s
             current = client.get_model_version_by_alias(name, alias)
         except MlflowException:
             current = None
-        if current is not None and current.version != version.version:
+        if current is not None and str(current.version) != str(version.version):
             held = _accuracy(client, current.run_id) if current.run_id else None
             if held is not None and (accuracy is None or accuracy < held):
-                return Registration(name, version.version, run_id, None)
+                return Registration(name, str(version.version), run_id, None)
     if alias:
-        client.set_registered_model_alias(name, alias, version.version)
-    return Registration(name, version.version, run_id, alias)
+        client.set_registered_model_alias(name, alias, str(version.version))
+    return Registration(name, str(version.version), run_id, alias)

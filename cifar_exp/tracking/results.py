@@ -15,6 +15,8 @@ import pandas as pd
 from cifar_exp.tracking.logged_model import log_keras_model
 from cifar_exp.tracking.run import TAG_NOTE, Run
 
+H5_LABELS = "cifar_exp_labels"  # the root attribute of a run's .h5 that holds its labels as JSON
+
 if TYPE_CHECKING:
     import keras
     from matplotlib.figure import Figure
@@ -40,7 +42,7 @@ def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str,
                    labels: Mapping[str, Any], test_set: "NumpyDataset") -> None:
     """The end of a run: the MLflow Model (its input example: the first two test images), the test metrics (at
     ``step``, the number of epochs run, linked to that model and the test set), its description, figures, tables
-    as CSV, the ``.h5`` model with its ``labels.json`` and the TensorBoard logs."""
+    as CSV, the ``.h5`` model (its labels inside) and the TensorBoard logs."""
     model_id = log_keras_model(run, model, labels, np.asarray(test_set.features[:2]), step)
     log_linked_metrics(run, metrics, step, model_id, test_set)
     run.set_tags({TAG_NOTE: note})
@@ -50,10 +52,18 @@ def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str,
     with tempfile.TemporaryDirectory(prefix="cifar_exp_model_") as scratch:
         path = Path(scratch) / "model.h5"
         model.save(path)
+        write_h5_labels(path, labels)
         run.log_artifact(path, "model")
-    run.log_text(json.dumps(dict(labels), indent=1), "model/labels.json")
     if tensorboard_dir.exists():
         run.log_artifacts(tensorboard_dir, "tensorboard")
+
+
+def write_h5_labels(path: Path, labels: Mapping[str, Any]) -> None:
+    """Store the labels in the ``.h5`` itself (a root attribute Keras ignores), so the file names its classes."""
+    import h5py
+
+    with h5py.File(path, "a") as h5:
+        h5.attrs[H5_LABELS] = json.dumps(dict(labels))
 
 
 def log_figures_and_tables(run: Run, figures: Mapping[str, "Figure"], tables: Mapping[str, pd.DataFrame]) -> None:
