@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second"}
 TEST_METRICS = {"test_loss", "test_accuracy", "test_top5_accuracy", "test_superclass_accuracy"}
 ARTIFACTS = {
-    "model/model.h5", "model/labels.json", "model_summary.txt", "plots/confusion_matrix.png", "plots/confusion_matrix_grayscale.png",
+    "model/model.h5", "model_summary.txt", "plots/confusion_matrix.png", "plots/confusion_matrix_grayscale.png",
     "plots/superclass_confusion_matrix.png", "plots/learning_curves.png", "metrics/confusion_matrix.csv",
     "metrics/superclass_confusion_matrix.csv", "metrics/per_class_report.csv", "config/config.yaml",
     "config/overrides.yaml",

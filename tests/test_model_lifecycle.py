@@ -131,6 +131,10 @@ def test_predict_on_png_files_agrees_with_the_model_on_the_same_arrays(sweep, np
     table = predict(sweep[2][0].info.run_id, [str(paths[0])], sweep[0])  # a run id; in process: no TF start-up
     assert "rank  class" in table and len(re.findall(r"(?m)^ +[1-5]  fine\d+ +coarse\d+ +\d+\.\d\d%$", table)) == 5
 
+    # The .h5 alone names its classes too: the run wrote its labels into the file.
+    h5 = MlflowClient(sweep[0]).download_artifacts(sweep[2][0].info.run_id, "model/model.h5", str(tmp_path))
+    assert "  1  fine" in predict(h5, [str(paths[0])], sweep[0])
+
 
 def test_predict_says_what_is_wrong_in_one_paragraph(sweep, tmp_path):
     import keras
