@@ -52,7 +52,7 @@ reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, 
 report: install  ## judge an experiment against the report (EXP=decay), or all of them (no EXP)
 	$(PY) -m cifar_exp.report $(if $(EXP),$(EXP),--all)
 
-ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store
+ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store; prints the runs table's address
 	$(VENV)/bin/cifar-exp ui --port $(PORT)
 
 lint: install  ## ruff (lint + format check) and mypy on the package; CI runs it before the tests

@@ -124,3 +124,79 @@ def tensorboard(log_dir: Path) -> list[keras.callbacks.Callback]:
     if keras.backend.backend() != "tensorflow":
         return []
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False)]
+
+
+class SystemMetrics(keras.callbacks.Callback):
+    """MLflow's own system metrics monitor on the run while it trains: CPU, memory, disk and network (and NVIDIA
+    GPUs, through nvidia-ml-py) averaged every ``interval`` seconds, the run page's "System metrics" tab. A
+    resumed run continues the steps it had reached."""
+
+    def __init__(self, run: Run, interval: float, resumed: bool):
+        super().__init__()
+        self.run, self.interval, self.resumed = run, interval, resumed
+        self.monitor = None
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self.monitor = SystemMetricsMonitor(self.run.run_id, sampling_interval=self.interval,
+                                            resume_logging=self.resumed, tracking_uri=self.run.client.tracking_uri)
+        self.monitor.start()
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()  # a run that fails instead ends FAILED, which stops the monitor's thread too
+            self.monitor = None
+
+
+def system_metrics(run: Run, interval: Optional[float], resumed: bool) -> list[keras.callbacks.Callback]:
+    """The system metrics monitor, unless tracking is off or ``tracking.system_metrics_interval`` is null."""
+    return [SystemMetrics(run, interval, resumed)] if run.enabled and interval else []
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """``trainer.restore_best``: keeps the weights of the epoch with the lowest ``val_loss`` in ``folder``, for
+    :meth:`restore` once training ends.
+
+    Listed before :class:`EpochCheckpoint`, each new best is written (under a temporary name, then renamed) before
+    its epoch's checkpoint, and the previous best is kept until the next one: whenever a run is killed, the
+    latest best file of a checkpointed epoch is the best of the epochs a resumed run does not repeat.
+    """
+
+    def __init__(self, folder: Path, history: Optional[dict[str, list[float]]] = None):
+        super().__init__()
+        self.folder = folder
+        val_loss = (history or {}).get("val_loss", [])
+        saved = self._saved()
+        for epoch, path in saved:
+            if epoch >= len(val_loss):  # written by an epoch that died before its checkpoint: it runs again
+                path.unlink()
+        kept = [epoch for epoch, _ in saved if epoch < len(val_loss)]
+        self.best_epoch: Optional[int] = kept[-1] if kept else None
+        self.best = val_loss[self.best_epoch] if kept else float("inf")
+
+    def _file(self, epoch: int) -> Path:
+        return self.folder / f"best-epoch-{epoch:04d}.weights.h5"
+
+    def _saved(self) -> list[tuple[int, Path]]:
+        return sorted((int(p.name.split("-")[2].split(".")[0]), p) for p in self.folder.glob("best-epoch-*.weights.h5"))
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        value = (logs or {}).get("val_loss")
+        if value is None or not value < self.best:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / ".partial.weights.h5"
+        self.model.save_weights(partial)
+        partial.replace(self._file(epoch))
+        for older, path in self._saved():
+            if self.best_epoch is not None and older < self.best_epoch:
+                path.unlink()
+        self.best, self.best_epoch = float(value), epoch
+
+    def restore(self) -> Optional[int]:
+        """Load the best epoch's weights into the model; returns that epoch (0-based), None if none was seen."""
+        if self.best_epoch is None:
+            return None
+        self.model.load_weights(self._file(self.best_epoch))
+        return self.best_epoch

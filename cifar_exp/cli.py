@@ -1,6 +1,7 @@
 """The ``cifar-exp`` console script: ``cifar-exp [train] [overrides]`` trains like ``python -m cifar_exp``;
 ``cifar-exp ui`` serves the MLflow UI over the project's store; ``cifar-exp report <experiment>`` compares
-an experiment's sweeps with the report's figures."""
+an experiment's sweeps with the report's figures; ``predict``, ``evaluate`` and ``register`` use the models
+the runs logged."""
 
 from __future__ import annotations
 
@@ -11,32 +12,31 @@ import sys
 from typing import Optional
 
 from cifar_exp.config import PROJECT_ROOT, default_store_uri
+from cifar_exp.errors import CifarExpError
+
+COMMANDS = {"train", "ui", "report", "predict", "evaluate", "register", "-h", "--help"}
 
 
 def ui(args: argparse.Namespace) -> None:
-    """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told)."""
+    """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told), and print the
+    address of the experiment's runs table in the model-training view."""
     from cifar_exp import tracking
-    from cifar_exp.errors import CifarExpError
 
-    try:
-        if args.backend_store_uri == default_store_uri():
-            (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
-        tracking.prepare_store(args.backend_store_uri)
-        _check_port_free(args.host, args.port)
-    except CifarExpError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    if args.backend_store_uri == default_store_uri():
+        (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
+    tracking.prepare_store(args.backend_store_uri)
+    _check_port_free(args.host, args.port)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.backend_store_uri,
                "--host", args.host, "--port", str(args.port)]
     # MLflow 3 also starts GenAI job workers (huey) with its server; browsing runs needs none of them.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    print(f"MLflow UI on http://{args.host}:{args.port} over {args.backend_store_uri}", flush=True)
+    base = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
+    print(f"MLflow UI on {base} over {args.backend_store_uri}", flush=True)
+    print("\n".join(_landing(base, args.backend_store_uri, args.experiment)), flush=True)
     os.execv(sys.executable, command)
 
 
 def _check_port_free(host: str, port: int) -> None:
-    from cifar_exp.errors import CifarExpError
-
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
@@ -44,6 +44,57 @@ def _check_port_free(host: str, port: int) -> None:
             raise CifarExpError(f"cannot serve the UI on {host}:{port} ({error.strerror}): another program (perhaps "
                                 f"another MLflow UI) uses that port; choose another, e.g. cifar-exp ui --port "
                                 f"{port + 1}.") from error
+
+
+def _landing(base: str, store: str, experiment: Optional[str]) -> list[str]:
+    """Where a newcomer should start (see :func:`cifar_exp.tracking.links.landing`); the bare address if the
+    store cannot be read (the UI will say why)."""
+    from omegaconf import OmegaConf
+
+    from cifar_exp.config import CONF_DIR
+    from cifar_exp.tracking import client_for
+    from cifar_exp.tracking.links import experiments_url, landing
+
+    experiment = experiment or OmegaConf.load(CONF_DIR / "tracking" / "local.yaml").experiment
+    try:
+        return landing(base, client_for(store), experiment)
+    except Exception as error:  # any store failure: the UI still starts, and shows the error itself
+        return [f"Experiments: {experiments_url(base)} (the store could not be read here: {error})"]
+
+
+def _quiet() -> None:
+    """TensorFlow's C++ start-up chatter and MLflow's download progress bars stay out of a command's output."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def predict(args: argparse.Namespace) -> None:
+    """Print the top-5 classes of each image."""
+    from cifar_exp.predict import predict as top5
+
+    _quiet()
+    print(top5(args.model, args.images, args.tracking_uri, args.json))
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Evaluate a model on a dataset's test split, as an evaluation run."""
+    from cifar_exp.model_evaluation import evaluate_model
+
+    _quiet()
+    outcome = evaluate_model(args.model, args.overrides)
+    print(f"{outcome.source}: " + ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()))
+    if outcome.run_id:
+        print(f"evaluation run {outcome.run_id}")
+
+
+def register(args: argparse.Namespace) -> None:
+    """Register a run's logged model under a name, with an alias."""
+    from cifar_exp.tracking import client_for, prepare_store
+    from cifar_exp.tracking.registry import register_run
+
+    prepare_store(args.tracking_uri)
+    done = register_run(client_for(args.tracking_uri), args.run_id, args.name, args.alias or None)
+    print(f"run {done.run_id} is version {done.version} of {done.name}; load it with {done.uri}")
 
 
 def report(args: argparse.Namespace) -> None:
@@ -73,10 +124,38 @@ def parser() -> argparse.ArgumentParser:
     viewer.add_argument("--port", type=int, default=5000)
     viewer.add_argument("--host", default="127.0.0.1")
     viewer.add_argument("--backend-store-uri", default=default_store_uri())
+    viewer.add_argument("--experiment", default=None, help="whose runs table to print (default: tracking.experiment)")
     viewer.set_defaults(run=ui)
     reporter = commands.add_parser("report", help="judge an experiment against the report: cifar-exp report <name>",
                                    add_help=False)
     reporter.set_defaults(run=report)
+    model_help = "models:/<name>@best, models:/<name>/<version>, runs:/<run id>/report_cnn, a run id, or a .h5 file"
+    predictor = commands.add_parser(
+        "predict", help="top-5 classes of images: cifar-exp predict <model> <images...>",
+        description="Print each image's five likeliest classes with their superclass and probability. PNG/JPEG "
+                    "files of another size than 32x32 are cropped to their largest centred square and resized to "
+                    "32x32 (Lanczos); an .npz gives its array x (or its only array) of uint8 images (N, 32, 32, 3).")
+    predictor.add_argument("model", help=model_help)
+    predictor.add_argument("images", nargs="+", help="PNG/JPEG files or .npz arrays")
+    predictor.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predictor.add_argument("--tracking-uri", default=default_store_uri(), help="the store models:/ and run ids are in")
+    predictor.set_defaults(run=predict)
+    evaluator = commands.add_parser(
+        "evaluate", help="test metrics of a model on a dataset: cifar-exp evaluate <model> [data.* overrides]",
+        description="Test metrics, confusion matrices and the per-class report of a model on the test split of any "
+                    "dataset the loader reads (data.* overrides as for training, e.g. data=local "
+                    "data.path=<copy>), logged as an evaluation run linked to the model (tracking.* overrides).")
+    evaluator.add_argument("model", help=model_help)
+    evaluator.add_argument("overrides", nargs="*", help="data.* and tracking.* overrides")
+    evaluator.set_defaults(run=evaluate)
+    registrar = commands.add_parser("register", help="register a run's model: cifar-exp register <run id> --name N",
+                                    description="Register a run's logged model under a name and point an alias "
+                                                "at it, so models:/<name>@<alias> loads it.")
+    registrar.add_argument("run_id")
+    registrar.add_argument("--name", required=True, help="the registered model's name")
+    registrar.add_argument("--alias", default="best", help="the alias to point at it ('' for none; default best)")
+    registrar.add_argument("--tracking-uri", default=default_store_uri())
+    registrar.set_defaults(run=register)
     return top
 
 
@@ -85,7 +164,7 @@ PASS_THROUGH = {"train", "report"}  # their arguments belong to Hydra and to the
 
 def main(argv: Optional[list[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in {"train", "ui", "report", "-h", "--help"}:
+    if not argv or argv[0] not in COMMANDS:
         argv = ["train", *argv]
     top = parser()
     if argv[0] in PASS_THROUGH:
@@ -93,7 +172,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         args.args = argv[1:]
     else:
         args = top.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except CifarExpError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

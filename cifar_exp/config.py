@@ -116,6 +116,7 @@ class TrainerConfig:
     max_minutes: Optional[float] = MISSING
     precision: str = MISSING  # float32 | mixed (float16 compute on a GPU, bfloat16 on a CPU; float32 weights)
     tta_flip: bool = MISSING  # test predictions averaged over each image and its mirror image
+    restore_best: bool = MISSING
 
 
 @dataclass
@@ -124,6 +125,8 @@ class TrackingConfig:
     uri: str = MISSING
     experiment: str = MISSING
     run_name: Optional[str] = MISSING
+    register_as: Optional[str] = MISSING
+    system_metrics_interval: Optional[float] = MISSING
 
 
 @dataclass
@@ -309,6 +312,9 @@ def validate(cfg: DictConfig) -> None:
     check("trainer.steps_per_execution", _get(cfg, "trainer.steps_per_execution") >= 1, ">= 1")
     budget = _get(cfg, "trainer.max_minutes")
     check("trainer.max_minutes", budget is None or budget > 0, "null (no limit) or a positive number of minutes")
+    interval = _get(cfg, "tracking.system_metrics_interval")
+    check("tracking.system_metrics_interval", interval is None or interval > 0,
+          "null (off) or a positive number of seconds")
     check("data.val_split", 0 <= _get(cfg, "data.val_split") < 1, "in [0, 1) (0 validates on the test set)")
     for size in ("data.train_size", "data.test_size"):
         value = _get(cfg, size)

@@ -27,3 +27,12 @@ class ReportError(CifarExpError, RuntimeError):
 
 class CheckpointError(CifarExpError, RuntimeError):
     """A checkpoint that cannot be read back (truncated by a full disk, damaged by a copy)."""
+
+
+class ModelError(CifarExpError, ValueError):
+    """A model reference that resolves to nothing usable: no such run, file or registered model, or a model
+    that does not take 32x32 RGB images."""
+
+
+class InputError(CifarExpError, ValueError):
+    """An image or array handed to ``cifar-exp predict`` that cannot be read as RGB images."""

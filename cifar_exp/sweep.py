@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import config, errors, signals, tracking
+from cifar_exp.errors import ConfigError
 from cifar_exp.tracking.search_results import record_search
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,18 @@ def sweep_name(cfg: DictConfig) -> str:
     return "-".join(["sweep", *swept])
 
 
+def registered_name(cfg: DictConfig) -> str | None:
+    """``tracking.register_as`` with ``{experiment}`` and ``{sweep}`` filled in, e.g. ``cifar_exp-sweep-decay``."""
+    template = cfg.tracking.get("register_as")
+    if not template:
+        return None
+    try:
+        return template.format(experiment=cfg.tracking.experiment, sweep=sweep_name(cfg))
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(f"tracking.register_as={template!r} cannot be filled in ({type(error).__name__}: {error}); "
+                          "it may use {experiment} and {sweep}, e.g. '{experiment}-{sweep}', or be null.") from error
+
+
 class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before its jobs and closes it with a summary after them."""
 
@@ -46,12 +59,14 @@ class MlflowSweepCallback(Callback):
         self.parent_run_id: str | None = None
         self.uri: str | None = None
         self.sweep_dir: Path | None = None
+        self.register_as: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         signals.install()
         if not config.tracking.enabled:
             return
         self.uri = config.tracking.uri
+        self.register_as = registered_name(config)
         self.sweep_dir = Path(config.hydra.sweep.dir).resolve()
         sweep_dir = str(self.sweep_dir)  # unique per sweep: see hydra.sweep.dir
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
@@ -75,7 +90,8 @@ class MlflowSweepCallback(Callback):
         if self.parent_run_id is None or self.uri is None or self.sweep_dir is None:
             return
         stop = signals.received
-        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, ended="KILLED" if stop else None,
+        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, None if stop else self.register_as,
+                                              ended="KILLED" if stop else None,
                                               reason=f"the sweep was {stop}" if stop else "")
         if summary:
             log.info("sweep summary: %s", summary)

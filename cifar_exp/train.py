@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Optional, cast
 
 import keras
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_exp import augment, callbacks, checkpoint, evaluate, models, optim, plots, tracking
+from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, tracking
 from cifar_exp.config import config_hash, report_figure_for, run_name
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
@@ -61,6 +60,9 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         return Outcome(dict(done.data.metrics), {}, done.info.run_id)
 
     data = load_dataset(**cfg.data)
+    inputs = tracking.dataset_inputs({"train": (data.x_train, data.y_train), "validation": (data.x_val, data.y_val),
+                                      "test": (data.x_test, data.y_test)},
+                                     tracking.data_source(cfg.data.source, cfg.data.path), data.label_mode)
     _seed(cfg)
     steps = math.ceil(len(data.y_train) / cfg.trainer.batch_size) * cfg.trainer.epochs
     model = build_model(cfg, data.num_classes, steps)
@@ -71,6 +73,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
     with job.open(_run_tags(cfg, data)) as (run, folder):
         if job.checkpoint is None:
             _describe(run, cfg, context, data, model)
+            tracking.log_dataset_inputs(run, inputs)
         else:
             _log_missing_epochs(run, job.checkpoint.history)
             run.set_tags({"resumed_at_epoch": job.epochs_done})
@@ -82,8 +85,11 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
 
         labels = functools.partial(encode_labels, cfg.loss, num_classes=data.num_classes)
         recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
+        best = callbacks.BestEpoch(folder, recorder.history) if cfg.trainer.restore_best else None
         fit_callbacks = [
             callbacks.EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
+            *callbacks.system_metrics(run, cfg.tracking.system_metrics_interval, resumed=job.checkpoint is not None),
+            *([best] if best else []),
             *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
             *([callbacks.TestEachEpoch(data.x_test, labels(data.y_test))] if cfg.trainer.test_each_epoch else []),
             *([keras.callbacks.SwapEMAWeights()] if cfg.optimizer.ema is not None else []),
@@ -98,14 +104,17 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
                   verbose=cfg.trainer.verbose)
         history = recorder.history
         epochs_run = _check_history(run, cfg, history, study.pruned_at if study else None)
+        restored = _restore_best(run, best, history)
 
         probabilities = predict(model, data.x_test, cfg.trainer.tta_flip)
         result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
                                    data.fine_to_coarse, data.label_mode)
         tracking.record_results(run, {**result.metrics, "epochs_run": epochs_run}, epochs_run,
-                                _summary_note(cfg, name, result.metrics, epochs_run),
-                                _figures(name, result, history, data), _tables(result, data), model,
-                                folder / "tensorboard", skip_logged=job.checkpoint is not None)
+                                _summary_note(cfg, name, result.metrics, epochs_run, restored),
+                                evaluation_files.figures(name, result, data.class_names, data.coarse_names, history),
+                                evaluation_files.tables(result, data.class_names, data.coarse_names), model,
+                                folder / "tensorboard", _labels(data), inputs["test"],
+                                skip_logged=job.checkpoint is not None)
     return Outcome(result.metrics, history, run.run_id)
 
 
@@ -189,33 +198,32 @@ def _describe(run: tracking.Run, cfg: DictConfig, context: JobContext, data: Dat
                           OmegaConf.to_yaml(OmegaConf.create(context.overrides)), "\n".join(summary))
 
 
-def _summary_note(cfg: DictConfig, name: str, metrics: dict[str, float], epochs_run: int) -> str:
+def _summary_note(cfg: DictConfig, name: str, metrics: dict[str, float], epochs_run: int,
+                  restored: Optional[int] = None) -> str:
     """The run's description in the MLflow UI: what it measured, beside what the report measured."""
     top5 = f" (top-5 {metrics['test_top5_accuracy']:.2%})" if "test_top5_accuracy" in metrics else ""
+    at = f" (the weights of epoch {restored + 1}, the lowest val_loss)" if restored is not None else ""
     note = (f"**{name}**: test accuracy {metrics['test_accuracy']:.2%}{top5} "
-            f"after {epochs_run} of {cfg.trainer.epochs} epochs.")
+            f"after {epochs_run} of {cfg.trainer.epochs} epochs{at}.")
     figure = report_figure_for(cfg)
     if figure is not None:
         note += f" The 2017 report: {figure.note}."
     return note
 
 
-def _figures(name: str, result: evaluate.Evaluation, history: dict[str, list[float]], data: Dataset) -> dict:
-    title = f"{name}: confusion matrix (test)"
-    return {
-        "plots/confusion_matrix.png": plots.confusion_matrix(result.confusion, data.class_names, title),
-        "plots/confusion_matrix_grayscale.png": plots.confusion_matrix(result.confusion, data.class_names, title,
-                                                                       cmap="Greys"),
-        "plots/superclass_confusion_matrix.png": plots.confusion_matrix(
-            result.superclass_confusion, data.coarse_names, f"{name}: superclass confusion matrix (test)"),
-        "plots/learning_curves.png": plots.learning_curves(history, name),
-    }
+def _restore_best(run: tracking.Run, best: Optional[callbacks.BestEpoch],
+                  history: dict[str, list[float]]) -> Optional[int]:
+    """With ``trainer.restore_best``, load the weights of the lowest-val_loss epoch (0-based; returned), say so."""
+    epoch = best.restore() if best is not None else None
+    if epoch is not None:
+        log.info("trainer.restore_best: evaluating the weights of epoch %d (val_loss %.4f)", epoch + 1,
+                 history["val_loss"][epoch])
+        run.set_tags({"restored_best_epoch": f"epoch {epoch + 1} of {len(history['loss'])} (val_loss "
+                                             f"{history['val_loss'][epoch]:.4f}; step {epoch} in the curves)"})
+    return epoch
 
 
-def _tables(result: evaluate.Evaluation, data: Dataset) -> dict[str, pd.DataFrame]:
-    def matrix(counts, labels: list[str]) -> pd.DataFrame:
-        return pd.DataFrame(counts, index=pd.Index(labels, name="true"), columns=labels)
-
-    return {"metrics/confusion_matrix.csv": matrix(result.confusion, data.class_names),
-            "metrics/superclass_confusion_matrix.csv": matrix(result.superclass_confusion, data.coarse_names),
-            "metrics/per_class_report.csv": result.per_class.round(4)}
+def _labels(data: Dataset) -> dict[str, object]:
+    """What turns the model's output into names: stored with the MLflow Model and beside the ``.h5``."""
+    return {"label_mode": data.label_mode, "class_names": list(data.class_names),
+            "coarse_names": list(data.coarse_names), "fine_to_coarse": [int(c) for c in data.fine_to_coarse]}

@@ -51,6 +51,8 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
     assert tags["mlflow.note.content"].startswith(f"**adam-lr1e-3-winning-shift_flip-s3**: test accuracy {accuracy}")
     paths = artifact_paths(client, run.info.run_id)
     assert ARTIFACTS <= paths
+    assert len(run.outputs.model_outputs) == 1  # the MLflow Model (see test_model_lifecycle.py)
+    assert sorted(d.tags[0].value for d in run.inputs.dataset_inputs) == ["test", "train", "validation"]
     assert any(p.startswith("tensorboard/train/events.out.tfevents") for p in paths)
 
     # TensorBoard's own reader finds the per-epoch scalars in the logged event files.

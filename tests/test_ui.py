@@ -1,10 +1,11 @@
-"""The MLflow UI in a real browser: ``cifar-exp ui`` over a store holding a two-job sweep, driven by headless
-Chromium (Playwright for Python with Debian's ``chromium``; no browser download) to the experiment's runs
-page and to the compare view of the two child runs. Screenshots land in ``outputs/ui_screenshots/``."""
+"""The MLflow UI in a real browser, where a newcomer starts: ``cifar-exp ui`` over a store holding a two-job sweep,
+driven by headless Chromium (Playwright for Python with Debian's ``chromium``; no browser download) from the URL
+it prints and from the bare root URL clicked through as a person would, to the runs table, a run's Logged models
+and Datasets panels, its confusion matrix in the artifacts view, and the compare view of the sweep's jobs.
+Screenshots land in ``outputs/ui_screenshots/``."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import sys
@@ -41,40 +42,85 @@ METRIC_VALUES = """(name) => {
 }"""
 
 
-def test_experiment_page_and_compare_view_show_the_sweep(tmp_path, npz_dir, store_uri, browser):
+def printed(log: Path, label: str) -> str:
+    """The URL that ``cifar-exp ui`` printed after ``label``."""
+    (line,) = [line for line in log.read_text().splitlines() if line.startswith(label)]
+    return line.split(": ", 1)[1]
+
+
+def runs_table_shows_the_sweep(page, parent, children) -> None:
+    """The runs table lists the sweep's parent; expanded, its children."""
+    page.locator("[role=gridcell]", has_text=parent.info.run_name).first.wait_for(timeout=60_000)
+    page.locator("[role=gridcell]", has_text=parent.info.run_name).get_by_role("button").first.click()
+    for child in children:
+        page.get_by_text(child.info.run_name).first.wait_for(timeout=30_000)
+
+
+def test_a_newcomer_finds_the_runs_models_datasets_and_plots(tmp_path, npz_dir, store_uri, browser):
     done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "optimizer.lr=1e-3,1e-4")
     assert done.returncode == 0, done.stderr[-3000:]
     parent, children = sweep_runs(store_uri)
     assert [r.info.run_name for r in children] == ["adam-lr1e-3-winning-shift_flip-s0",
                                                    "adam-lr1e-4-winning-shift_flip-s0"]
-    experiment = parent.info.experiment_id
+    best = next(c for c in children if c.info.run_id == parent.data.tags["best_run_id"])
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     ui = [str(Path(sys.executable).with_name("cifar-exp")), "ui", "--backend-store-uri", store_uri]
 
     with serve(ui, tmp_path) as url:
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
-        page.get_by_text(parent.info.run_name).first.wait_for(timeout=60_000)
-        page.locator("[role=gridcell]", has_text=parent.info.run_name).get_by_role("button").first.click()
-        for child in children:
-            page.get_by_text(child.info.run_name).first.wait_for(timeout=30_000)
-        page.screenshot(path=SCREENSHOTS / "experiment_runs.png")
+        log = tmp_path / f"mlflow-server-{url.rsplit(':', 1)[1]}.log"
+        runs_url = printed(log, "Runs of 'cifar_exp'")
+        assert runs_url == f"{url}/#/experiments/{parent.info.experiment_id}/runs?workflowType=machine_learning"
 
-        ids, experiments = json.dumps([r.info.run_id for r in children]), json.dumps([experiment])
-        page.goto(f"{url}/#/compare-runs?runs={ids}&experiments={experiments}")
-        page.get_by_text("Comparing 2 Runs").wait_for(timeout=60_000)
-        for child in children:
-            page.get_by_text(child.info.run_name).first.wait_for(timeout=30_000)
-        lr_row = page.locator("tr", has=page.locator("th,td", has_text=re.compile(r"^optimizer\.lr$"))).first
-        assert lr_row.inner_text().split("\t")[1:] == [c.data.params["optimizer.lr"] for c in children]
-        page.get_by_text("test_accuracy", exact=True).last.wait_for(timeout=30_000)
-        shown = page.evaluate(METRIC_VALUES, "test_accuracy")  # rounded to 3 decimals, in the order of `ids`
-        assert [float(v) for v in shown] == pytest.approx([c.data.metrics["test_accuracy"] for c in children],
-                                                          abs=5e-4)
-        page.screenshot(path=SCREENSHOTS / "compare_runs.png", full_page=True)
+        # 1. The printed URL: the runs table in the model-training view.
+        with browser.new_context(viewport={"width": 1600, "height": 1000}) as context:
+            page = context.new_page()
+            page.goto(runs_url)
+            runs_table_shows_the_sweep(page, parent, children)
+            page.screenshot(path=SCREENSHOTS / "experiment_runs.png")
 
-        page.goto(f"{url}/#/experiments/{experiment}/runs/{parent.info.run_id}?workflowType=machine_learning")
-        page.get_by_text("2 jobs, 0 failed").first.wait_for(timeout=60_000)
-        page.screenshot(path=SCREENSHOTS / "sweep_parent.png")
-        page.close()
+        # 2. The bare root URL (MLflow's GenAI home), clicked through: "Model training", then the experiment.
+        with browser.new_context(viewport={"width": 1600, "height": 1000}) as context:
+            page = context.new_page()
+            page.goto(url)
+            page.get_by_text("Model training", exact=True).click()
+            page.get_by_role("link", name="cifar_exp", exact=True).first.click()
+            runs_table_shows_the_sweep(page, parent, children)
+            page.screenshot(path=SCREENSHOTS / "from_the_root.png")
+
+            # The best job's page: its logged MLflow Model, registered, and its three datasets.
+            page.get_by_role("link", name=best.info.run_name, exact=True).first.click()
+            page.get_by_text("Logged models (1)").wait_for(timeout=60_000)
+            page.get_by_text("cifar100-train", exact=False).first.wait_for(timeout=30_000)
+            page.get_by_text("cifar_exp-sweep-optimizer.lr").first.wait_for(timeout=30_000)
+            page.screenshot(path=SCREENSHOTS / "run_page.png", full_page=True)
+
+            # Its artifacts: the confusion matrix shown as an image.
+            page.get_by_role("tab", name="Artifacts").click()
+            page.get_by_text("plots", exact=True).first.click()
+            page.get_by_text("confusion_matrix.png", exact=True).first.click()
+            image = page.locator('img[alt="plots/confusion_matrix.png"]').first  # its src is a blob: URL
+            image.wait_for(timeout=60_000)
+            page.wait_for_function("(img) => img.complete && img.naturalWidth > 100", arg=image.element_handle(),
+                                   timeout=30_000)
+            page.screenshot(path=SCREENSHOTS / "confusion_matrix.png")
+
+        # 3. The compare view of the sweep's jobs, from the URL printed for it.
+        with browser.new_context(viewport={"width": 1600, "height": 1000}) as context:
+            page = context.new_page()
+            page.goto(printed(log, "Newest sweep"))
+            page.get_by_text("Comparing 2 Runs").wait_for(timeout=60_000)
+            for child in children:
+                page.get_by_text(child.info.run_name).first.wait_for(timeout=30_000)
+            lr_row = page.locator("tr", has=page.locator("th,td", has_text=re.compile(r"^optimizer\.lr$"))).first
+            assert lr_row.inner_text().split("\t")[1:] == [c.data.params["optimizer.lr"] for c in children]
+            page.get_by_text("test_accuracy", exact=True).last.wait_for(timeout=30_000)
+            shown = page.evaluate(METRIC_VALUES, "test_accuracy")  # rounded to 3 decimals, in the runs' order
+            assert [float(v) for v in shown] == pytest.approx([c.data.metrics["test_accuracy"] for c in children],
+                                                              abs=5e-4)
+            page.screenshot(path=SCREENSHOTS / "compare_runs.png", full_page=True)
+
+            page.goto(f"{url}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+                      "?workflowType=machine_learning")
+            page.get_by_text("2 jobs, 0 failed").first.wait_for(timeout=60_000)
+            page.screenshot(path=SCREENSHOTS / "sweep_parent.png")
     assert (SCREENSHOTS / "experiment_runs.png").stat().st_size > 10_000

@@ -1,19 +1,26 @@
-"""What a run records once at its start (params, config, model summary) and once at its end (test metrics,
-figures, tables, the model, TensorBoard logs)."""
+"""What a run records once at its start (params, config, model summary) and once at its end (the MLflow Model,
+test metrics, figures, tables, the ``.h5``, TensorBoard logs)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+import numpy as np
 import pandas as pd
 
+from cifar_exp.tracking.logged_model import log_keras_model
 from cifar_exp.tracking.run import TAG_NOTE, Run
+
+H5_LABELS = "cifar_exp_labels"  # the root attribute of a run's .h5 that holds its labels as JSON
 
 if TYPE_CHECKING:
     import keras
     from matplotlib.figure import Figure
+    from mlflow.data.numpy_dataset import NumpyDataset
 
 
 def flatten(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,26 +39,56 @@ def describe_run(run: Run, params: Mapping[str, Any], config_yaml: str, override
 
 def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str, figures: Mapping[str, "Figure"],
                    tables: Mapping[str, pd.DataFrame], model: "keras.Model", tensorboard_dir: Path,
-                   skip_logged: bool = False) -> None:
-    """The end of a run: test metrics (at ``step``, the number of epochs run), its description, figures,
-    tables as CSV, the ``.h5`` model and the TensorBoard logs. ``skip_logged`` (a resumed run) leaves out
-    metrics already logged at ``step`` by the process that was stopped while recording."""
-    import matplotlib.pyplot as plt
-
+                   labels: Mapping[str, Any], test_set: "NumpyDataset", skip_logged: bool = False) -> None:
+    """The end of a run: the MLflow Model (its input example: the first two test images), the test metrics (at
+    ``step``, the number of epochs run, linked to that model and the test set), its description, figures, tables
+    as CSV, the ``.h5`` model (its labels inside) and the TensorBoard logs. ``skip_logged`` (a resumed run) leaves
+    out metrics already logged at ``step`` by the process that was stopped while recording."""
     if skip_logged:
         metrics = {k: v for k, v in metrics.items() if step not in run.logged_steps(k)}
-    run.log_metrics(metrics, step=step)
+    model_id = log_keras_model(run, model, labels, np.asarray(test_set.features[:2]), step)
+    log_linked_metrics(run, metrics, step, model_id, test_set)
     run.set_tags({TAG_NOTE: note})
-    for artifact_file, figure in figures.items():
-        run.log_figure(figure, artifact_file)
-        plt.close(figure)
-    for artifact_file, table in tables.items():
-        run.log_text(table.to_csv(), artifact_file)
+    log_figures_and_tables(run, figures, tables)
     if not run.enabled:
         return
     with tempfile.TemporaryDirectory(prefix="cifar_exp_model_") as scratch:
         path = Path(scratch) / "model.h5"
         model.save(path)
+        write_h5_labels(path, labels)
         run.log_artifact(path, "model")
     if tensorboard_dir.exists():
         run.log_artifacts(tensorboard_dir, "tensorboard")
+
+
+def write_h5_labels(path: Path, labels: Mapping[str, Any]) -> None:
+    """Store the labels in the ``.h5`` itself (a root attribute Keras ignores), so the file names its classes."""
+    import h5py
+
+    with h5py.File(path, "a") as h5:
+        h5.attrs[H5_LABELS] = json.dumps(dict(labels))
+
+
+def log_figures_and_tables(run: Run, figures: Mapping[str, "Figure"], tables: Mapping[str, pd.DataFrame]) -> None:
+    """Figures as PNG and tables as CSV, at their artifact paths; the figures are closed."""
+    import matplotlib.pyplot as plt
+
+    for artifact_file, figure in figures.items():
+        run.log_figure(figure, artifact_file)
+        plt.close(figure)
+    for artifact_file, table in tables.items():
+        run.log_text(table.to_csv(), artifact_file)
+
+
+def log_linked_metrics(run: Run, metrics: Mapping[str, float], step: int, model_id: Optional[str],
+                       dataset: "NumpyDataset") -> None:
+    """Metrics measured on ``dataset`` by the logged model ``model_id``: MLflow shows them on the model's page too,
+    beside the dataset's name and digest."""
+    if not run.enabled:
+        return
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    run.client.log_batch(run.run_id, metrics=[Metric(k, float(v), now, step, dataset_name=dataset.name,
+                                                     dataset_digest=dataset.digest, model_id=model_id)
+                                              for k, v in metrics.items()])

@@ -119,7 +119,8 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     db = sqlite_path(client.tracking_uri)
     location = (db.parent / "artifacts").as_uri() if db is not None else None
     try:
-        # The kind tag makes MLflow 3's UI open the experiment on its runs table, not the GenAI overview.
+        # The kind tag marks model-training runs for MLflow 3's UI; its model-training view itself needs
+        # workflowType=machine_learning in the URL (cifar-exp ui prints it), else the experiment opens on GenAI pages.
         return client.create_experiment(name, artifact_location=location,
                                         tags={"mlflow.experimentKind": "custom_model_development"})
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job

@@ -4,14 +4,22 @@ tag, closed after the last job with a summary of its children."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Optional
 
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from cifar_exp.errors import ModelError
 from cifar_exp.tracking.environment import command_line, process_tags
+from cifar_exp.tracking.registry import register_run
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run
 from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
 TAG_SKIPPED = "cifar_exp.skipped."
+
+log = logging.getLogger(__name__)
 
 
 def open_sweep_parent(uri: str, experiment: str, sweep_dir: str, name: str, overrides: list[str],
@@ -37,10 +45,11 @@ def find_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[str
     return runs[0].info.run_id if runs else None
 
 
-def close_sweep_parent(uri: str, parent_run_id: str, ended: Optional[str] = None,
+def close_sweep_parent(uri: str, parent_run_id: str, register_as: Optional[str] = None, ended: Optional[str] = None,
                        reason: str = "") -> dict[str, Any]:
     """Summarise the sweep's children on the parent (jobs, failures, best job) and end it: FINISHED, FAILED if
-    a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); idempotent."""
+    a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); idempotent. With
+    ``register_as``, the best job's model is registered under that name (see :func:`register_best`)."""
     client = client_for(uri)
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
@@ -61,6 +70,11 @@ def close_sweep_parent(uri: str, parent_run_id: str, ended: Optional[str] = None
         metrics["best_test_accuracy"] = best.data.metrics["test_accuracy"]
         run.set_tags({"best_job": best.info.run_name, "best_run_id": best.info.run_id})
         note += f"; best: **{best.info.run_name}**, test accuracy {best.data.metrics['test_accuracy']:.2%}"
+        if register_as:
+            registered = register_best(client, best.info.run_id, register_as)
+            summary["registered"] = registered
+            run.set_tags({"registered_model": registered})
+            note += f"; registered: {registered}"
     skipped = {k.removeprefix(TAG_SKIPPED): v for k, v in parent.data.tags.items() if k.startswith(TAG_SKIPPED)}
     if skipped:
         summary["skipped_jobs"] = skipped
@@ -81,3 +95,16 @@ def close_sweep_parent(uri: str, parent_run_id: str, ended: Optional[str] = None
 def note_skipped_job(uri: str, parent_run_id: str, job_name: str, finished_run_id: str) -> None:
     """Record on the parent that a job was skipped because its config already FINISHED as another run."""
     client_for(uri).set_tag(parent_run_id, f"{TAG_SKIPPED}{job_name}", finished_run_id)
+
+
+def register_best(client: MlflowClient, run_id: str, name: str) -> str:
+    """Register the sweep's best run under ``name``; the alias ``@best`` moves to it unless the version it holds
+    scored higher. Returns what happened, in words; a failure is logged and said, never raised (the sweep ran)."""
+    try:
+        registration = register_run(client, run_id, name, only_if_better=True)
+    except (ModelError, MlflowException) as error:
+        log.warning("could not register the sweep's best run %s as %r: %s", run_id, name, error)
+        return f"not registered ({error})"
+    if registration.alias:
+        return f"models:/{name}@{registration.alias} (version {registration.version})"
+    return f"models:/{name}/{registration.version} (@best stays on a version with a higher test accuracy)"

@@ -1,0 +1,79 @@
+"""Images for ``cifar-exp predict``: PNG/JPEG (any format Pillow reads) or arrays in an ``.npz``, as the uint8 RGB
+(N, 32, 32, 3) batches the models take.
+
+Image files of another size are cropped to their largest centred square and resized to 32x32 with Lanczos
+filtering (``PIL.ImageOps.fit``), the way CIFAR's images frame one object; the EXIF orientation is applied first,
+and transparency or a palette is dropped by converting to RGB. A 32x32 RGB image passes through unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cifar_exp.errors import InputError
+
+SIZE = (32, 32)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One image file as a (32, 32, 3) uint8 array."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image).convert("RGB")
+    except FileNotFoundError as error:
+        raise InputError(f"{path}: no such file.") from error
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise InputError(f"{path} cannot be read as an image ({type(error).__name__}: {error}); give PNG or JPEG "
+                         "files, or an .npz of uint8 images (N, 32, 32, 3).") from error
+    if image.size != SIZE:
+        image = ImageOps.fit(image, SIZE, method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    return np.asarray(image, dtype=np.uint8)
+
+
+def read_npz(path: Path) -> np.ndarray:
+    """The images of an ``.npz``: its array ``x`` (the dataset's layout), or its only array; (N, 32, 32, 3) or
+    one (32, 32, 3) image, integer values 0-255."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            names = list(arrays.files)
+            if "x" in names or len(names) == 1:
+                x = arrays["x" if "x" in names else names[0]]
+            else:
+                raise InputError(f"{path} holds the arrays {names}; expected one named x (N, 32, 32, 3), or a "
+                                 "single array.")
+    except FileNotFoundError as error:
+        raise InputError(f"{path}: no such file.") from error
+    except InputError:
+        raise
+    except Exception as error:  # zipfile, pickle refusal, truncated data: all mean "not a readable npz"
+        raise InputError(f"{path} is not a readable .npz ({type(error).__name__}: {error}).") from error
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1:] != (*SIZE, 3):
+        raise InputError(f"{path}: images of shape {x.shape}, expected (N, 32, 32, 3) RGB (HWC), or one (32, 32, 3).")
+    if not np.issubdtype(x.dtype, np.integer) or (x.size and (x.min() < 0 or x.max() > 255)):
+        raise InputError(f"{path}: {x.dtype} values in [{x.min()}, {x.max()}], expected integers 0-255 (raw pixels; "
+                         "the model rescales them itself).")
+    return x.astype(np.uint8)
+
+
+def read_inputs(paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """All images of ``paths`` as one batch, with a name for each: the file, or ``file[i]`` inside an ``.npz``."""
+    batches, names = [], []
+    for name in paths:
+        path = Path(name)
+        if path.suffix.lower() == ".npz":
+            x = read_npz(path)
+            names += [f"{name}[{i}]" for i in range(len(x))]
+        else:
+            x = read_image(path)[None]
+            names.append(name)
+        batches.append(x)
+    if not names:
+        raise InputError("no images: give PNG or JPEG files, or an .npz of uint8 images (N, 32, 32, 3).")
+    return np.concatenate(batches), names

@@ -1,0 +1,96 @@
+"""``cifar-exp evaluate <model> [data overrides]``: a trained model's test metrics, confusion matrices and
+per-class report on any dataset the loader reads, recorded as an evaluation run linked to the model (its
+"Logged models" input; its metrics appear on the model's page beside the dataset)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from cifar_exp.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+ALLOWED = ("data=", "data.", "tracking=", "tracking.")  # what an evaluation depends on; the rest is training
+TAG_EVALUATED = "evaluated_model"
+
+
+@dataclass
+class EvaluationOutcome:
+    metrics: dict[str, float]
+    run_id: Optional[str]
+    source: str
+
+
+def compose(overrides: Sequence[str]) -> DictConfig:
+    """The project's config with ``overrides`` (data and tracking keys only), validated."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from cifar_exp.config import CONF_DIR, register, validate
+
+    foreign = [o for o in overrides if not o.startswith(ALLOWED)]
+    if foreign:
+        raise ConfigError(f"cifar-exp evaluate takes data.* and tracking.* overrides (the dataset and the store); "
+                          f"{', '.join(foreign)} would change a training, not an evaluation.")
+    register()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"{' '.join(overrides)}: {' '.join(str(error).splitlines()[:3])}") from error
+    validate(cfg)
+    return cfg
+
+
+def evaluation_name(source: str) -> str:
+    """The evaluation run's name: ``evaluate-`` and the model's URI or file name, e.g. ``evaluate-cifar_exp@best``."""
+    short = source.removeprefix("models:/").removeprefix("runs:/").rsplit("/", 1)[-1] if "/" in source else source
+    return f"evaluate-{short}"
+
+
+def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcome:
+    """Evaluate the model ``reference`` (see :mod:`cifar_exp.model_ref`) on the test split of the configured data."""
+    from cifar_exp import evaluate, evaluation_files, model_ref, tracking
+    from cifar_exp.data import load_dataset
+
+    cfg = compose(overrides)
+    uri = cfg.tracking.uri if cfg.tracking.enabled else None
+    if uri:
+        tracking.prepare_store(uri)
+    loaded = model_ref.load(reference, cfg.tracking.uri)
+    data = load_dataset(**cfg.data)
+    trained_on = loaded.labels.get("label_mode")
+    if loaded.model.output_shape[-1] != data.num_classes:
+        raise ModelError(f"{loaded.source} predicts {loaded.model.output_shape[-1]} classes ({trained_on} labels), "
+                         f"the data has {data.num_classes} ({data.label_mode} labels): "
+                         f"set data.label_mode={trained_on}.")
+    probabilities = loaded.model.predict(data.x_test, batch_size=256, verbose=0)
+    result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names, data.fine_to_coarse,
+                               data.label_mode)
+    source = tracking.data_source(cfg.data.source, cfg.data.path)
+    test_set = tracking.dataset_inputs({"test": (data.x_test, data.y_test)}, source, data.label_mode)["test"]
+    name = cfg.tracking.run_name or evaluation_name(loaded.source)
+    tags = {tracking.TAG_ROLE: "evaluation", TAG_EVALUATED: loaded.source, "dataset_fingerprint": data.fingerprint,
+            **tracking.environment_tags()}
+    with tracking.tracked_run(uri, cfg.tracking.experiment, name, tags=tags) as run:
+        data_params = tracking.flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
+        run.log_params({"model": loaded.source, **data_params, "data.test_images": len(data.y_test)})
+        tracking.log_dataset_inputs(run, {"test": test_set})
+        if run.enabled and loaded.model_id:
+            from mlflow.entities import LoggedModelInput
+
+            run.client.log_inputs(run.run_id, models=[LoggedModelInput(loaded.model_id)])
+        tracking.log_linked_metrics(run, result.metrics, 0, loaded.model_id, test_set)
+        run.set_tags({tracking.TAG_NOTE: f"**{loaded.source}** on the test split of {source} ({len(data.y_test)} "
+                                         f"images): test accuracy {result.metrics['test_accuracy']:.2%} (top-5 "
+                                         f"{result.metrics['test_top5_accuracy']:.2%})."})
+        names = (data.class_names, data.coarse_names)
+        tracking.log_figures_and_tables(run, evaluation_files.figures(name, result, *names),
+                                        evaluation_files.tables(result, *names))
+    return EvaluationOutcome(result.metrics, run.run_id, loaded.source)
