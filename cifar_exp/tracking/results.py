@@ -43,7 +43,7 @@ def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str,
     """The end of a run: the MLflow Model (its input example: the first two test images), the test metrics (at
     ``step``, the number of epochs run, linked to that model and the test set), its description, figures, tables
     as CSV, the ``.h5`` model (its labels inside) and the TensorBoard logs."""
-    model_id = log_keras_model(run, model, labels, np.asarray(test_set.features[:2]), step)
+    model_id = log_keras_model(run, model, labels, np.asarray(test_set.features)[:2], step)
     log_linked_metrics(run, metrics, step, model_id, test_set)
     run.set_tags({TAG_NOTE: note})
     log_figures_and_tables(run, figures, tables)

@@ -58,7 +58,7 @@ def close_sweep_parent(uri: str, parent_run_id: str, register_as: Optional[str] 
     summary: dict[str, Any] = {"jobs": len(children), "failed": len(failed),
                                "failed_jobs": [c.info.run_name for c in failed]}
     run = Run(client, parent_run_id)
-    metrics = {"jobs": len(children), "failed_jobs": len(failed)}
+    metrics: dict[str, float] = {"jobs": len(children), "failed_jobs": len(failed)}
     note = f"{len(children)} jobs, {len(failed)} failed" + (f" ({', '.join(summary['failed_jobs'])})" if failed else "")
     if finished:
         best = max(finished, key=lambda c: c.data.metrics["test_accuracy"])
