@@ -134,7 +134,7 @@ class SystemMetrics(keras.callbacks.Callback):
     def __init__(self, run: Run, interval: float, resumed: bool):
         super().__init__()
         self.run, self.interval, self.resumed = run, interval, resumed
-        self.monitor = None
+        self.monitor: Any = None  # mlflow's SystemMetricsMonitor, while training
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -173,7 +173,7 @@ class BestEpoch(keras.callbacks.Callback):
                 path.unlink()
         kept = [epoch for epoch, _ in saved if epoch < len(val_loss)]
         self.best_epoch: Optional[int] = kept[-1] if kept else None
-        self.best = val_loss[self.best_epoch] if kept else float("inf")
+        self.best = val_loss[kept[-1]] if kept else float("inf")
 
     def _file(self, epoch: int) -> Path:
         return self.folder / f"best-epoch-{epoch:04d}.weights.h5"

@@ -23,8 +23,8 @@ def read_image(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image).convert("RGB")
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGB")
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such file.") from error
     except (UnidentifiedImageError, OSError, ValueError) as error:

@@ -29,20 +29,19 @@ def split_digest(x: np.ndarray, y: np.ndarray) -> str:
 
 def data_source(source: str, path: Optional[str]) -> str:
     """Where the images were read: the local copy's absolute path, or the URL keras.datasets downloads."""
-    return KERAS_SOURCE if source == "keras" else str(Path(path).resolve())
+    return KERAS_SOURCE if source == "keras" or path is None else str(Path(path).resolve())
 
 
 def dataset_inputs(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], source: str,
                    label_mode: str) -> dict[str, "NumpyDataset"]:
     """One MLflow dataset per split (``{"train": (x, y), ...}``), named ``cifar100-<split>`` (``cifar100-coarse-``
     for superclass labels), with its digest, its source and MLflow's tensor schema and shape profile."""
-    import mlflow.data
+    from mlflow.data.numpy_dataset import from_numpy
 
     prefix = "cifar100" if label_mode == "fine" else "cifar100-coarse"
     with warnings.catch_warnings():  # a local path matches MLflow's two local sources ("" and file:), which agree
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
-        return {split: mlflow.data.from_numpy(x, source=source, targets=y, name=f"{prefix}-{split}",
-                                              digest=split_digest(x, y))
+        return {split: from_numpy(x, source=source, targets=y, name=f"{prefix}-{split}", digest=split_digest(x, y))
                 for split, (x, y) in splits.items()}
 
 

@@ -46,7 +46,7 @@ def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str,
     out metrics already logged at ``step`` by the process that was stopped while recording."""
     if skip_logged:
         metrics = {k: v for k, v in metrics.items() if step not in run.logged_steps(k)}
-    model_id = log_keras_model(run, model, labels, np.asarray(test_set.features[:2]), step)
+    model_id = log_keras_model(run, model, labels, np.asarray(test_set.features)[:2], step)
     log_linked_metrics(run, metrics, step, model_id, test_set)
     run.set_tags({TAG_NOTE: note})
     log_figures_and_tables(run, figures, tables)
