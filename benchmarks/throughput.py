@@ -57,7 +57,7 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 20) -> float:
         start = time.perf_counter()
         keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def random_copy(folder: Path, train_images: int) -> Path:
@@ -65,8 +65,12 @@ def random_copy(folder: Path, train_images: int) -> Path:
     rng = np.random.default_rng(0)
     for name, n in (("train", train_images), ("test", 1000)):
         y = np.arange(n) % 100
-        np.savez(folder / f"{name}.npz", x=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-                 y_fine=y.astype(np.uint8), y_coarse=(y % 20).astype(np.uint8))
+        np.savez(
+            folder / f"{name}.npz",
+            x=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+            y_fine=y.astype(np.uint8),
+            y_coarse=(y % 20).astype(np.uint8),
+        )
     return folder
 
 
@@ -82,13 +86,23 @@ def peer(data_path: str, images: int, epochs: int) -> list[float]:
     return history["images_per_second"]
 
 
-def harness(data_path: str, pool: int, epochs: int, augmentation: str, tracking: bool,
-            store: str) -> tuple[list[float], float]:
+def harness(
+    data_path: str, pool: int, epochs: int, augmentation: str, tracking: bool, store: str
+) -> tuple[list[float], float]:
     """The harness's own trainer on the winning config; returns per-epoch images/s and the run's wall time."""
     register()
-    overrides = ["data=local", f"data.path={data_path}", f"data.train_size={pool}", "data.test_size=1000",
-                 f"augmentation={augmentation}", f"trainer.epochs={epochs}", "trainer.verbose=0",
-                 f"tracking.enabled={str(tracking).lower()}", f"tracking.uri={store}", "tracking.experiment=bench"]
+    overrides = [
+        "data=local",
+        f"data.path={data_path}",
+        f"data.train_size={pool}",
+        "data.test_size=1000",
+        f"augmentation={augmentation}",
+        f"trainer.epochs={epochs}",
+        "trainer.verbose=0",
+        f"tracking.enabled={str(tracking).lower()}",
+        f"tracking.uri={store}",
+        "tracking.experiment=bench",
+    ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     start = time.perf_counter()
@@ -98,8 +112,19 @@ def harness(data_path: str, pool: int, epochs: int, augmentation: str, tracking:
 
 def metric_logging_seconds(store: str, epochs: int = 20) -> float:
     """Seconds one epoch's metric logging (the trainer's 11 per-epoch keys) takes against the store."""
-    keys = ["loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
-            "a", "b", "c", "d"]
+    keys = [
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "epoch_seconds",
+        "images_per_second",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]
     with tracked_run(store, "bench", "logging-cost") as run:
         start = time.perf_counter()
         for epoch in range(epochs):
@@ -112,23 +137,31 @@ def main() -> None:
     parser.add_argument("--data", help="a local CIFAR-100 copy (default: random data of the same shape)")
     parser.add_argument("--images", type=int, default=8300, help="training images per epoch (default 8300)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per arm, after one warm-up epoch")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="run every arm this many times, interleaved (ABCDABCD), so drifting machine load "
-                             "hits all arms alike; the median is over the timed epochs of all rounds")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="run every arm this many times, interleaved (ABCDABCD), so drifting machine load "
+        "hits all arms alike; the median is over the timed epochs of all rounds",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
     epochs = 1 + args.repeats
     pool = math.ceil(args.images / (1 - 0.17))  # the harness validates on 17% of its pool; the peer trains on all
     scratch = tempfile.TemporaryDirectory(prefix="cifar_bench_")
-    data_path = args.data if args.data and Path(args.data, "train.npz").exists() else \
-        str(random_copy(Path(scratch.name), pool))
+    data_path = (
+        args.data if args.data and Path(args.data, "train.npz").exists() else str(random_copy(Path(scratch.name), pool))
+    )
     store = f"sqlite:///{scratch.name}/mlflow.db"
     macs = models.multiply_adds(models.report_cnn(100, (0, 0, 0)))
     peak = matmul_peak_gflops()
-    print(f"backend {keras.backend.backend()}, data {'real ' + data_path if args.data else 'random'}, "
-          f"{args.images} images/epoch, {args.repeats} timed epochs per arm, batch 32; "
-          f"float32 matmul peak {peak:.1f} GFLOP/s; model {macs / 1e6:.1f} M multiply-adds per image", flush=True)
+    print(
+        f"backend {keras.backend.backend()}, data {'real ' + data_path if args.data else 'random'}, "
+        f"{args.images} images/epoch, {args.repeats} timed epochs per arm, batch 32; "
+        f"float32 matmul peak {peak:.1f} GFLOP/s; model {macs / 1e6:.1f} M multiply-adds per image",
+        flush=True,
+    )
 
     results: dict[str, dict] = {}
     arms = [
@@ -146,8 +179,7 @@ def main() -> None:
             if wall is not None:
                 entry["run_seconds"].append(wall)
             entry["peak_rss_mib"] = peak_rss_mib()
-            print(f"  round {round_number}, {name}: epochs {', '.join(f'{r:.0f}' for r in rates)} images/s",
-                  flush=True)
+            print(f"  round {round_number}, {name}: epochs {', '.join(f'{r:.0f}' for r in rates)} images/s", flush=True)
     for entry in results.values():
         entry["images_per_second"] = statistics.median(entry["timed_rates"])
         entry["run_seconds"] = statistics.median(entry["run_seconds"]) if entry["run_seconds"] else None
@@ -157,23 +189,34 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in results.items():
         gflops = 6 * macs * r["images_per_second"] / 1e9
-        r.update(ratio=r["images_per_second"] / base, epoch_seconds=EPOCH_IMAGES / r["images_per_second"],
-                 gflops=gflops, peak_fraction=gflops / peak)
-        print(f"| {name} | {r['images_per_second']:.0f} | {r['ratio']:.2f}x | {r['epoch_seconds']:.0f} "
-              f"| {gflops:.1f} | {100 * r['peak_fraction']:.0f}% | {r['peak_rss_mib']:.0f} |")
+        r.update(
+            ratio=r["images_per_second"] / base,
+            epoch_seconds=EPOCH_IMAGES / r["images_per_second"],
+            gflops=gflops,
+            peak_fraction=gflops / peak,
+        )
+        print(
+            f"| {name} | {r['images_per_second']:.0f} | {r['ratio']:.2f}x | {r['epoch_seconds']:.0f} "
+            f"| {gflops:.1f} | {100 * r['peak_fraction']:.0f}% | {r['peak_rss_mib']:.0f} |"
+        )
     on, off = results["harness, shift_flip"], results["harness, shift_flip, tracking off"]
     extra = on["run_seconds"] - off["run_seconds"]
     report_run = 150 * EPOCH_IMAGES / off["images_per_second"]
     per_epoch = metric_logging_seconds(store)
     cost = (extra + 150 * per_epoch) / report_run
-    print(f"\ntracking: the {epochs}-epoch run took {on['run_seconds']:.1f} s with MLflow, {off['run_seconds']:.1f} s "
-          f"without: {extra:+.1f} s (params, per-epoch metrics, plots, .h5 upload). Against the report's 150-epoch "
-          f"run on 41,500 images ({report_run / 3600:.1f} h at {off['images_per_second']:.0f} images/s) that is "
-          f"{100 * cost:.2f}% of training time, counting {1000 * per_epoch:.1f} ms of metric logging per epoch "
-          f"150 times on top (an upper bound)")
+    print(
+        f"\ntracking: the {epochs}-epoch run took {on['run_seconds']:.1f} s with MLflow, {off['run_seconds']:.1f} s "
+        f"without: {extra:+.1f} s (params, per-epoch metrics, plots, .h5 upload). Against the report's 150-epoch "
+        f"run on 41,500 images ({report_run / 3600:.1f} h at {off['images_per_second']:.0f} images/s) that is "
+        f"{100 * cost:.2f}% of training time, counting {1000 * per_epoch:.1f} ms of metric logging per epoch "
+        f"150 times on top (an upper bound)"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"matmul_peak_gflops": peak, "macs_per_image": macs,
-                                               "arms": results, "tracking_cost": cost}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"matmul_peak_gflops": peak, "macs_per_image": macs, "arms": results, "tracking_cost": cost}, indent=2
+            )
+        )
     scratch.cleanup()
 
 

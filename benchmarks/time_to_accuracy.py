@@ -55,8 +55,14 @@ def epoch_rows(history: dict[str, list[float]], train_images: int, test_key: str
     for epoch, seconds in enumerate(history["epoch_seconds"]):
         wall += seconds
         training += train_images / history["images_per_second"][epoch]
-        rows.append({"epoch": epoch + 1, "test_accuracy": history[test_key][epoch], "wall_seconds": wall,
-                     "train_seconds": training})
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "test_accuracy": history[test_key][epoch],
+                "wall_seconds": wall,
+                "train_seconds": training,
+            }
+        )
     return rows
 
 
@@ -77,10 +83,19 @@ def run_arm(name: str, overrides: list[str], seed: int, target: float) -> dict[s
     images = int(MlflowClient(cfg.tracking.uri).get_run(outcome.run_id).data.params["data.train_images"])
     rows = epoch_rows(outcome.history, images, "val_accuracy" if cfg.data.val_split == 0 else "epoch_test_accuracy")
     reached = time_to(rows, target)
-    return {"arm": name, "seed": seed, "overrides": overrides, "epochs": len(rows), "rows": rows,
-            "final_test_accuracy": outcome.metrics["test_accuracy"], "reached": reached,
-            "process_seconds": elapsed, "load_before": load_before, "load_after": os.getloadavg()[0],
-            "run_id": outcome.run_id}
+    return {
+        "arm": name,
+        "seed": seed,
+        "overrides": overrides,
+        "epochs": len(rows),
+        "rows": rows,
+        "final_test_accuracy": outcome.metrics["test_accuracy"],
+        "reached": reached,
+        "process_seconds": elapsed,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "run_id": outcome.run_id,
+    }
 
 
 def minutes(seconds: Optional[float]) -> str:
@@ -89,23 +104,30 @@ def minutes(seconds: Optional[float]) -> str:
 
 def summary(results: list[dict[str, Any]], target: float) -> list[str]:
     """The printed table: per run, then the mean over the seeds of each arm."""
-    lines = [f"target: {target:.2%} test accuracy", "",
-             "| arm | seed | epochs | final test acc. | reached at epoch | training time then | wall time then | "
-             "whole run (training) | load before/after |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        f"target: {target:.2%} test accuracy",
+        "",
+        "| arm | seed | epochs | final test acc. | reached at epoch | training time then | wall time then | "
+        "whole run (training) | load before/after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in results:
         reached = r["reached"] or {}
-        lines.append(f"| {r['arm']} | {r['seed']} | {r['epochs']} | {r['final_test_accuracy']:.2%} | "
-                     f"{reached.get('epoch', 'not reached')} | {minutes(reached.get('train_seconds'))} | "
-                     f"{minutes(reached.get('wall_seconds'))} | {minutes(r['rows'][-1]['train_seconds'])} | "
-                     f"{r['load_before']:.1f}/{r['load_after']:.1f} |")
+        lines.append(
+            f"| {r['arm']} | {r['seed']} | {r['epochs']} | {r['final_test_accuracy']:.2%} | "
+            f"{reached.get('epoch', 'not reached')} | {minutes(reached.get('train_seconds'))} | "
+            f"{minutes(reached.get('wall_seconds'))} | {minutes(r['rows'][-1]['train_seconds'])} | "
+            f"{r['load_before']:.1f}/{r['load_after']:.1f} |"
+        )
     lines.append("")
     for arm in dict.fromkeys(r["arm"] for r in results):
         runs = [r for r in results if r["arm"] == arm]
         mean_acc = statistics.mean(r["final_test_accuracy"] for r in runs)
         mean_train = statistics.mean(r["rows"][-1]["train_seconds"] for r in runs)
-        line = (f"{arm}: mean final test accuracy {mean_acc:.2%} over {len(runs)} seed(s) "
-                f"({'reaches' if mean_acc >= target else 'misses'} the target) in {minutes(mean_train)} of training")
+        line = (
+            f"{arm}: mean final test accuracy {mean_acc:.2%} over {len(runs)} seed(s) "
+            f"({'reaches' if mean_acc >= target else 'misses'} the target) in {minutes(mean_train)} of training"
+        )
         if all(r["reached"] for r in runs):
             first = statistics.mean(r["reached"]["train_seconds"] for r in runs)
             line += f"; an epoch's test accuracy first reached it after {minutes(first)} of training on average"
@@ -121,16 +143,21 @@ def baseline_estimate(result: dict[str, Any]) -> str:
     if result["reached"] and result["epochs"] >= REPORT_EPOCHS:
         reached = minutes(result["reached"]["train_seconds"])
         return f"report recipe: reached {REPORT_ACCURACY:.2%} after {reached} of training (measured)"
-    return (f"report recipe: {per_epoch:.0f} s of training in its epoch {result['epochs']}; "
-            f"x {REPORT_EPOCHS} epochs (when the report measured {REPORT_ACCURACY:.2%}) = "
-            f"{minutes(per_epoch * REPORT_EPOCHS)} (extrapolated, not measured)")
+    return (
+        f"report recipe: {per_epoch:.0f} s of training in its epoch {result['epochs']}; "
+        f"x {REPORT_EPOCHS} epochs (when the report measured {REPORT_ACCURACY:.2%}) = "
+        f"{minutes(per_epoch * REPORT_EPOCHS)} (extrapolated, not measured)"
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a local CIFAR-100 copy (default: keras.datasets.cifar100)")
-    parser.add_argument("--config", default="+experiment=speedrun_cpu",
-                        help="the arm's overrides, space-separated (default: +experiment=speedrun_cpu)")
+    parser.add_argument(
+        "--config",
+        default="+experiment=speedrun_cpu",
+        help="the arm's overrides, space-separated (default: +experiment=speedrun_cpu)",
+    )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of the arm (default 0,1,2)")
     parser.add_argument("--target", type=float, default=REPORT_ACCURACY, help="test accuracy to reach (0.5602)")
     parser.add_argument("--baseline", default="+experiment=winning", help="the report's recipe, as overrides")
@@ -142,10 +169,18 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
 
     store = args.store or f"sqlite:///{tempfile.mkdtemp(prefix='tta-')}/mlflow.db"
-    common = [*(["data=local", f"data.path={args.data}"] if args.data else []), f"tracking.uri={store}",
-              "tracking.experiment=time_to_accuracy", "trainer.verbose=0", *args.set]
-    checkpoints = f"trainer.checkpoint_dir={Path(store.removeprefix('sqlite:///')).parent / 'checkpoints'}" \
-        if store.startswith("sqlite:///") else None
+    common = [
+        *(["data=local", f"data.path={args.data}"] if args.data else []),
+        f"tracking.uri={store}",
+        "tracking.experiment=time_to_accuracy",
+        "trainer.verbose=0",
+        *args.set,
+    ]
+    checkpoints = (
+        f"trainer.checkpoint_dir={Path(store.removeprefix('sqlite:///')).parent / 'checkpoints'}"
+        if store.startswith("sqlite:///")
+        else None
+    )
     common += [checkpoints] if checkpoints else []
     results = []
     if args.baseline_epochs:

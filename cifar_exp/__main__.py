@@ -39,8 +39,10 @@ def main(cfg: DictConfig) -> Optional[float]:
             prepare_store(cfg.tracking.uri)  # a bad store is said before TensorFlow loads
         from cifar_exp.train import JobContext, train  # TensorFlow loads only once the config and store are good
 
-        context = JobContext(overrides=list(hydra_cfg.overrides.task),
-                             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None)
+        context = JobContext(
+            overrides=list(hydra_cfg.overrides.task),
+            sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
+        )
         return train(cfg, context).metrics["test_accuracy"]
     except OSError as error:
         if error.errno != errno.ENOSPC:
@@ -49,7 +51,8 @@ def main(cfg: DictConfig) -> Optional[float]:
             f"no space left on the device while writing {error.filename or 'the run records'}: free some space, or "
             "point trainer.checkpoint_dir and tracking.uri at another disk; the run is FAILED where the store could "
             "still be written (else the next command on the store closes it), and resume=auto continues it from "
-            "its last complete checkpoint")
+            "its last complete checkpoint"
+        )
         if multirun:
             raise failure from error
         print(f"error: {failure}", file=sys.stderr)
@@ -87,9 +90,11 @@ def malformed_override(args: list[str]) -> Optional[str]:
         try:
             parser.parse_overrides([arg])
         except OverrideParseException as error:
-            return (f"cannot parse the override {arg!r}: {error.message.splitlines()[0]} "
-                    "(a sweep lists values with commas and no empty value, e.g. dropout=winning,baseline; "
-                    "see https://hydra.cc/docs/advanced/override_grammar/basic). Nothing was trained or logged.")
+            return (
+                f"cannot parse the override {arg!r}: {error.message.splitlines()[0]} "
+                "(a sweep lists values with commas and no empty value, e.g. dropout=winning,baseline; "
+                "see https://hydra.cc/docs/advanced/override_grammar/basic). Nothing was trained or logged."
+            )
     return None
 
 

@@ -43,8 +43,9 @@ def shift_flip(images: np.ndarray, rng: np.random.Generator, shift: float = 0.1,
     return padded[np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def keras2_draws(batch: int, height: int, width: int, rng: np.random.Generator, shift: float = 0.1,
-                 flip: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def keras2_draws(
+    batch: int, height: int, width: int, rng: np.random.Generator, shift: float = 0.1, flip: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keras 2's random draws per image: row and column shifts uniform in +-``shift`` of the side (pixels,
     continuous) and whether to flip (probability 1/2; never when ``flip`` is false)."""
     dy = rng.uniform(-shift, shift, size=batch) * height
@@ -82,8 +83,9 @@ def translate(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, flipped: np.nd
     return np.rint(out).astype(np.uint8) if images.dtype == np.uint8 else out
 
 
-def keras2_shift_flip(images: np.ndarray, rng: np.random.Generator, shift: float = 0.1,
-                      flip: bool = True) -> np.ndarray:
+def keras2_shift_flip(
+    images: np.ndarray, rng: np.random.Generator, shift: float = 0.1, flip: bool = True
+) -> np.ndarray:
     """Keras 2's ``ImageDataGenerator`` shift-and-flip: continuous shifts, bilinear, nearest fill, flips."""
     batch, height, width, _ = images.shape
     return translate(images, *keras2_draws(batch, height, width, rng, shift, flip))

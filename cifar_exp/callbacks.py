@@ -139,8 +139,12 @@ class SystemMetrics(keras.callbacks.Callback):
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        self.monitor = SystemMetricsMonitor(self.run.run_id, sampling_interval=self.interval,
-                                            resume_logging=self.resumed, tracking_uri=self.run.client.tracking_uri)
+        self.monitor = SystemMetricsMonitor(
+            self.run.run_id,
+            sampling_interval=self.interval,
+            resume_logging=self.resumed,
+            tracking_uri=self.run.client.tracking_uri,
+        )
         self.monitor.start()
 
     def on_train_end(self, logs: Optional[dict] = None) -> None:

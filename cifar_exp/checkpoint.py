@@ -38,8 +38,9 @@ def save(folder: Path, epochs_done: int, model: "keras.Model", history: dict[str
 
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {f"model_{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
-    arrays.update({f"optimizer_{i:04d}": keras.ops.convert_to_numpy(v)
-                   for i, v in enumerate(model.optimizer.variables)})
+    arrays.update(
+        {f"optimizer_{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
+    )
     arrays["history"] = np.array(json.dumps(history))
     final = folder / f"epoch_{epochs_done:05d}.npz"
     partial = folder / f".{final.name}.partial"
@@ -79,18 +80,23 @@ def latest(folder: Path) -> Optional[Checkpoint]:
         raise CheckpointError(
             f"the checkpoint {path} is truncated or corrupt ({type(error).__name__}: {error}). Delete it to start "
             f"that run's config afresh (rm -r {path.parent}), or resume another run of the config "
-            "(resume=<run id>); resume=auto skips a damaged checkpoint by itself.") from error
+            "(resume=<run id>); resume=auto skips a damaged checkpoint by itself."
+        ) from error
     if len(history.get("loss", [])) != epochs_done:
-        raise CheckpointError(f"the checkpoint {path} holds {len(history.get('loss', []))} epochs of logs for "
-                              f"{epochs_done} epochs of training; delete it (rm -r {path.parent}).")
+        raise CheckpointError(
+            f"the checkpoint {path} holds {len(history.get('loss', []))} epochs of logs for "
+            f"{epochs_done} epochs of training; delete it (rm -r {path.parent})."
+        )
     return Checkpoint(epochs_done, model_vars, optimizer_vars, history)
 
 
 def restore(model: "keras.Model", checkpoint: Checkpoint) -> None:
     """Load a checkpoint into a freshly built and compiled model of the same config."""
     model.optimizer.build(model.trainable_variables)
-    for variables, values, what in ((model.variables, checkpoint.model_variables, "model"),
-                                    (model.optimizer.variables, checkpoint.optimizer_variables, "optimizer")):
+    for variables, values, what in (
+        (model.variables, checkpoint.model_variables, "model"),
+        (model.optimizer.variables, checkpoint.optimizer_variables, "optimizer"),
+    ):
         if len(variables) != len(values):
             raise ValueError(f"checkpoint has {len(values)} {what} variables, the model {len(variables)}")
         for variable, value in zip(variables, values):

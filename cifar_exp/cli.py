@@ -26,8 +26,18 @@ def ui(args: argparse.Namespace) -> None:
         (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
     tracking.prepare_store(args.backend_store_uri)
     _check_port_free(args.host, args.port)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.backend_store_uri,
-               "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        args.backend_store_uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     # MLflow 3 also starts GenAI job workers (huey) with its server; browsing runs needs none of them.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     base = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
@@ -41,9 +51,11 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise CifarExpError(f"cannot serve the UI on {host}:{port} ({error.strerror}): another program (perhaps "
-                                f"another MLflow UI) uses that port; choose another, e.g. cifar-exp ui --port "
-                                f"{port + 1}.") from error
+            raise CifarExpError(
+                f"cannot serve the UI on {host}:{port} ({error.strerror}): another program (perhaps "
+                f"another MLflow UI) uses that port; choose another, e.g. cifar-exp ui --port "
+                f"{port + 1}."
+            ) from error
 
 
 def _landing(base: str, store: str, experiment: Optional[str]) -> list[str]:
@@ -117,8 +129,9 @@ def parser() -> argparse.ArgumentParser:
     on untouched (to Hydra, to the report's own parser)."""
     top = argparse.ArgumentParser(prog="cifar-exp", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
-    trainer = commands.add_parser("train", help="train (the default): cifar-exp [train] [Hydra overrides]",
-                                  add_help=False)
+    trainer = commands.add_parser(
+        "train", help="train (the default): cifar-exp [train] [Hydra overrides]", add_help=False
+    )
     trainer.set_defaults(run=train)
     viewer = commands.add_parser("ui", help=ui.__doc__)
     viewer.add_argument("--port", type=int, default=5000)
@@ -126,31 +139,39 @@ def parser() -> argparse.ArgumentParser:
     viewer.add_argument("--backend-store-uri", default=default_store_uri())
     viewer.add_argument("--experiment", default=None, help="whose runs table to print (default: tracking.experiment)")
     viewer.set_defaults(run=ui)
-    reporter = commands.add_parser("report", help="judge an experiment against the report: cifar-exp report <name>",
-                                   add_help=False)
+    reporter = commands.add_parser(
+        "report", help="judge an experiment against the report: cifar-exp report <name>", add_help=False
+    )
     reporter.set_defaults(run=report)
     model_help = "models:/<name>@best, models:/<name>/<version>, runs:/<run id>/report_cnn, a run id, or a .h5 file"
     predictor = commands.add_parser(
-        "predict", help="top-5 classes of images: cifar-exp predict <model> <images...>",
+        "predict",
+        help="top-5 classes of images: cifar-exp predict <model> <images...>",
         description="Print each image's five likeliest classes with their superclass and probability. PNG/JPEG "
-                    "files of another size than 32x32 are cropped to their largest centred square and resized to "
-                    "32x32 (Lanczos); an .npz gives its array x (or its only array) of uint8 images (N, 32, 32, 3).")
+        "files of another size than 32x32 are cropped to their largest centred square and resized to "
+        "32x32 (Lanczos); an .npz gives its array x (or its only array) of uint8 images (N, 32, 32, 3).",
+    )
     predictor.add_argument("model", help=model_help)
     predictor.add_argument("images", nargs="+", help="PNG/JPEG files or .npz arrays")
     predictor.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predictor.add_argument("--tracking-uri", default=default_store_uri(), help="the store models:/ and run ids are in")
     predictor.set_defaults(run=predict)
     evaluator = commands.add_parser(
-        "evaluate", help="test metrics of a model on a dataset: cifar-exp evaluate <model> [data.* overrides]",
+        "evaluate",
+        help="test metrics of a model on a dataset: cifar-exp evaluate <model> [data.* overrides]",
         description="Test metrics, confusion matrices and the per-class report of a model on the test split of any "
-                    "dataset the loader reads (data.* overrides as for training, e.g. data=local "
-                    "data.path=<copy>), logged as an evaluation run linked to the model (tracking.* overrides).")
+        "dataset the loader reads (data.* overrides as for training, e.g. data=local "
+        "data.path=<copy>), logged as an evaluation run linked to the model (tracking.* overrides).",
+    )
     evaluator.add_argument("model", help=model_help)
     evaluator.add_argument("overrides", nargs="*", help="data.* and tracking.* overrides")
     evaluator.set_defaults(run=evaluate)
-    registrar = commands.add_parser("register", help="register a run's model: cifar-exp register <run id> --name N",
-                                    description="Register a run's logged model under a name and point an alias "
-                                                "at it, so models:/<name>@<alias> loads it.")
+    registrar = commands.add_parser(
+        "register",
+        help="register a run's model: cifar-exp register <run id> --name N",
+        description="Register a run's logged model under a name and point an alias "
+        "at it, so models:/<name>@<alias> loads it.",
+    )
     registrar.add_argument("run_id")
     registrar.add_argument("--name", required=True, help="the registered model's name")
     registrar.add_argument("--alias", default="best", help="the alias to point at it ('' for none; default best)")

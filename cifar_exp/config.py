@@ -194,9 +194,12 @@ def is_bookkeeping(dotted_key: str) -> bool:
 # Keys added after runs were recorded, at the values that compute exactly what those runs computed: left out of
 # the hash at these values, so a run recorded before them keeps its hash (resume=auto and sweep skipping find it).
 HASH_NEUTRAL: dict[str, Any] = {
-    "optimizer.weight_decay": 0.0, "optimizer.ema": None, "loss": {"label_smoothing": 0.0},
+    "optimizer.weight_decay": 0.0,
+    "optimizer.ema": None,
+    "loss": {"label_smoothing": 0.0},
     "schedule": {"name": "keras2_decay", "warmup_fraction": 0.0, "initial_fraction": 1.0, "final_fraction": 1.0},
-    "trainer.precision": "float32", "trainer.tta_flip": False,
+    "trainer.precision": "float32",
+    "trainer.tta_flip": False,
     "search": {"study": None, "storage": None, "trial": None},
 }
 
@@ -261,10 +264,15 @@ def options(group: str) -> tuple[str, ...]:
 
 
 def _choices() -> dict[str, tuple[str, ...]]:
-    return {"data.source": ("keras", "local"), "data.label_mode": ("fine", "coarse"),
-            "model.name": options("model"), "optimizer.name": options("optimizer"),
-            "augmentation.name": options("augmentation"), "schedule.name": options("schedule"),
-            "trainer.precision": ("float32", "mixed")}
+    return {
+        "data.source": ("keras", "local"),
+        "data.label_mode": ("fine", "coarse"),
+        "model.name": options("model"),
+        "optimizer.name": options("optimizer"),
+        "augmentation.name": options("augmentation"),
+        "schedule.name": options("schedule"),
+        "trainer.precision": ("float32", "mixed"),
+    }
 
 
 def _get(cfg: DictConfig, dotted: str) -> Any:
@@ -287,18 +295,25 @@ def validate(cfg: DictConfig) -> None:
     check("optimizer.momentum", 0 <= _get(cfg, "optimizer.momentum") < 1, "in [0, 1)")
     if _get(cfg, "optimizer.name") not in MOMENTUM_OPTIMIZERS:
         for key, off in (("optimizer.momentum", 0.0), ("optimizer.nesterov", False)):
-            check(key, _get(cfg, key) == off, f"{off} for optimizer={_get(cfg, 'optimizer.name')}, which has no "
-                                              f"momentum (it applies to {', '.join(MOMENTUM_OPTIMIZERS)} only)")
+            check(
+                key,
+                _get(cfg, key) == off,
+                f"{off} for optimizer={_get(cfg, 'optimizer.name')}, which has no "
+                f"momentum (it applies to {', '.join(MOMENTUM_OPTIMIZERS)} only)",
+            )
     for key in ("seed", "data.split_seed"):
         check(key, 0 <= _get(cfg, key) < 2**32, "in [0, 2**32 - 1] (what NumPy and TensorFlow accept)")
-    check("tracking.experiment", bool(str(_get(cfg, "tracking.experiment")).strip()),
-          "a non-empty MLflow experiment name")
+    check(
+        "tracking.experiment", bool(str(_get(cfg, "tracking.experiment")).strip()), "a non-empty MLflow experiment name"
+    )
     check("optimizer.weight_decay", _get(cfg, "optimizer.weight_decay") >= 0, ">= 0 (0 switches it off)")
     ema = _get(cfg, "optimizer.ema")
     check("optimizer.ema", ema is None or 0 < ema < 1, "null (no weight average) or a momentum in (0, 1), e.g. 0.99")
     if _get(cfg, "optimizer.decay") and _get(cfg, "schedule.name") != "keras2_decay":
-        problems.append(f"optimizer.decay={_get(cfg, 'optimizer.decay')} is the Keras-2 decay of "
-                        f"schedule=keras2_decay; schedule={_get(cfg, 'schedule.name')} needs optimizer.decay=0")
+        problems.append(
+            f"optimizer.decay={_get(cfg, 'optimizer.decay')} is the Keras-2 decay of "
+            f"schedule=keras2_decay; schedule={_get(cfg, 'schedule.name')} needs optimizer.decay=0"
+        )
     check("schedule.warmup_fraction", 0 <= _get(cfg, "schedule.warmup_fraction") < 1, "a fraction in [0, 1)")
     for fraction in ("schedule.initial_fraction", "schedule.final_fraction"):
         check(fraction, 0 <= _get(cfg, fraction) <= 1, "a fraction in [0, 1]")
@@ -313,8 +328,11 @@ def validate(cfg: DictConfig) -> None:
     budget = _get(cfg, "trainer.max_minutes")
     check("trainer.max_minutes", budget is None or budget > 0, "null (no limit) or a positive number of minutes")
     interval = _get(cfg, "tracking.system_metrics_interval")
-    check("tracking.system_metrics_interval", interval is None or interval > 0,
-          "null (off) or a positive number of seconds")
+    check(
+        "tracking.system_metrics_interval",
+        interval is None or interval > 0,
+        "null (off) or a positive number of seconds",
+    )
     check("data.val_split", 0 <= _get(cfg, "data.val_split") < 1, "in [0, 1) (0 validates on the test set)")
     for size in ("data.train_size", "data.test_size"):
         value = _get(cfg, size)
@@ -322,10 +340,14 @@ def validate(cfg: DictConfig) -> None:
     if _get(cfg, "data.source") == "local":
         path = _get(cfg, "data.path")
         if not path:
-            problems.append("data.source=local needs data.path=<folder with train.npz/test.npz, "
-                            "the cifar-100-python pickles, or cifar-100-python.tar.gz>")
+            problems.append(
+                "data.source=local needs data.path=<folder with train.npz/test.npz, "
+                "the cifar-100-python pickles, or cifar-100-python.tar.gz>"
+            )
         elif not Path(path).exists():
-            problems.append(f"data.path={path!r} does not exist (resolved to {Path(path).resolve()}); "
-                            "point it at a local CIFAR-100 copy, e.g. data.path=../shared/data/cifar100")
+            problems.append(
+                f"data.path={path!r} does not exist (resolved to {Path(path).resolve()}); "
+                "point it at a local CIFAR-100 copy, e.g. data.path=../shared/data/cifar100"
+            )
     if problems:
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ". Nothing was trained or logged.")

@@ -29,7 +29,6 @@ TARBALL = "cifar-100-python.tar.gz"
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class RawSplit:
     """One official split (train or test), as loaded."""
@@ -80,8 +79,9 @@ def _exact_uint8(x: np.ndarray, what: str) -> np.ndarray:
 
 def _exact_labels(y: np.ndarray, what: str) -> np.ndarray:
     """Labels as int64, refusing fractional or non-numeric ones (a cast would truncate them silently)."""
-    if y.dtype.kind not in "uif" or (y.dtype.kind == "f" and (not np.isfinite(y).all()
-                                                              or not np.array_equal(y, np.round(y)))):
+    if y.dtype.kind not in "uif" or (
+        y.dtype.kind == "f" and (not np.isfinite(y).all() or not np.array_equal(y, np.round(y)))
+    ):
         raise DataError(f"{what} ({y.dtype}) are not whole class numbers; store integer labels.")
     return y.astype(np.int64)
 
@@ -113,8 +113,10 @@ def _check_superclasses(train: RawSplit, test: RawSplit, where: str) -> np.ndarr
     fine, counts = np.unique(pairs[:, 0], return_counts=True)
     if (counts > 1).any():
         bad = int(fine[counts > 1][0])
-        raise DataError(f"{where}: y_coarse does not follow y_fine: fine class {bad} is labelled with superclasses "
-                        f"{sorted(pairs[pairs[:, 0] == bad, 1].tolist())}; each fine class belongs to one superclass.")
+        raise DataError(
+            f"{where}: y_coarse does not follow y_fine: fine class {bad} is labelled with superclasses "
+            f"{sorted(pairs[pairs[:, 0] == bad, 1].tolist())}; each fine class belongs to one superclass."
+        )
     return fine_to_coarse(y_fine, y_coarse)
 
 
@@ -123,8 +125,10 @@ def _check_names(names: Optional[tuple[list[str], list[str]]], where: str) -> No
         return
     fine, coarse = names
     if len(fine) != NUM_FINE or len(coarse) != NUM_COARSE or len(set(fine)) != NUM_FINE:
-        raise DataError(f"{where}: the class names list {len(fine)} fine ({len(set(fine))} distinct) and "
-                        f"{len(coarse)} coarse names; expected {NUM_FINE} distinct fine and {NUM_COARSE} coarse.")
+        raise DataError(
+            f"{where}: the class names list {len(fine)} fine ({len(set(fine))} distinct) and "
+            f"{len(coarse)} coarse names; expected {NUM_FINE} distinct fine and {NUM_COARSE} coarse."
+        )
 
 
 def _from_pickle_dict(entry: dict) -> RawSplit:
@@ -147,6 +151,7 @@ def _load_pickles(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], li
 
 def _load_tarball(path: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
     with tarfile.open(path, "r:gz") as tar:
+
         def read(name: str) -> dict | None:
             try:
                 member = tar.extractfile(f"cifar-100-python/{name}")
@@ -182,8 +187,13 @@ def _check_meta_mapping(expected: np.ndarray, train: RawSplit, test: RawSplit, m
     """meta.json's fine_to_coarse must describe the labels (checked where the labels are valid themselves)."""
     y_fine = np.concatenate([train.y_fine.reshape(-1), test.y_fine.reshape(-1)]).astype(np.int64)
     y_coarse = np.concatenate([train.y_coarse.reshape(-1), test.y_coarse.reshape(-1)]).astype(np.int64)
-    if (len(expected) != NUM_FINE or len(y_fine) != len(y_coarse) or not len(y_fine) or y_fine.min() < 0
-            or y_fine.max() >= NUM_FINE):
+    if (
+        len(expected) != NUM_FINE
+        or len(y_fine) != len(y_coarse)
+        or not len(y_fine)
+        or y_fine.min() < 0
+        or y_fine.max() >= NUM_FINE
+    ):
         return  # malformed labels: that error comes with the label checks
     pairs = np.unique(np.stack([y_fine, y_coarse], axis=1), axis=0)
     if len(np.unique(pairs[:, 0])) != len(pairs):
@@ -191,8 +201,10 @@ def _check_meta_mapping(expected: np.ndarray, train: RawSplit, test: RawSplit, m
     wrong = expected[pairs[:, 0]] != pairs[:, 1]
     if wrong.any():
         fine, coarse = (int(v) for v in pairs[wrong][0])
-        raise DataError(f"{meta} maps fine class {fine} to superclass {int(expected[fine])}, but its images are "
-                        f"labelled superclass {coarse}; the meta.json does not describe these labels.")
+        raise DataError(
+            f"{meta} maps fine class {fine} to superclass {int(expected[fine])}, but its images are "
+            f"labelled superclass {coarse}; the meta.json does not describe these labels."
+        )
 
 
 def _load_local(path: Path):
@@ -244,12 +256,15 @@ def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[st
     except FileNotFoundError as error:
         raise DataError(f"{where}: missing file {error.filename}.") from error
     except Exception as error:  # a damaged pickle can raise almost anything (MemoryError, IndexError, ...)
-        raise DataError(f"{where} is truncated or corrupt ({type(error).__name__}: {error}); "
-                        "re-copy the dataset.") from error
+        raise DataError(
+            f"{where} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset."
+        ) from error
     train, test = _check_split("train", train, where), _check_split("test", test, where)
     _check_names(names, where)
-    fine_names, coarse_names = names or ([f"class_{i:02d}" for i in range(NUM_FINE)],
-                                         [f"superclass_{i:02d}" for i in range(NUM_COARSE)])
+    fine_names, coarse_names = names or (
+        [f"class_{i:02d}" for i in range(NUM_FINE)],
+        [f"superclass_{i:02d}" for i in range(NUM_COARSE)],
+    )
     return train, test, fine_names, coarse_names
 
 
@@ -266,8 +281,10 @@ def _stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int
     try:
         x_sub, _, y_sub, _ = train_test_split(x, y, train_size=size, stratify=y, random_state=seed)
     except ValueError as error:
-        raise DataError(f"data.{what}={size} cannot keep a class-stratified subset ({error}); "
-                        "choose a larger size or null for all images.") from error
+        raise DataError(
+            f"data.{what}={size} cannot keep a class-stratified subset ({error}); "
+            "choose a larger size or null for all images."
+        ) from error
     return x_sub, y_sub
 
 
@@ -280,8 +297,15 @@ def fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_split: float = 0.17,
-                 split_seed: int = 42, train_size: int | None = None, test_size: int | None = None) -> Dataset:
+def load_dataset(
+    source: str,
+    path: str | None,
+    label_mode: str = "fine",
+    val_split: float = 0.17,
+    split_seed: int = 42,
+    train_size: int | None = None,
+    test_size: int | None = None,
+) -> Dataset:
     """Load, subset and split CIFAR-100 the way the report did.
 
     The validation set is ``train_test_split(test_size=val_split, random_state=split_seed)`` of the
@@ -294,9 +318,11 @@ def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_sp
     if len(missing):
         names = fine_names if label_mode == "fine" else coarse_names
         shown = ", ".join(f"{i} ({names[i]})" for i in missing[:5])
-        raise DataError(f"{where}: the training split has no image of {len(missing)} {label_mode} class(es): "
-                        f"{shown}{' ...' if len(missing) > 5 else ''}; a model cannot learn them. Use the full "
-                        "dataset or one with every class.")
+        raise DataError(
+            f"{where}: the training split has no image of {len(missing)} {label_mode} class(es): "
+            f"{shown}{' ...' if len(missing) > 5 else ''}; a model cannot learn them. Use the full "
+            "dataset or one with every class."
+        )
     mapping = _check_superclasses(train, test, where)
     y_train = train.y_fine if label_mode == "fine" else train.y_coarse
     y_test = test.y_fine if label_mode == "fine" else test.y_coarse
@@ -304,20 +330,32 @@ def load_dataset(source: str, path: str | None, label_mode: str = "fine", val_sp
     x_test, y_test = _stratified_subset(test.x, y_test, test_size, split_seed, "test_size")
     if val_split > 0:
         try:
-            x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=val_split,
-                                                              random_state=split_seed)
+            x_train, x_val, y_train, y_val = train_test_split(
+                x_train, y_train, test_size=val_split, random_state=split_seed
+            )
         except ValueError as error:
-            raise DataError(f"data.val_split={val_split} cannot split {len(y_train)} images ({error}); use more "
-                            "images (data.train_size) or another data.val_split.") from error
+            raise DataError(
+                f"data.val_split={val_split} cannot split {len(y_train)} images ({error}); use more "
+                "images (data.train_size) or another data.val_split."
+            ) from error
     else:
         x_val, y_val = x_test, y_test
     if len(y_train) < 2 or len(y_val) == 0:
-        raise DataError(f"data.val_split={val_split} of {len(y_train) + (len(y_val) if val_split > 0 else 0)} images "
-                        f"leaves {len(y_train)} training and {len(y_val)} validation images; use more images "
-                        "(data.train_size) or another data.val_split.")
+        raise DataError(
+            f"data.val_split={val_split} of {len(y_train) + (len(y_val) if val_split > 0 else 0)} images "
+            f"leaves {len(y_train)} training and {len(y_val)} validation images; use more images "
+            "(data.train_size) or another data.val_split."
+        )
     return Dataset(
-        x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
-        class_names=fine_names if label_mode == "fine" else coarse_names, coarse_names=coarse_names,
-        fine_to_coarse=mapping, label_mode=label_mode,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=fine_names if label_mode == "fine" else coarse_names,
+        coarse_names=coarse_names,
+        fine_to_coarse=mapping,
+        label_mode=label_mode,
         fingerprint=fingerprint(x_train, y_train, x_val, y_val, x_test, y_test),
     )

@@ -19,8 +19,14 @@ class Evaluation:
     per_class: pd.DataFrame  # precision / recall / f1-score / support per class
 
 
-def evaluate(probabilities: np.ndarray, y_true: np.ndarray, class_names: list[str], coarse_names: list[str],
-             fine_to_coarse: np.ndarray, label_mode: str) -> Evaluation:
+def evaluate(
+    probabilities: np.ndarray,
+    y_true: np.ndarray,
+    class_names: list[str],
+    coarse_names: list[str],
+    fine_to_coarse: np.ndarray,
+    label_mode: str,
+) -> Evaluation:
     """Score predicted class probabilities against the true labels.
 
     ``test_superclass_accuracy`` maps fine predictions and labels to the 20 coarse classes (for a
@@ -37,8 +43,9 @@ def evaluate(probabilities: np.ndarray, y_true: np.ndarray, class_names: list[st
         "test_top5_accuracy": float(top_k_accuracy_score(y_true, probabilities, k=5, labels=labels)),
         "test_superclass_accuracy": float(accuracy_score(coarse_true, coarse_pred)),
     }
-    report = classification_report(y_true, y_pred, labels=labels, target_names=class_names,
-                                   output_dict=True, zero_division=0)
+    report = classification_report(
+        y_true, y_pred, labels=labels, target_names=class_names, output_dict=True, zero_division=0
+    )
     per_class = pd.DataFrame({name: report[name] for name in class_names}).T
     per_class.index.name = "class"
     return Evaluation(

@@ -14,16 +14,23 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def figures(name: str, result: Evaluation, class_names: list[str], coarse_names: list[str],
-            history: Optional[dict[str, list[float]]] = None) -> dict[str, "Figure"]:
+def figures(
+    name: str,
+    result: Evaluation,
+    class_names: list[str],
+    coarse_names: list[str],
+    history: Optional[dict[str, list[float]]] = None,
+) -> dict[str, "Figure"]:
     """Artifact path -> figure; the learning curves only where there is a training ``history``."""
     title = f"{name}: confusion matrix (test)"
     found = {
         "plots/confusion_matrix.png": plots.confusion_matrix(result.confusion, class_names, title),
-        "plots/confusion_matrix_grayscale.png": plots.confusion_matrix(result.confusion, class_names, title,
-                                                                       cmap="Greys"),
+        "plots/confusion_matrix_grayscale.png": plots.confusion_matrix(
+            result.confusion, class_names, title, cmap="Greys"
+        ),
         "plots/superclass_confusion_matrix.png": plots.confusion_matrix(
-            result.superclass_confusion, coarse_names, f"{name}: superclass confusion matrix (test)"),
+            result.superclass_confusion, coarse_names, f"{name}: superclass confusion matrix (test)"
+        ),
     }
     if history is not None:
         found["plots/learning_curves.png"] = plots.learning_curves(history, name)
@@ -32,9 +39,12 @@ def figures(name: str, result: Evaluation, class_names: list[str], coarse_names:
 
 def tables(result: Evaluation, class_names: list[str], coarse_names: list[str]) -> dict[str, pd.DataFrame]:
     """Artifact path -> table: both confusion matrices (rows: true labels) and the per-class report."""
+
     def matrix(counts, labels: list[str]) -> pd.DataFrame:
         return pd.DataFrame(counts, index=pd.Index(labels, name="true"), columns=labels)
 
-    return {"metrics/confusion_matrix.csv": matrix(result.confusion, class_names),
-            "metrics/superclass_confusion_matrix.csv": matrix(result.superclass_confusion, coarse_names),
-            "metrics/per_class_report.csv": result.per_class.round(4)}
+    return {
+        "metrics/confusion_matrix.csv": matrix(result.confusion, class_names),
+        "metrics/superclass_confusion_matrix.csv": matrix(result.superclass_confusion, coarse_names),
+        "metrics/per_class_report.csv": result.per_class.round(4),
+    }

@@ -28,8 +28,10 @@ def read_image(path: Path) -> np.ndarray:
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such file.") from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise InputError(f"{path} cannot be read as an image ({type(error).__name__}: {error}); give PNG or JPEG "
-                         "files, or an .npz of uint8 images (N, 32, 32, 3).") from error
+        raise InputError(
+            f"{path} cannot be read as an image ({type(error).__name__}: {error}); give PNG or JPEG "
+            "files, or an .npz of uint8 images (N, 32, 32, 3)."
+        ) from error
     if image.size != SIZE:
         image = ImageOps.fit(image, SIZE, method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
     return np.asarray(image, dtype=np.uint8)
@@ -44,8 +46,9 @@ def read_npz(path: Path) -> np.ndarray:
             if "x" in names or len(names) == 1:
                 x = arrays["x" if "x" in names else names[0]]
             else:
-                raise InputError(f"{path} holds the arrays {names}; expected one named x (N, 32, 32, 3), or a "
-                                 "single array.")
+                raise InputError(
+                    f"{path} holds the arrays {names}; expected one named x (N, 32, 32, 3), or a single array."
+                )
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such file.") from error
     except InputError:
@@ -57,8 +60,10 @@ def read_npz(path: Path) -> np.ndarray:
     if x.ndim != 4 or x.shape[1:] != (*SIZE, 3):
         raise InputError(f"{path}: images of shape {x.shape}, expected (N, 32, 32, 3) RGB (HWC), or one (32, 32, 3).")
     if not np.issubdtype(x.dtype, np.integer) or (x.size and (x.min() < 0 or x.max() > 255)):
-        raise InputError(f"{path}: {x.dtype} values in [{x.min()}, {x.max()}], expected integers 0-255 (raw pixels; "
-                         "the model rescales them itself).")
+        raise InputError(
+            f"{path}: {x.dtype} values in [{x.min()}, {x.max()}], expected integers 0-255 (raw pixels; "
+            "the model rescales them itself)."
+        )
     return x.astype(np.uint8)
 
 

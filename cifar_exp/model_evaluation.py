@@ -36,8 +36,10 @@ def compose(overrides: Sequence[str]) -> DictConfig:
 
     foreign = [o for o in overrides if not o.startswith(ALLOWED)]
     if foreign:
-        raise ConfigError(f"cifar-exp evaluate takes data.* and tracking.* overrides (the dataset and the store); "
-                          f"{', '.join(foreign)} would change a training, not an evaluation.")
+        raise ConfigError(
+            f"cifar-exp evaluate takes data.* and tracking.* overrides (the dataset and the store); "
+            f"{', '.join(foreign)} would change a training, not an evaluation."
+        )
     register()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -67,17 +69,24 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
     data = load_dataset(**cfg.data)
     trained_on = loaded.labels.get("label_mode")
     if loaded.model.output_shape[-1] != data.num_classes:
-        raise ModelError(f"{loaded.source} predicts {loaded.model.output_shape[-1]} classes ({trained_on} labels), "
-                         f"the data has {data.num_classes} ({data.label_mode} labels): "
-                         f"set data.label_mode={trained_on}.")
+        raise ModelError(
+            f"{loaded.source} predicts {loaded.model.output_shape[-1]} classes ({trained_on} labels), "
+            f"the data has {data.num_classes} ({data.label_mode} labels): "
+            f"set data.label_mode={trained_on}."
+        )
     probabilities = loaded.model.predict(data.x_test, batch_size=256, verbose=0)
-    result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names, data.fine_to_coarse,
-                               data.label_mode)
+    result = evaluate.evaluate(
+        probabilities, data.y_test, data.class_names, data.coarse_names, data.fine_to_coarse, data.label_mode
+    )
     source = tracking.data_source(cfg.data.source, cfg.data.path)
     test_set = tracking.dataset_inputs({"test": (data.x_test, data.y_test)}, source, data.label_mode)["test"]
     name = cfg.tracking.run_name or evaluation_name(loaded.source)
-    tags = {tracking.TAG_ROLE: "evaluation", TAG_EVALUATED: loaded.source, "dataset_fingerprint": data.fingerprint,
-            **tracking.environment_tags()}
+    tags = {
+        tracking.TAG_ROLE: "evaluation",
+        TAG_EVALUATED: loaded.source,
+        "dataset_fingerprint": data.fingerprint,
+        **tracking.environment_tags(),
+    }
     with tracking.tracked_run(uri, cfg.tracking.experiment, name, tags=tags) as run:
         data_params = tracking.flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
         run.log_params({"model": loaded.source, **data_params, "data.test_images": len(data.y_test)})
@@ -87,10 +96,15 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
 
             run.client.log_inputs(run.run_id, models=[LoggedModelInput(loaded.model_id)])
         tracking.log_linked_metrics(run, result.metrics, 0, loaded.model_id, test_set)
-        run.set_tags({tracking.TAG_NOTE: f"**{loaded.source}** on the test split of {source} ({len(data.y_test)} "
-                                         f"images): test accuracy {result.metrics['test_accuracy']:.2%} (top-5 "
-                                         f"{result.metrics['test_top5_accuracy']:.2%})."})
+        run.set_tags(
+            {
+                tracking.TAG_NOTE: f"**{loaded.source}** on the test split of {source} ({len(data.y_test)} "
+                f"images): test accuracy {result.metrics['test_accuracy']:.2%} (top-5 "
+                f"{result.metrics['test_top5_accuracy']:.2%})."
+            }
+        )
         names = (data.class_names, data.coarse_names)
-        tracking.log_figures_and_tables(run, evaluation_files.figures(name, result, *names),
-                                        evaluation_files.tables(result, *names))
+        tracking.log_figures_and_tables(
+            run, evaluation_files.figures(name, result, *names), evaluation_files.tables(result, *names)
+        )
     return EvaluationOutcome(result.metrics, run.run_id, loaded.source)

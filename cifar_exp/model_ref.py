@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
 IMAGE_SHAPE = (32, 32, 3)
-FORMS = ("an MLflow model URI (models:/<name>@best, models:/<name>/<version>, models:/<model id>, "
-         "runs:/<run id>/report_cnn), a run id, a .h5 or .keras file, or an MLflow model folder")
+FORMS = (
+    "an MLflow model URI (models:/<name>@best, models:/<name>/<version>, models:/<model id>, "
+    "runs:/<run id>/report_cnn), a run id, a .h5 or .keras file, or an MLflow model folder"
+)
 
 
 @dataclass
@@ -42,8 +44,12 @@ class LoadedModel:
 
 def generic_labels(num_classes: int) -> dict[str, Any]:
     """Labels for a model that came without any: class_00, class_01, ...; no superclasses."""
-    return {"label_mode": "fine" if num_classes != 20 else "coarse",
-            "class_names": [f"class_{i:02d}" for i in range(num_classes)], "coarse_names": [], "fine_to_coarse": []}
+    return {
+        "label_mode": "fine" if num_classes != 20 else "coarse",
+        "class_names": [f"class_{i:02d}" for i in range(num_classes)],
+        "coarse_names": [],
+        "fine_to_coarse": [],
+    }
 
 
 def load(reference: str, tracking_uri: str) -> LoadedModel:
@@ -75,8 +81,10 @@ def _load_keras_file(path: Path, source: str, model_id: Optional[str] = None) ->
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # h5py, zipfile and Keras' own errors all mean "not a Keras model file"
         reason = str(error).splitlines()[0].split(". ")[0] if str(error) else ""
-        raise ModelError(f"{source} is not a Keras model file that this Keras can load ({type(error).__name__}: "
-                         f"{reason}); give {FORMS}.") from error
+        raise ModelError(
+            f"{source} is not a Keras model file that this Keras can load ({type(error).__name__}: "
+            f"{reason}); give {FORMS}."
+        ) from error
     return LoadedModel(model, _file_labels(path) or generic_labels(int(model.output_shape[-1])), source, model_id)
 
 
@@ -100,8 +108,10 @@ def _load_mlflow_folder(folder: Path, source: str) -> LoadedModel:
 
     description = Model.load(str(folder / "MLmodel"))
     if "keras" not in description.flavors:
-        raise ModelError(f"{source} is an MLflow model of flavor(s) {', '.join(description.flavors)}, not Keras: "
-                         "not a model this harness trained.")
+        raise ModelError(
+            f"{source} is an MLflow model of flavor(s) {', '.join(description.flavors)}, not Keras: "
+            "not a model this harness trained."
+        )
     model = mlflow.keras.load_model(str(folder), load_model_kwargs={"compile": False})
     labels = dict(description.metadata or {}) or generic_labels(int(model.output_shape[-1]))
     return LoadedModel(model, labels, source, description.model_id)
@@ -128,17 +138,20 @@ def _load_uri(uri: str, tracking_uri: str) -> LoadedModel:
         with tempfile.TemporaryDirectory(prefix="cifar_exp_model_") as scratch:  # the model loads into memory
             import mlflow.artifacts
 
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=scratch,
-                                                             tracking_uri=tracking_uri))
+            local = Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=scratch, tracking_uri=tracking_uri)
+            )
             if local.is_file():
                 return _load_keras_file(local, uri, model_id)
             if not (local / "MLmodel").exists():
                 raise ModelError(f"{uri} holds no MLflow model (no MLmodel file); give {FORMS}.")
             return _load_mlflow_folder(local, uri)
     except MlflowException as error:
-        raise ModelError(f"{uri}: not found in the store {tracking_uri} ({error.message.splitlines()[0]}). "
-                         "Registered models and their aliases are listed in the MLflow UI's Models tab; "
-                         "pass --tracking-uri for another store.") from error
+        raise ModelError(
+            f"{uri}: not found in the store {tracking_uri} ({error.message.splitlines()[0]}). "
+            "Registered models and their aliases are listed in the MLflow UI's Models tab; "
+            "pass --tracking-uri for another store."
+        ) from error
 
 
 def _registry_location(client: Any, path: str, uri: str) -> tuple[str, Optional[str]]:
@@ -164,8 +177,10 @@ def _load_run(run_id: str, tracking_uri: str) -> LoadedModel:
     try:
         run = client.get_run(run_id)
     except MlflowException as error:
-        raise ModelError(f"run {run_id}: no such run in the store {tracking_uri} ({error.message.splitlines()[0]}); "
-                         "pass --tracking-uri for another store.") from error
+        raise ModelError(
+            f"run {run_id}: no such run in the store {tracking_uri} ({error.message.splitlines()[0]}); "
+            "pass --tracking-uri for another store."
+        ) from error
     outputs = run.outputs.model_outputs if run.outputs else []
     if outputs:
         newest = max(outputs, key=lambda output: output.step)
@@ -174,8 +189,10 @@ def _load_run(run_id: str, tracking_uri: str) -> LoadedModel:
         try:
             h5 = client.download_artifacts(run_id, "model/model.h5", scratch)
         except (MlflowException, OSError) as error:
-            raise ModelError(f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no model: neither an "
-                             "MLflow Model nor model/model.h5 (it failed or was killed before its end?).") from error
+            raise ModelError(
+                f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no model: neither an "
+                "MLflow Model nor model/model.h5 (it failed or was killed before its end?)."
+            ) from error
         return _load_keras_file(Path(h5), f"runs:/{run_id}/model/model.h5")
 
 
@@ -183,10 +200,14 @@ def _checked(loaded: LoadedModel) -> LoadedModel:
     """The model must take 32x32 RGB images and give one probability per class it has a name for."""
     model = loaded.model
     if tuple(model.input_shape[1:]) != IMAGE_SHAPE:
-        raise ModelError(f"{loaded.source} takes inputs of shape {tuple(model.input_shape)}, not 32x32 RGB images "
-                         "(None, 32, 32, 3): not a CIFAR model of this harness.")
+        raise ModelError(
+            f"{loaded.source} takes inputs of shape {tuple(model.input_shape)}, not 32x32 RGB images "
+            "(None, 32, 32, 3): not a CIFAR model of this harness."
+        )
     classes = int(model.output_shape[-1])
     if classes != len(loaded.labels.get("class_names", [])):
-        raise ModelError(f"{loaded.source} gives {classes} outputs but its labels name "
-                         f"{len(loaded.labels.get('class_names', []))} classes: the labels belong to another model.")
+        raise ModelError(
+            f"{loaded.source} gives {classes} outputs but its labels name "
+            f"{len(loaded.labels.get('class_names', []))} classes: the labels belong to another model."
+        )
     return loaded

@@ -14,8 +14,11 @@ import keras
 from keras import layers
 
 
-def report_cnn(num_classes: int = 100, dropout: tuple[float, float, float] = (0.1, 0.25, 0.5),
-               input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
+def report_cnn(
+    num_classes: int = 100,
+    dropout: tuple[float, float, float] = (0.1, 0.25, 0.5),
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+) -> keras.Model:
     """The 2017 report's CNN: Conv32-Pool-Conv64-Pool-Dropout-Conv128-Pool-Dropout-Dense512-Dropout-Dense.
 
     ``dropout`` gives the three rates: after the second block, after the third, after the dense layer.
@@ -44,21 +47,32 @@ def report_cnn(num_classes: int = 100, dropout: tuple[float, float, float] = (0.
 
 def _conv_bn(filters: int, **kwargs) -> list[layers.Layer]:
     """A 3x3 convolution without bias, batch norm, ReLU."""
-    return [layers.Conv2D(filters, 3, padding="same", use_bias=False, **kwargs), layers.BatchNormalization(),
-            layers.ReLU()]
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False, **kwargs),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+    ]
 
 
-def report_cnn_bn(num_classes: int = 100, dropout: tuple[float, float, float] = (0.1, 0.25, 0.5),
-                  input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
+def report_cnn_bn(
+    num_classes: int = 100,
+    dropout: tuple[float, float, float] = (0.1, 0.25, 0.5),
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+) -> keras.Model:
     """:func:`report_cnn` with batch normalisation between each convolution and its ReLU."""
     conv2_rate, conv3_rate, dense_rate = dropout
     return keras.Sequential(
         [
             keras.Input(shape=input_shape, name="image"),
             layers.Rescaling(1.0 / 255, name="rescale_0_255"),
-            *_conv_bn(32), layers.MaxPooling2D(),
-            *_conv_bn(64), layers.MaxPooling2D(), layers.Dropout(conv2_rate),
-            *_conv_bn(128), layers.MaxPooling2D(), layers.Dropout(conv3_rate),
+            *_conv_bn(32),
+            layers.MaxPooling2D(),
+            *_conv_bn(64),
+            layers.MaxPooling2D(),
+            layers.Dropout(conv2_rate),
+            *_conv_bn(128),
+            layers.MaxPooling2D(),
+            layers.Dropout(conv3_rate),
             layers.Flatten(),
             layers.Dense(512, activation="relu"),
             layers.Dropout(dense_rate),
@@ -68,8 +82,11 @@ def report_cnn_bn(num_classes: int = 100, dropout: tuple[float, float, float] = 
     )
 
 
-def fast_cnn(num_classes: int = 100, dropout: tuple[float, float, float] = (0.0, 0.0, 0.0),
-             input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
+def fast_cnn(
+    num_classes: int = 100,
+    dropout: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+) -> keras.Model:
     """A small fast net for CPUs: one convolution at full resolution, then two at each of 16, 8 and 4 pixels
     (64, 128, 256 channels), each with batch norm; global average pooling. ``dropout`` does not apply."""
     blocks: list[layers.Layer] = []
@@ -79,7 +96,8 @@ def fast_cnn(num_classes: int = 100, dropout: tuple[float, float, float] = (0.0,
         [
             keras.Input(shape=input_shape, name="image"),
             layers.Rescaling(1.0 / 255, name="rescale_0_255"),
-            *_conv_bn(32), *blocks,
+            *_conv_bn(32),
+            *blocks,
             layers.GlobalAveragePooling2D(),
             layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32"),
         ],
@@ -100,8 +118,11 @@ def _preact_block(x, filters: int, stride: int):
     return layers.Add()([y, shortcut])
 
 
-def preact_resnet18(num_classes: int = 100, dropout: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                    input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
+def preact_resnet18(
+    num_classes: int = 100,
+    dropout: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+) -> keras.Model:
     """Pre-activation ResNet-18 for 32x32 images: a 3x3 stem, four stages of two blocks (64, 128, 256, 512
     channels, stride 2 from the second stage on), BN-ReLU, global average pooling. ``dropout`` does not apply."""
     inputs = keras.Input(shape=input_shape, name="image")
@@ -115,8 +136,12 @@ def preact_resnet18(num_classes: int = 100, dropout: tuple[float, float, float] 
     return keras.Model(inputs, outputs, name="preact_resnet18")
 
 
-BUILDERS = {"report_cnn": report_cnn, "report_cnn_bn": report_cnn_bn, "fast_cnn": fast_cnn,
-            "preact_resnet18": preact_resnet18}
+BUILDERS = {
+    "report_cnn": report_cnn,
+    "report_cnn_bn": report_cnn_bn,
+    "fast_cnn": fast_cnn,
+    "preact_resnet18": preact_resnet18,
+}
 
 
 def build(name: str, num_classes: int, dropout: tuple[float, float, float]) -> keras.Model:

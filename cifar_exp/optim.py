@@ -26,8 +26,11 @@ learning_rate = inverse_time_decay  # a constant ``lr``, or the Keras-2 per-step
 def _common(cfg: DictConfig) -> dict[str, Any]:
     """Weight decay and the weight average, which every Keras optimizer takes; off unless configured."""
     ema = cfg.get("ema")
-    return {"weight_decay": cfg.get("weight_decay") or None, "use_ema": ema is not None,
-            **({"ema_momentum": ema} if ema is not None else {})}
+    return {
+        "weight_decay": cfg.get("weight_decay") or None,
+        "use_ema": ema is not None,
+        **({"ema_momentum": ema} if ema is not None else {}),
+    }
 
 
 def adam(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
@@ -43,7 +46,10 @@ def sgd(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
 
 
 OPTIMIZERS: dict[str, Callable[[DictConfig, LearningRate], keras.optimizers.Optimizer]] = {
-    "adam": adam, "adamw": adamw, "sgd": sgd}
+    "adam": adam,
+    "adamw": adamw,
+    "sgd": sgd,
+}
 
 
 def make_optimizer(cfg: DictConfig, rate: Optional[LearningRate] = None) -> keras.optimizers.Optimizer:

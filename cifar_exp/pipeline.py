@@ -20,8 +20,17 @@ Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 class Batches(keras.utils.PyDataset):
     """Shuffled (and optionally augmented) uint8 batches of ``x`` with integer labels ``y``."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                 augment: Optional[Augment] = None, shuffle: bool = True, epoch: int = 0, workers: int = 2):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        seed: int,
+        augment: Optional[Augment] = None,
+        shuffle: bool = True,
+        epoch: int = 0,
+        workers: int = 2,
+    ):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=16)
         self.x, self.y = x, y.astype(np.int32)
         self.batch_size, self.seed, self.augment, self.shuffle = batch_size, seed, augment, shuffle
@@ -30,14 +39,17 @@ class Batches(keras.utils.PyDataset):
     def set_epoch(self, epoch: int) -> None:
         """Select the order and augmentation stream of ``epoch`` (0-based)."""
         self.epoch = epoch
-        self.order = (np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
-                      if self.shuffle else np.arange(len(self.y)))
+        self.order = (
+            np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
+            if self.shuffle
+            else np.arange(len(self.y))
+        )
 
     def __len__(self) -> int:
         return math.ceil(len(self.y) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        take = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        take = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         images = self.x[take]
         if self.augment is not None:
             images = self.augment(images, np.random.default_rng([self.seed, self.epoch, index]))

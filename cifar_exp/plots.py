@@ -19,8 +19,9 @@ def confusion_matrix(counts: np.ndarray, labels: Sequence[str], title: str, cmap
     """A heatmap of confusion counts (rows: true class, columns: predicted), as the report showed it."""
     size = max(6.0, 0.18 * len(labels) + 3)
     figure, axes = plt.subplots(figsize=(size + 1.5, size))
-    sns.heatmap(counts, cmap=cmap, square=True, xticklabels=labels, yticklabels=labels, ax=axes,
-                cbar_kws={"label": "images"})
+    sns.heatmap(
+        counts, cmap=cmap, square=True, xticklabels=labels, yticklabels=labels, ax=axes, cbar_kws={"label": "images"}
+    )
     fontsize = 5 if len(labels) > 30 else 8
     axes.tick_params(labelsize=fontsize)
     axes.set(xlabel="predicted class", ylabel="true class", title=title)
@@ -45,8 +46,12 @@ def learning_curves(history: Mapping[str, Sequence[float]], title: str) -> Figur
 Curve = tuple[Sequence[float], Sequence[float]]  # (epochs, values)
 
 
-def curves_beside_report(curves: Mapping[str, Mapping[str, Curve]], report: Mapping[str, Curve], title: str,
-                         report_label: str = "2017 report (printed epochs)") -> Figure:
+def curves_beside_report(
+    curves: Mapping[str, Mapping[str, Curve]],
+    report: Mapping[str, Curve],
+    title: str,
+    report_label: str = "2017 report (printed epochs)",
+) -> Figure:
     """One panel per metric (e.g. val_accuracy, val_loss): a line per run against epoch, and the report's own
     printed epochs of that metric as points."""
     metrics = list(curves)
@@ -67,12 +72,20 @@ def curves_beside_report(curves: Mapping[str, Mapping[str, Curve]], report: Mapp
 VERDICT_COLOURS = {"reproduced": "tab:green", "higher": "tab:blue", "lower": "tab:red"}
 
 
-def verdict_chart(labels: Sequence[str], means: Sequence[float], lows: Sequence[float], highs: Sequence[float],
-                  report: Sequence[float], verdicts: Sequence[str], title: str) -> Figure:
+def verdict_chart(
+    labels: Sequence[str],
+    means: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    report: Sequence[float],
+    verdicts: Sequence[str],
+    title: str,
+) -> Figure:
     """One row per arm: the measured mean (as a percentage) with its interval as an error bar, coloured by its
     verdict, and the report's figure as a black diamond. NaN bounds draw no bar, a NaN figure no diamond."""
-    means_pct, lows_pct, highs_pct, report_pct = (100 * np.asarray(v, dtype=float)
-                                                  for v in (means, lows, highs, report))
+    means_pct, lows_pct, highs_pct, report_pct = (
+        100 * np.asarray(v, dtype=float) for v in (means, lows, highs, report)
+    )
     rows = np.arange(len(labels))[::-1]
     figure, axes = plt.subplots(figsize=(11, 1.8 + 0.45 * len(labels)))
     for row, mean, low, high, verdict in zip(rows, means_pct, lows_pct, highs_pct, verdicts):
@@ -81,8 +94,10 @@ def verdict_chart(labels: Sequence[str], means: Sequence[float], lows: Sequence[
         axes.errorbar(mean, row, xerr=error, fmt="o", color=colour, capsize=4)
     axes.scatter(report_pct, rows, marker="D", color="black", s=30, zorder=3)
     legend = [Line2D([], [], marker="D", linestyle="", color="black", label="2017 report")]
-    legend += [Line2D([], [], marker="o", linestyle="", color=colour, label=f"measured: {verdict}")
-               for verdict, colour in {**VERDICT_COLOURS, "no figure or 1 seed": "tab:gray"}.items()]
+    legend += [
+        Line2D([], [], marker="o", linestyle="", color=colour, label=f"measured: {verdict}")
+        for verdict, colour in {**VERDICT_COLOURS, "no figure or 1 seed": "tab:gray"}.items()
+    ]
     axes.set_yticks(rows, labels, fontsize=8)
     axes.set(xlabel="test accuracy (%): mean over seeds, 95% interval", title=title)
     axes.grid(axis="x", alpha=0.3)

@@ -25,10 +25,19 @@ def superclass_of(index: int, labels: dict[str, Any]) -> str:
 def top_classes(probabilities: np.ndarray, labels: dict[str, Any], k: int = TOP) -> list[list[dict[str, Any]]]:
     """For each row of class probabilities, its ``k`` likeliest classes, likeliest first."""
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return [[{"rank": rank + 1, "index": int(i), "class": labels["class_names"][i],
-              "superclass": superclass_of(int(i), labels), "probability": float(row[i])}
-             for rank, i in enumerate(order)]
-            for row, order in zip(probabilities, ranked)]
+    return [
+        [
+            {
+                "rank": rank + 1,
+                "index": int(i),
+                "class": labels["class_names"][i],
+                "superclass": superclass_of(int(i), labels),
+                "probability": float(row[i]),
+            }
+            for rank, i in enumerate(order)
+        ]
+        for row, order in zip(probabilities, ranked)
+    ]
 
 
 def as_table(names: Sequence[str], tops: Sequence[list[dict[str, Any]]], source: str) -> str:
@@ -38,15 +47,19 @@ def as_table(names: Sequence[str], tops: Sequence[list[dict[str, Any]]], source:
     lines = [f"model: {source}"]
     for name, top in zip(names, tops):
         lines += ["", name, f"  rank  {'class':<{width}}  {'superclass':<{super_width}}  probability"]
-        lines += [f"  {c['rank']:>4}  {c['class']:<{width}}  {c['superclass'] or '-':<{super_width}}  "
-                  f"{c['probability']:>10.2%}" for c in top]
+        lines += [
+            f"  {c['rank']:>4}  {c['class']:<{width}}  {c['superclass'] or '-':<{super_width}}  "
+            f"{c['probability']:>10.2%}"
+            for c in top
+        ]
     return "\n".join(lines)
 
 
 def as_json(names: Sequence[str], tops: Sequence[list[dict[str, Any]]], source: str) -> str:
     """``{"model": ..., "predictions": [{"input": name, "top5": [...]}, ...]}``."""
-    return json.dumps({"model": source, "predictions": [{"input": n, f"top{TOP}": t} for n, t in zip(names, tops)]},
-                      indent=1)
+    return json.dumps(
+        {"model": source, "predictions": [{"input": n, f"top{TOP}": t} for n, t in zip(names, tops)]}, indent=1
+    )
 
 
 def predict(reference: str, paths: Sequence[str], tracking_uri: str, as_json_output: bool = False) -> str:

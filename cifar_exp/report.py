@@ -46,20 +46,31 @@ MAX_NOTE = 8000  # MLflow's limit on a tag value (the run description is a tag)
 # Not what a sweep compares: seeds are pooled, epochs have their own column, the rest is bookkeeping (the data
 # itself is identified by the dataset_fingerprint tag, not by where it was read from; a time budget shows as
 # the epochs a run got through).
-COMPARED_ELSEWHERE = {"seed", "overrides", "trainer.epochs", "trainer.max_minutes", "data.path", "data.train_images",
-                      "data.val_images", "data.test_images"}
-METHOD = (f"Test accuracy: mean over seeds with its {CONFIDENCE:.0%} Student-t interval (scipy.stats.t, n-1 degrees "
-          "of freedom). Verdict: **reproduced** when the report's figure lies inside the interval, else **higher** "
-          "or **lower** by the mean minus the report's figure, in percentage points; **no figure** where the report "
-          "gives none; **1 seed: no interval**. Groups with fewer than 3 seeds or fewer epochs than the report ran "
-          "are flagged, not extrapolated.")
+COMPARED_ELSEWHERE = {
+    "seed",
+    "overrides",
+    "trainer.epochs",
+    "trainer.max_minutes",
+    "data.path",
+    "data.train_images",
+    "data.val_images",
+    "data.test_images",
+}
+METHOD = (
+    f"Test accuracy: mean over seeds with its {CONFIDENCE:.0%} Student-t interval (scipy.stats.t, n-1 degrees "
+    "of freedom). Verdict: **reproduced** when the report's figure lies inside the interval, else **higher** "
+    "or **lower** by the mean minus the report's figure, in percentage points; **no figure** where the report "
+    "gives none; **1 seed: no interval**. Groups with fewer than 3 seeds or fewer epochs than the report ran "
+    "are flagged, not extrapolated."
+)
 
 
 # Runs out of the store
 
 
-def find_sweep(client: MlflowClient, experiment_name: str, store_experiment: str,
-               sweep_run_id: Optional[str] = None) -> MlflowRun:
+def find_sweep(
+    client: MlflowClient, experiment_name: str, store_experiment: str, sweep_run_id: Optional[str] = None
+) -> MlflowRun:
     """The sweep's parent run: the given id, else the latest sweep of ``experiment_name``."""
     if sweep_run_id:
         try:
@@ -67,17 +78,27 @@ def find_sweep(client: MlflowClient, experiment_name: str, store_experiment: str
         except MlflowException as error:
             raise ReportError(f"--sweep {sweep_run_id}: no such run in the store ({error.message}).") from error
         if parent.data.tags.get(tracking.TAG_ROLE) != "sweep":
-            raise ReportError(f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep's parent run; "
-                              "give the id of a run named sweep-<experiment>, or leave --sweep out.")
+            raise ReportError(
+                f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep's parent run; "
+                "give the id of a run named sweep-<experiment>, or leave --sweep out."
+            )
         return parent
     found = client.get_experiment_by_name(store_experiment)
-    runs = [] if found is None else client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
-        order_by=["attributes.start_time DESC"], max_results=1)
+    runs = (
+        []
+        if found is None
+        else client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    )
     if not runs:
-        raise ReportError(f"no sweep of experiment {experiment_name!r} in MLflow experiment {store_experiment!r}; "
-                          f"run one with: python -m cifar_exp --multirun +experiment={experiment_name}")
+        raise ReportError(
+            f"no sweep of experiment {experiment_name!r} in MLflow experiment {store_experiment!r}; "
+            f"run one with: python -m cifar_exp --multirun +experiment={experiment_name}"
+        )
     return runs[0]
 
 
@@ -86,15 +107,20 @@ def experiment_runs(client: MlflowClient, experiment_id: str, experiment_name: O
     all their sweeps: a sweep that was re-run skips configurations that already FINISHED, so their runs live
     under an earlier parent."""
     condition = f"= '{experiment_name}'" if experiment_name else "LIKE '%'"
-    return client.search_runs([experiment_id], filter_string=f"tags.experiment {condition}",
-                              order_by=["attributes.start_time ASC"], max_results=50000)
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.experiment {condition}",
+        order_by=["attributes.start_time ASC"],
+        max_results=50000,
+    )
 
 
 def varying_params(runs: list[MlflowRun]) -> list[str]:
     """The params whose values differ between runs (seeds excluded): what the sweep compares. Only keys
     every run has count, so runs logged before a config key was added still compare."""
-    keys = sorted(k for k in set.intersection(*(set(r.data.params) for r in runs)) - COMPARED_ELSEWHERE
-                  if not is_bookkeeping(k))
+    keys = sorted(
+        k for k in set.intersection(*(set(r.data.params) for r in runs)) - COMPARED_ELSEWHERE if not is_bookkeeping(k)
+    )
     return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
 
 
@@ -113,33 +139,54 @@ def comparison_table(runs: list[MlflowRun], experiment_name: Optional[str] = Non
     name = experiment_name or finished[0].data.tags.get("experiment", "")
     spec = experiment_spec(name)
     varying = varying_params(finished)
-    frame = pd.DataFrame([{
-        "configuration": _label(r, varying), "epochs": int(r.data.params.get("trainer.epochs", 0)),
-        "seed": r.data.params.get("seed"),
-        # Runs stopped by trainer.max_minutes ran fewer epochs than configured (older runs: all of them).
-        "epochs_run": int(r.data.metrics.get("epochs_run", r.data.params.get("trainer.epochs", 0))),
-        "test_accuracy": r.data.metrics["test_accuracy"], "test_loss": r.data.metrics.get("test_loss", math.nan),
-        "val_accuracy": r.data.metrics.get("val_accuracy", math.nan),
-        "epoch_seconds": r.data.metrics.get("epoch_seconds", math.nan),
-        **{f"report_{key}": value for key, value in report_figure(spec, r).items()}} for r in finished])
+    frame = pd.DataFrame(
+        [
+            {
+                "configuration": _label(r, varying),
+                "epochs": int(r.data.params.get("trainer.epochs", 0)),
+                "seed": r.data.params.get("seed"),
+                # Runs stopped by trainer.max_minutes ran fewer epochs than configured (older runs: all of them).
+                "epochs_run": int(r.data.metrics.get("epochs_run", r.data.params.get("trainer.epochs", 0))),
+                "test_accuracy": r.data.metrics["test_accuracy"],
+                "test_loss": r.data.metrics.get("test_loss", math.nan),
+                "val_accuracy": r.data.metrics.get("val_accuracy", math.nan),
+                "epoch_seconds": r.data.metrics.get("epoch_seconds", math.nan),
+                **{f"report_{key}": value for key, value in report_figure(spec, r).items()},
+            }
+            for r in finished
+        ]
+    )
     rows = []
     for (configuration, epochs), group in frame.groupby(["configuration", "epochs"], sort=False):
         mean, low, high = t_interval(group["test_accuracy"])
         figure = None if _blank(group["report_test_accuracy"].iloc[0]) else float(group["report_test_accuracy"].iloc[0])
         full = spec.full_epochs or epochs
         ran_min, ran_max = int(group["epochs_run"].min()), int(group["epochs_run"].max())
-        rows.append({
-            "experiment": name, "configuration": configuration, "epochs": epochs, "runs": len(group),
-            "seeds": group["seed"].nunique(), "epochs_run_min": ran_min, "epochs_run_max": ran_max,
-            "full_epochs": full, "test_accuracy_mean": mean,
-            "test_accuracy_std": group["test_accuracy"].std() if len(group) > 1 else math.nan,
-            "ci_low": low, "ci_high": high, "report_test_accuracy": figure,
-            "difference_pts": math.nan if figure is None else 100 * (mean - figure),
-            "verdict": verdict(mean, low, high, figure),
-            "test_loss_mean": group["test_loss"].mean(), "report_test_loss": group["report_test_loss"].iloc[0],
-            "final_val_accuracy": group["val_accuracy"].mean(), "seconds_per_epoch": group["epoch_seconds"].mean(),
-            "report_note": group["report_note"].iloc[0], "short_of_protocol": shortfall(
-                group["seed"].nunique(), ran_min, ran_max, full)})
+        rows.append(
+            {
+                "experiment": name,
+                "configuration": configuration,
+                "epochs": epochs,
+                "runs": len(group),
+                "seeds": group["seed"].nunique(),
+                "epochs_run_min": ran_min,
+                "epochs_run_max": ran_max,
+                "full_epochs": full,
+                "test_accuracy_mean": mean,
+                "test_accuracy_std": group["test_accuracy"].std() if len(group) > 1 else math.nan,
+                "ci_low": low,
+                "ci_high": high,
+                "report_test_accuracy": figure,
+                "difference_pts": math.nan if figure is None else 100 * (mean - figure),
+                "verdict": verdict(mean, low, high, figure),
+                "test_loss_mean": group["test_loss"].mean(),
+                "report_test_loss": group["report_test_loss"].iloc[0],
+                "final_val_accuracy": group["val_accuracy"].mean(),
+                "seconds_per_epoch": group["epoch_seconds"].mean(),
+                "report_note": group["report_note"].iloc[0],
+                "short_of_protocol": shortfall(group["seed"].nunique(), ran_min, ran_max, full),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -152,27 +199,57 @@ def _blank(value: Any) -> bool:
 
 def to_markdown(table: pd.DataFrame, title: str, with_experiment: bool = False) -> str:
     """The table as GitHub markdown (percentages), written by hand to avoid a tabulate dependency."""
+
     def pct(value: Any) -> str:
         return "" if _blank(value) else f"{100 * value:.2f}%"
 
     def num(value: Any, digits: int) -> str:
         return "" if _blank(value) else f"{value:.{digits}f}"
 
-    head = ["configuration", "epochs run", "runs", "test accuracy", f"{CONFIDENCE:.0%} interval", "report",
-            "verdict", "test loss", "report's loss", "report's words", "short of the report's protocol", "s/epoch"]
+    head = [
+        "configuration",
+        "epochs run",
+        "runs",
+        "test accuracy",
+        f"{CONFIDENCE:.0%} interval",
+        "report",
+        "verdict",
+        "test loss",
+        "report's loss",
+        "report's words",
+        "short of the report's protocol",
+        "s/epoch",
+    ]
     head = ["experiment", *head] if with_experiment else head
-    align = ["---" if h in ("experiment", "configuration", "verdict", "report's words", "short of the report's "
-                            "protocol") else "---:" for h in head]
+    align = [
+        "---"
+        if h in ("experiment", "configuration", "verdict", "report's words", "short of the report's protocol")
+        else "---:"
+        for h in head
+    ]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
     for row in table.to_dict("records"):
-        ran = f"{row['epochs_run_min']}" if row["epochs_run_min"] == row["epochs_run_max"] \
+        ran = (
+            f"{row['epochs_run_min']}"
+            if row["epochs_run_min"] == row["epochs_run_max"]
             else f"{row['epochs_run_min']}-{row['epochs_run_max']}"
+        )
         epochs = str(row["epochs"]) if ran == str(row["epochs"]) else f"{ran} of {row['epochs']}"
         interval = "" if _blank(row.get("ci_low")) else f"{100 * row['ci_low']:.2f} to {100 * row['ci_high']:.2f}%"
-        cells = [row["configuration"], epochs, str(row["runs"]), pct(row["test_accuracy_mean"]), interval,
-                 pct(row.get("report_test_accuracy")), row.get("verdict", ""), num(row.get("test_loss_mean"), 4),
-                 num(row.get("report_test_loss"), 4), row.get("report_note", ""), row.get("short_of_protocol", ""),
-                 num(row.get("seconds_per_epoch"), 0)]
+        cells = [
+            row["configuration"],
+            epochs,
+            str(row["runs"]),
+            pct(row["test_accuracy_mean"]),
+            interval,
+            pct(row.get("report_test_accuracy")),
+            row.get("verdict", ""),
+            num(row.get("test_loss_mean"), 4),
+            num(row.get("report_test_loss"), 4),
+            row.get("report_note", ""),
+            row.get("short_of_protocol", ""),
+            num(row.get("seconds_per_epoch"), 0),
+        ]
         cells = [row["experiment"], *cells] if with_experiment else cells
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join([*lines, "", METHOD]) + "\n"
@@ -184,8 +261,9 @@ def verdict_tag(table: pd.DataFrame) -> str:
     parts = []
     for row, twice in zip(table.to_dict("records"), repeated):
         label = f"{row['configuration']} ({row['epochs']} epochs)" if twice else row["configuration"]
-        parts.append(f"{label}: {row['verdict']}" + (f" [{row['short_of_protocol']}]" if row["short_of_protocol"]
-                                                     else ""))
+        parts.append(
+            f"{label}: {row['verdict']}" + (f" [{row['short_of_protocol']}]" if row["short_of_protocol"] else "")
+        )
     return "; ".join(parts)[:MAX_NOTE]
 
 
@@ -194,7 +272,7 @@ def _note(markdown: str, artifact: str) -> str:
     if len(markdown) <= MAX_NOTE:
         return markdown
     tail = f"\n\n(cut to fit; the whole table is the artifact {artifact})"
-    return markdown[:MAX_NOTE - len(tail)] + tail
+    return markdown[: MAX_NOTE - len(tail)] + tail
 
 
 def metric_curves(client: MlflowClient, runs: list[MlflowRun], metric: str) -> dict[str, plots.Curve]:
@@ -216,13 +294,20 @@ def _log_table(run: tracking.Run, table: pd.DataFrame, artifact_file: str) -> No
         run.log_artifact(path, str(Path(artifact_file).parent))
 
 
-def log_experiment_report(client: MlflowClient, parent_run_id: str, experiment_name: str, table: pd.DataFrame,
-                          markdown: str, runs: list[MlflowRun]) -> None:
+def log_experiment_report(
+    client: MlflowClient,
+    parent_run_id: str,
+    experiment_name: str,
+    table: pd.DataFrame,
+    markdown: str,
+    runs: list[MlflowRun],
+) -> None:
     """Table, verdicts and curves (the report's printed epochs beside ours) onto a sweep's parent run."""
     run = tracking.Run(client, parent_run_id)
     curves = {metric: metric_curves(client, runs, metric) for metric in ("val_accuracy", "val_loss")}
-    figure = plots.curves_beside_report(curves, printed_epochs(experiment_name),
-                                        f"{experiment_name}: validation per epoch, ours and the 2017 report's")
+    figure = plots.curves_beside_report(
+        curves, printed_epochs(experiment_name), f"{experiment_name}: validation per epoch, ours and the 2017 report's"
+    )
     run.log_figure(figure, "report/validation_curves.png")
     plots.close(figure)
     run.log_text(markdown, "report/comparison.md")
@@ -230,15 +315,18 @@ def log_experiment_report(client: MlflowClient, parent_run_id: str, experiment_n
     run.set_tags({tracking.TAG_NOTE: _note(markdown, "report/comparison.md"), TAG_VERDICT: verdict_tag(table)})
 
 
-def report(experiment_name: str, uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp",
-           sweep_run_id: Optional[str] = None) -> tuple[pd.DataFrame, str]:
+def report(
+    experiment_name: str,
+    uri: str = DEFAULT_URI,
+    store_experiment: str = "cifar_exp",
+    sweep_run_id: Optional[str] = None,
+) -> tuple[pd.DataFrame, str]:
     """Build, log (to the sweep's parent run) and return the comparison table and its markdown."""
     client = MlflowClient(uri)
     parent = find_sweep(client, experiment_name, store_experiment, sweep_run_id)
     runs = experiment_runs(client, parent.info.experiment_id, experiment_name)
     table = comparison_table(runs, experiment_name)
-    markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report "
-                                  f"(sweep {parent.info.run_id})")
+    markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
     try:
         log_experiment_report(client, parent.info.run_id, experiment_name, table, markdown, runs)
     except WRITE_ERRORS as error:
@@ -263,8 +351,9 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(store_experiment)
     if found is None:
-        raise ReportError(f"no MLflow experiment {store_experiment!r} in {uri}; run the report's experiments first: "
-                          "make reproduce")
+        raise ReportError(
+            f"no MLflow experiment {store_experiment!r} in {uri}; run the report's experiments first: make reproduce"
+        )
     by_name: dict[str, list[MlflowRun]] = {}
     for r in experiment_runs(client, found.experiment_id):
         by_name.setdefault(r.data.tags["experiment"], []).append(r)
@@ -292,18 +381,30 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
     if not tables:
         raise ReportError(f"no finished run of any report experiment in {store_experiment!r}; " + " ".join(notes))
     combined = pd.concat(tables, ignore_index=True)
-    markdown = to_markdown(combined, "The 2017 report, experiment by experiment: measured here vs reported",
-                           with_experiment=True) + "".join(f"\n{note}\n" for note in notes)
-    figure = plots.verdict_chart([f"{r['experiment']}: {r['configuration']}" for r in combined.to_dict("records")],
-                                 combined["test_accuracy_mean"], combined["ci_low"], combined["ci_high"],
-                                 combined["report_test_accuracy"].astype(float), combined["verdict"],
-                                 "The 2017 report's test accuracy beside ours")
+    markdown = to_markdown(
+        combined, "The 2017 report, experiment by experiment: measured here vs reported", with_experiment=True
+    ) + "".join(f"\n{note}\n" for note in notes)
+    figure = plots.verdict_chart(
+        [f"{r['experiment']}: {r['configuration']}" for r in combined.to_dict("records")],
+        combined["test_accuracy_mean"],
+        combined["ci_low"],
+        combined["ci_high"],
+        combined["report_test_accuracy"].astype(float),
+        combined["verdict"],
+        "The 2017 report's test accuracy beside ours",
+    )
     counts = verdict_counts(combined)
     try:
-        run_id = client.create_run(found.experiment_id, run_name=ALL_RUN_NAME, tags={
-            tracking.TAG_ROLE: "report", "mlflow.runName": ALL_RUN_NAME,
-            TAG_VERDICT: ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "arms"),
-            tracking.TAG_NOTE: _note(markdown, "report/report_all.md")}).info.run_id
+        run_id = client.create_run(
+            found.experiment_id,
+            run_name=ALL_RUN_NAME,
+            tags={
+                tracking.TAG_ROLE: "report",
+                "mlflow.runName": ALL_RUN_NAME,
+                TAG_VERDICT: ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "arms"),
+                tracking.TAG_NOTE: _note(markdown, "report/report_all.md"),
+            },
+        ).info.run_id
     except WRITE_ERRORS as error:
         plots.close(figure)
         return combined, markdown + f"\n(not logged: the store cannot be written: {_first_line(error)})\n", ""
@@ -321,10 +422,14 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cifar_exp.report", description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", nargs="?",
-                        help="a name from experiments/ (learning_rate, dropout, decay, sgd, ...), or all")
-    parser.add_argument("--all", action="store_true", help="every experiment in the store, one table and figure, "
-                                                           f"logged to a new run named {ALL_RUN_NAME}")
+    parser.add_argument(
+        "experiment", nargs="?", help="a name from experiments/ (learning_rate, dropout, decay, sgd, ...), or all"
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every experiment in the store, one table and figure, logged to a new run named {ALL_RUN_NAME}",
+    )
     parser.add_argument("--uri", default=DEFAULT_URI, help="tracking URI (default: the project's store)")
     parser.add_argument("--store-experiment", default="cifar_exp", help="MLflow experiment holding the sweeps")
     parser.add_argument("--sweep", help="the sweep parent run to log the report to (default: the latest one)")
@@ -336,8 +441,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         parser.error("name an experiment (e.g. decay), or all / --all for the whole report")
     try:
         if not every and args.experiment not in options("experiment"):
-            raise ReportError(f"unknown experiment {args.experiment!r}; the report's experiments are "
-                              f"{', '.join(options('experiment'))} (or all / --all for every one).")
+            raise ReportError(
+                f"unknown experiment {args.experiment!r}; the report's experiments are "
+                f"{', '.join(options('experiment'))} (or all / --all for every one)."
+            )
         tracking.prepare_store(args.uri, must_exist=True)
         if every:
             _, markdown, run_id = report_all(args.uri, args.store_experiment)

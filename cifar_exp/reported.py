@@ -63,8 +63,11 @@ def report_figure(spec: ExperimentSpec, run: MlflowRun) -> dict[str, Any]:
         return {"test_accuracy": accuracy, "test_loss": None, "note": tags.get("report_note", "")}
     for figure in spec.figures:
         if all(_same(run.data.params.get(key), value) for key, value in (figure.get("when") or {}).items()):
-            return {"test_accuracy": figure.get("test_accuracy"), "test_loss": figure.get("test_loss"),
-                    "note": figure.get("note", "")}
+            return {
+                "test_accuracy": figure.get("test_accuracy"),
+                "test_loss": figure.get("test_loss"),
+                "note": figure.get("note", ""),
+            }
     return {"test_accuracy": None, "test_loss": None, "note": ""}
 
 
@@ -72,5 +75,7 @@ def printed_epochs(experiment_name: str, path: Path = PRINTED_EPOCHS) -> dict[st
     """The report's printed (epoch, value) points of ``val_accuracy`` and ``val_loss`` for one experiment."""
     lines = pd.read_csv(path)
     lines = lines[lines["experiment"] == experiment_name]
-    return {metric: (list(lines.loc[lines[metric].notna(), "epoch"]), list(lines[metric].dropna()))
-            for metric in ("val_accuracy", "val_loss")}
+    return {
+        metric: (list(lines.loc[lines[metric].notna(), "epoch"]), list(lines[metric].dropna()))
+        for metric in ("val_accuracy", "val_loss")
+    }

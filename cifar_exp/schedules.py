@@ -20,8 +20,9 @@ def inverse_time_decay(lr: float, decay: float) -> LearningRate:
     """Keras 2's ``decay``, lr / (1 + decay * step) every step; a constant ``lr`` when ``decay`` is 0."""
     if decay == 0:
         return lr
-    return keras.optimizers.schedules.InverseTimeDecay(initial_learning_rate=lr, decay_steps=1, decay_rate=decay,
-                                                       staircase=False)
+    return keras.optimizers.schedules.InverseTimeDecay(
+        initial_learning_rate=lr, decay_steps=1, decay_rate=decay, staircase=False
+    )
 
 
 def keras2_decay(cfg: DictConfig, lr: float, decay: float, total_steps: int) -> LearningRate:
@@ -40,12 +41,17 @@ def cosine(cfg: DictConfig, lr: float, decay: float, total_steps: int) -> Learni
     decay_steps = max(total_steps - warmup, 1)
     if warmup == 0:
         return keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=cfg.final_fraction)
-    return keras.optimizers.schedules.CosineDecay(cfg.initial_fraction * lr, decay_steps, alpha=cfg.final_fraction,
-                                                  warmup_target=lr, warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(
+        cfg.initial_fraction * lr, decay_steps, alpha=cfg.final_fraction, warmup_target=lr, warmup_steps=warmup
+    )
 
 
 SCHEDULES: dict[str, Callable[[DictConfig, float, float, int], LearningRate]] = {
-    "keras2_decay": keras2_decay, "constant": constant, "cosine": cosine, "one_cycle": cosine}
+    "keras2_decay": keras2_decay,
+    "constant": constant,
+    "cosine": cosine,
+    "one_cycle": cosine,
+}
 
 
 def make_schedule(cfg: DictConfig, lr: float, decay: float, total_steps: int) -> LearningRate:

@@ -47,8 +47,10 @@ def registered_name(cfg: DictConfig) -> str | None:
     try:
         return template.format(experiment=cfg.tracking.experiment, sweep=sweep_name(cfg))
     except (KeyError, IndexError, ValueError) as error:
-        raise ConfigError(f"tracking.register_as={template!r} cannot be filled in ({type(error).__name__}: {error}); "
-                          "it may use {experiment} and {sweep}, e.g. '{experiment}-{sweep}', or be null.") from error
+        raise ConfigError(
+            f"tracking.register_as={template!r} cannot be filled in ({type(error).__name__}: {error}); "
+            "it may use {experiment} and {sweep}, e.g. '{experiment}-{sweep}', or be null."
+        ) from error
 
 
 class MlflowSweepCallback(Callback):
@@ -71,13 +73,22 @@ class MlflowSweepCallback(Callback):
         sweep_dir = str(self.sweep_dir)  # unique per sweep: see hydra.sweep.dir
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
         try:
-            self.parent_run_id = tracking.open_sweep_parent(self.uri, config.tracking.experiment, sweep_dir,
-                                                            sweep_name(config), list(config.hydra.overrides.task),
-                                                            launcher)
+            self.parent_run_id = tracking.open_sweep_parent(
+                self.uri,
+                config.tracking.experiment,
+                sweep_dir,
+                sweep_name(config),
+                list(config.hydra.overrides.task),
+                launcher,
+            )
             tracking.retire_dead_runs(tracking.client_for(self.uri), config.tracking.experiment)
         except Exception as error:  # Hydra would turn it into a warning and run the jobs without a parent
-            message = error if isinstance(error, errors.CifarExpError) else f"the sweep's parent run could not be " \
+            message = (
+                error
+                if isinstance(error, errors.CifarExpError)
+                else f"the sweep's parent run could not be "
                 f"created in {self.uri} ({type(error).__name__}: {str(error).strip().splitlines()[0]})"
+            )
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
         log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
@@ -90,9 +101,13 @@ class MlflowSweepCallback(Callback):
         if self.parent_run_id is None or self.uri is None or self.sweep_dir is None:
             return
         stop = signals.received
-        summary = tracking.close_sweep_parent(self.uri, self.parent_run_id, None if stop else self.register_as,
-                                              ended="KILLED" if stop else None,
-                                              reason=f"the sweep was {stop}" if stop else "")
+        summary = tracking.close_sweep_parent(
+            self.uri,
+            self.parent_run_id,
+            None if stop else self.register_as,
+            ended="KILLED" if stop else None,
+            reason=f"the sweep was {stop}" if stop else "",
+        )
         if summary:
             log.info("sweep summary: %s", summary)
             record_search(self.uri, self.parent_run_id, self.sweep_dir / "optuna")

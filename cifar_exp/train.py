@@ -50,19 +50,34 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
     """Train, evaluate and record one run of ``cfg``; returns its test metrics and history."""
     context = context or JobContext()
     name = run_name(cfg)
-    job = tracking.start_job(cfg.tracking.uri if cfg.tracking.enabled else None, cfg.tracking.experiment, name,
-                             config_hash(cfg), cfg.trainer.checkpoint_dir, cfg.resume, cfg.force, context.sweep_dir)
+    job = tracking.start_job(
+        cfg.tracking.uri if cfg.tracking.enabled else None,
+        cfg.tracking.experiment,
+        name,
+        config_hash(cfg),
+        cfg.trainer.checkpoint_dir,
+        cfg.resume,
+        cfg.force,
+        context.sweep_dir,
+    )
     if job.finished_run is not None:
         done = job.finished_run
-        log.info("skipping %s: this configuration already FINISHED as run %s (force=true reruns it)",
-                 name, done.info.run_id)
+        log.info(
+            "skipping %s: this configuration already FINISHED as run %s (force=true reruns it)", name, done.info.run_id
+        )
         job.note_skipped()
         return Outcome(dict(done.data.metrics), {}, done.info.run_id)
 
     data = load_dataset(**cfg.data)
-    inputs = tracking.dataset_inputs({"train": (data.x_train, data.y_train), "validation": (data.x_val, data.y_val),
-                                      "test": (data.x_test, data.y_test)},
-                                     tracking.data_source(cfg.data.source, cfg.data.path), data.label_mode)
+    inputs = tracking.dataset_inputs(
+        {
+            "train": (data.x_train, data.y_train),
+            "validation": (data.x_val, data.y_val),
+            "test": (data.x_test, data.y_test),
+        },
+        tracking.data_source(cfg.data.source, cfg.data.path),
+        data.label_mode,
+    )
     _seed(cfg)
     steps = math.ceil(len(data.y_train) / cfg.trainer.batch_size) * cfg.trainer.epochs
     model = build_model(cfg, data.num_classes, steps)
@@ -80,41 +95,65 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
             if job.epochs_done < cfg.trainer.epochs:
                 log.info("resuming run %s at epoch %d of %d", run.run_id, job.epochs_done + 1, cfg.trainer.epochs)
             else:
-                log.info("resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id,
-                         job.epochs_done)
+                log.info(
+                    "resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id, job.epochs_done
+                )
 
         labels = functools.partial(encode_labels, cfg.loss, num_classes=data.num_classes)
         recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
         best = callbacks.BestEpoch(folder, recorder.history) if cfg.trainer.restore_best else None
         fit_callbacks = [
-            callbacks.EpochStats(len(data.y_train)), keras.callbacks.TerminateOnNaN(),
+            callbacks.EpochStats(len(data.y_train)),
+            keras.callbacks.TerminateOnNaN(),
             *callbacks.system_metrics(run, cfg.tracking.system_metrics_interval, resumed=job.checkpoint is not None),
             *([best] if best else []),
             *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
             *([callbacks.TestEachEpoch(data.x_test, labels(data.y_test))] if cfg.trainer.test_each_epoch else []),
             *([keras.callbacks.SwapEMAWeights()] if cfg.optimizer.ema is not None else []),
-            recorder, callbacks.MetricsLogger(run), *([study] if study else []),
+            recorder,
+            callbacks.MetricsLogger(run),
+            *([study] if study else []),
             *callbacks.tensorboard(folder / "tensorboard"),
         ]
-        batches = Batches(data.x_train, labels(data.y_train), cfg.trainer.batch_size, cfg.seed,
-                          augment.make_augmentation(cfg.augmentation), epoch=job.epochs_done)
-        model.fit(batches, validation_data=(data.x_val, labels(data.y_val)), validation_batch_size=256,
-                  epochs=cfg.trainer.epochs, initial_epoch=job.epochs_done, callbacks=fit_callbacks,
-                  shuffle=False,  # Batches shuffles, reproducibly; Keras would reorder with global state
-                  verbose=cfg.trainer.verbose)
+        batches = Batches(
+            data.x_train,
+            labels(data.y_train),
+            cfg.trainer.batch_size,
+            cfg.seed,
+            augment.make_augmentation(cfg.augmentation),
+            epoch=job.epochs_done,
+        )
+        model.fit(
+            batches,
+            validation_data=(data.x_val, labels(data.y_val)),
+            validation_batch_size=256,
+            epochs=cfg.trainer.epochs,
+            initial_epoch=job.epochs_done,
+            callbacks=fit_callbacks,
+            shuffle=False,  # Batches shuffles, reproducibly; Keras would reorder with global state
+            verbose=cfg.trainer.verbose,
+        )
         history = recorder.history
         epochs_run = _check_history(run, cfg, history, study.pruned_at if study else None)
         restored = _restore_best(run, best, history)
 
         probabilities = predict(model, data.x_test, cfg.trainer.tta_flip)
-        result = evaluate.evaluate(probabilities, data.y_test, data.class_names, data.coarse_names,
-                                   data.fine_to_coarse, data.label_mode)
-        tracking.record_results(run, {**result.metrics, "epochs_run": epochs_run}, epochs_run,
-                                _summary_note(cfg, name, result.metrics, epochs_run, restored),
-                                evaluation_files.figures(name, result, data.class_names, data.coarse_names, history),
-                                evaluation_files.tables(result, data.class_names, data.coarse_names), model,
-                                folder / "tensorboard", _labels(data), inputs["test"],
-                                skip_logged=job.checkpoint is not None)
+        result = evaluate.evaluate(
+            probabilities, data.y_test, data.class_names, data.coarse_names, data.fine_to_coarse, data.label_mode
+        )
+        tracking.record_results(
+            run,
+            {**result.metrics, "epochs_run": epochs_run},
+            epochs_run,
+            _summary_note(cfg, name, result.metrics, epochs_run, restored),
+            evaluation_files.figures(name, result, data.class_names, data.coarse_names, history),
+            evaluation_files.tables(result, data.class_names, data.coarse_names),
+            model,
+            folder / "tensorboard",
+            _labels(data),
+            inputs["test"],
+            skip_logged=job.checkpoint is not None,
+        )
     return Outcome(result.metrics, history, run.run_id)
 
 
@@ -124,8 +163,12 @@ def build_model(cfg: DictConfig, num_classes: int, total_steps: int) -> keras.Mo
     with models.precision(cfg.trainer.precision):
         model = models.build(cfg.model.name, num_classes, (cfg.dropout.conv2, cfg.dropout.conv3, cfg.dropout.dense))
     rate = make_schedule(cfg.schedule, cfg.optimizer.lr, cfg.optimizer.decay, total_steps)
-    model.compile(optimizer=optim.make_optimizer(cfg.optimizer, rate), loss=make_loss(cfg.loss),
-                  metrics=["accuracy"], steps_per_execution=cfg.trainer.steps_per_execution)
+    model.compile(
+        optimizer=optim.make_optimizer(cfg.optimizer, rate),
+        loss=make_loss(cfg.loss),
+        metrics=["accuracy"],
+        steps_per_execution=cfg.trainer.steps_per_execution,
+    )
     return model
 
 
@@ -146,22 +189,33 @@ def _seed(cfg: DictConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _check_history(run: tracking.Run, cfg: DictConfig, history: dict[str, list[float]],
-                   pruned_at: Optional[int] = None) -> int:
+def _check_history(
+    run: tracking.Run, cfg: DictConfig, history: dict[str, list[float]], pruned_at: Optional[int] = None
+) -> int:
     """Epochs run; a NaN loss fails the run, a search's pruner or a time budget that stopped it early is said in a
     tag (``pruned``: the epochs run)."""
     if any(not math.isfinite(v) for v in history.get("loss", [])):
-        raise TrainingDiverged(f"the training loss became {history['loss'][-1]} at epoch {len(history['loss'])}; "
-                               "lower optimizer.lr or check the data.")
+        raise TrainingDiverged(
+            f"the training loss became {history['loss'][-1]} at epoch {len(history['loss'])}; "
+            "lower optimizer.lr or check the data."
+        )
     epochs_run = len(history["loss"])
     if pruned_at is not None:
         log.info("pruned by the search after epoch %d of %d", epochs_run, cfg.trainer.epochs)
         run.set_tags({"pruned": str(epochs_run)})
     elif epochs_run < cfg.trainer.epochs:  # else only the time budget ends a run early without raising
-        log.info("trainer.max_minutes=%g reached: stopped after epoch %d of %d",
-                 cfg.trainer.max_minutes, epochs_run, cfg.trainer.epochs)
-        run.set_tags({"stopped_early": f"trainer.max_minutes={cfg.trainer.max_minutes:g}: "
-                                       f"{epochs_run} of {cfg.trainer.epochs} epochs"})
+        log.info(
+            "trainer.max_minutes=%g reached: stopped after epoch %d of %d",
+            cfg.trainer.max_minutes,
+            epochs_run,
+            cfg.trainer.epochs,
+        )
+        run.set_tags(
+            {
+                "stopped_early": f"trainer.max_minutes={cfg.trainer.max_minutes:g}: "
+                f"{epochs_run} of {cfg.trainer.epochs} epochs"
+            }
+        )
     return epochs_run
 
 
@@ -189,41 +243,68 @@ def _run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
 
 def _describe(run: tracking.Run, cfg: DictConfig, context: JobContext, data: Dataset, model: keras.Model) -> None:
     params = tracking.flatten(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
-    params.update({"overrides": " ".join(context.overrides) or "(none)", "data.train_images": len(data.y_train),
-                   "data.val_images": len(data.y_val), "data.test_images": len(data.y_test),
-                   "model.parameters": model.count_params(), "model.forward_flops": models.forward_flops(model)})
+    params.update(
+        {
+            "overrides": " ".join(context.overrides) or "(none)",
+            "data.train_images": len(data.y_train),
+            "data.val_images": len(data.y_val),
+            "data.test_images": len(data.y_test),
+            "model.parameters": model.count_params(),
+            "model.forward_flops": models.forward_flops(model),
+        }
+    )
     summary: list[str] = []
     model.summary(print_fn=lambda line, *args, **kwargs: summary.append(line))
-    tracking.describe_run(run, params, OmegaConf.to_yaml(cfg, resolve=True),
-                          OmegaConf.to_yaml(OmegaConf.create(context.overrides)), "\n".join(summary))
+    tracking.describe_run(
+        run,
+        params,
+        OmegaConf.to_yaml(cfg, resolve=True),
+        OmegaConf.to_yaml(OmegaConf.create(context.overrides)),
+        "\n".join(summary),
+    )
 
 
-def _summary_note(cfg: DictConfig, name: str, metrics: dict[str, float], epochs_run: int,
-                  restored: Optional[int] = None) -> str:
+def _summary_note(
+    cfg: DictConfig, name: str, metrics: dict[str, float], epochs_run: int, restored: Optional[int] = None
+) -> str:
     """The run's description in the MLflow UI: what it measured, beside what the report measured."""
     top5 = f" (top-5 {metrics['test_top5_accuracy']:.2%})" if "test_top5_accuracy" in metrics else ""
     at = f" (the weights of epoch {restored + 1}, the lowest val_loss)" if restored is not None else ""
-    note = (f"**{name}**: test accuracy {metrics['test_accuracy']:.2%}{top5} "
-            f"after {epochs_run} of {cfg.trainer.epochs} epochs{at}.")
+    note = (
+        f"**{name}**: test accuracy {metrics['test_accuracy']:.2%}{top5} "
+        f"after {epochs_run} of {cfg.trainer.epochs} epochs{at}."
+    )
     figure = report_figure_for(cfg)
     if figure is not None:
         note += f" The 2017 report: {figure.note}."
     return note
 
 
-def _restore_best(run: tracking.Run, best: Optional[callbacks.BestEpoch],
-                  history: dict[str, list[float]]) -> Optional[int]:
+def _restore_best(
+    run: tracking.Run, best: Optional[callbacks.BestEpoch], history: dict[str, list[float]]
+) -> Optional[int]:
     """With ``trainer.restore_best``, load the weights of the lowest-val_loss epoch (0-based; returned), say so."""
     epoch = best.restore() if best is not None else None
     if epoch is not None:
-        log.info("trainer.restore_best: evaluating the weights of epoch %d (val_loss %.4f)", epoch + 1,
-                 history["val_loss"][epoch])
-        run.set_tags({"restored_best_epoch": f"epoch {epoch + 1} of {len(history['loss'])} (val_loss "
-                                             f"{history['val_loss'][epoch]:.4f}; step {epoch} in the curves)"})
+        log.info(
+            "trainer.restore_best: evaluating the weights of epoch %d (val_loss %.4f)",
+            epoch + 1,
+            history["val_loss"][epoch],
+        )
+        run.set_tags(
+            {
+                "restored_best_epoch": f"epoch {epoch + 1} of {len(history['loss'])} (val_loss "
+                f"{history['val_loss'][epoch]:.4f}; step {epoch} in the curves)"
+            }
+        )
     return epoch
 
 
 def _labels(data: Dataset) -> dict[str, object]:
     """What turns the model's output into names: stored with the MLflow Model and beside the ``.h5``."""
-    return {"label_mode": data.label_mode, "class_names": list(data.class_names),
-            "coarse_names": list(data.coarse_names), "fine_to_coarse": [int(c) for c in data.fine_to_coarse]}
+    return {
+        "label_mode": data.label_mode,
+        "class_names": list(data.class_names),
+        "coarse_names": list(data.coarse_names),
+        "fine_to_coarse": [int(c) for c in data.fine_to_coarse],
+    }

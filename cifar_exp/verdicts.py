@@ -48,8 +48,12 @@ def shortfall(seeds: int, epochs_run_min: int, epochs_run_max: int, full_epochs:
 def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
     """How many arms were reproduced, came out higher or lower, have no figure or one seed, fall short."""
     kinds = table["verdict"].str.split().str[0]
-    return {"arms": len(table), "reproduced": int((kinds == "reproduced").sum()),
-            "higher": int((kinds == "higher").sum()), "lower": int((kinds == "lower").sum()),
-            "no_figure": int((table["verdict"] == "no figure").sum()),
-            "no_interval": int(table["verdict"].str.startswith("1 seed").sum()),
-            "short_of_protocol": int((table["short_of_protocol"] != "").sum())}
+    return {
+        "arms": len(table),
+        "reproduced": int((kinds == "reproduced").sum()),
+        "higher": int((kinds == "higher").sum()),
+        "lower": int((kinds == "lower").sum()),
+        "no_figure": int((table["verdict"] == "no figure").sum()),
+        "no_interval": int(table["verdict"].str.startswith("1 seed").sum()),
+        "short_of_protocol": int((table["short_of_protocol"] != "").sum()),
+    }

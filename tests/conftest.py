@@ -58,8 +58,11 @@ def write_npz(folder: Path, train: dict, test: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(folder / "train.npz", **train)
     np.savez(folder / "test.npz", **test)
-    meta = {"fine_label_names": fine_names(), "coarse_label_names": coarse_names(),
-            "fine_to_coarse": FINE_TO_COARSE.tolist()}
+    meta = {
+        "fine_label_names": fine_names(),
+        "coarse_label_names": coarse_names(),
+        "fine_to_coarse": FINE_TO_COARSE.tolist(),
+    }
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
@@ -75,8 +78,10 @@ def write_pickles(folder: Path, train: dict, test: dict) -> Path:
     inner.mkdir(parents=True, exist_ok=True)
     for name, split in (("train", train), ("test", test)):
         (inner / name).write_bytes(pickle.dumps(_pickle_dict(split)))
-    meta = {b"fine_label_names": [n.encode() for n in fine_names()],
-            b"coarse_label_names": [n.encode() for n in coarse_names()]}
+    meta = {
+        b"fine_label_names": [n.encode() for n in fine_names()],
+        b"coarse_label_names": [n.encode() for n in coarse_names()],
+    }
     (inner / "meta").write_bytes(pickle.dumps(meta))
     return folder
 
@@ -106,15 +111,33 @@ def store_uri(tmp_path) -> str:
 
 def cli(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "-m", "cifar_exp", *args, f"hydra.run.dir={tmp_path}/outputs",
-                           f"hydra.sweep.dir={tmp_path}/multirun"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cifar_exp",
+            *args,
+            f"hydra.run.dir={tmp_path}/outputs",
+            f"hydra.sweep.dir={tmp_path}/multirun",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def tiny(npz_dir: Path, store_uri: str) -> list[str]:
     checkpoints = Path(store_uri.removeprefix("sqlite:///")).parent / "checkpoints"
-    return ["data.source=local", f"data.path={npz_dir}", f"tracking.uri={store_uri}", "trainer.epochs=1",
-            "trainer.verbose=0", f"trainer.checkpoint_dir={checkpoints}"]
+    return [
+        "data.source=local",
+        f"data.path={npz_dir}",
+        f"tracking.uri={store_uri}",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        f"trainer.checkpoint_dir={checkpoints}",
+    ]
 
 
 def all_runs(uri: str):
@@ -153,8 +176,18 @@ def wait_for_health(uri: str, process: subprocess.Popen, log: Path, seconds: flo
 
 def mlflow_server_command(backend_store_uri: str, artifacts: Path) -> list[str]:
     """``mlflow server`` over a backend store, serving (proxying) artifacts from ``artifacts``."""
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-            "--artifacts-destination", str(artifacts), "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--workers",
+        "1",
+    ]
 
 
 @contextmanager
@@ -165,9 +198,13 @@ def serve(command: list[str], log_dir: Path) -> Iterator[str]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"mlflow-server-{port}.log"
     with open(log, "w") as output:  # a file, not a pipe: a chatty server must never block on a full pipe
-        process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], stdout=output,
-                                   stderr=subprocess.STDOUT, text=True,
-                                   env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(uri, process, log)

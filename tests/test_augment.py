@@ -113,8 +113,15 @@ def test_matches_scipy_affine_transform_as_keras2_called_it():
     dy, dx, flipped = keras2_draws(16, 32, 32, np.random.default_rng(2))
     out = translate(images, dy, dx, flipped)
     for image, result, y, x, flip in zip(images, out, dy, dx, flipped):
-        reference = np.stack([ndimage.affine_transform(image[..., c].astype(np.float64), np.eye(2), offset=(y, x),
-                                                       order=1, mode="nearest") for c in range(3)], axis=-1)
+        reference = np.stack(
+            [
+                ndimage.affine_transform(
+                    image[..., c].astype(np.float64), np.eye(2), offset=(y, x), order=1, mode="nearest"
+                )
+                for c in range(3)
+            ],
+            axis=-1,
+        )
         reference = reference[:, ::-1] if flip else reference
         assert np.abs(result - reference).max() <= 0.5 + 1e-4
 
@@ -163,5 +170,7 @@ def test_the_trainer_dispatches_by_name():
     images = _random_images(8)
     assert make_augmentation(compose_config(["augmentation=none"]).augmentation) is None
     augment = make_augmentation(compose_config(["augmentation=keras2"]).augmentation)
-    np.testing.assert_array_equal(augment(images, np.random.default_rng(9)),
-                                  keras2_shift_flip(images, np.random.default_rng(9), shift=0.1, flip=True))
+    np.testing.assert_array_equal(
+        augment(images, np.random.default_rng(9)),
+        keras2_shift_flip(images, np.random.default_rng(9), shift=0.1, flip=True),
+    )

@@ -18,14 +18,17 @@ def test_sub_commands_parse():
     assert cli.parser().parse_args(["report"]).run is cli.report
 
 
-@pytest.mark.parametrize("argv,command,args", [
-    (["optimizer=sgd"], "train", ["optimizer=sgd"]),
-    (["--multirun", "dropout=a,b"], "train", ["--multirun", "dropout=a,b"]),
-    ([], "train", []),
-    (["train", "--cfg", "job"], "train", ["--cfg", "job"]),
-    (["report", "all"], "report", ["all"]),
-    (["report", "--all", "--uri", "sqlite:///x.db"], "report", ["--all", "--uri", "sqlite:///x.db"]),
-])
+@pytest.mark.parametrize(
+    "argv,command,args",
+    [
+        (["optimizer=sgd"], "train", ["optimizer=sgd"]),
+        (["--multirun", "dropout=a,b"], "train", ["--multirun", "dropout=a,b"]),
+        ([], "train", []),
+        (["train", "--cfg", "job"], "train", ["--cfg", "job"]),
+        (["report", "all"], "report", ["all"]),
+        (["report", "--all", "--uri", "sqlite:///x.db"], "report", ["--all", "--uri", "sqlite:///x.db"]),
+    ],
+)
 def test_main_routes_each_command_line(monkeypatch, argv, command, args):
     seen = []
     monkeypatch.setattr(cli, command, lambda parsed: seen.append(parsed.args))

@@ -11,10 +11,12 @@ from omegaconf import OmegaConf
 from cifar_exp.config import PROJECT_ROOT, ConfigError, report_figure_for, validate
 
 CONF = PROJECT_ROOT / "conf"
-GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF.iterdir()
-          if g.is_dir() and g.name not in ("hydra", "experiment", "search")}
+GROUPS = {
+    g.name: sorted(p.stem for p in g.glob("*.yaml"))
+    for g in CONF.iterdir()
+    if g.is_dir() and g.name not in ("hydra", "experiment", "search")
+}
 EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml"))
-
 
 
 def test_defaults_are_the_report_winning_run():

@@ -36,8 +36,9 @@ def test_split_follows_the_report_train_test_split(npz_dir, tiny_splits):
     from sklearn.model_selection import train_test_split
 
     data = load_dataset("local", str(npz_dir), val_split=0.17, split_seed=42)
-    x_train, x_val, _, _ = train_test_split(tiny_splits[0]["x"], tiny_splits[0]["y_fine"], test_size=0.17,
-                                            random_state=42)
+    x_train, x_val, _, _ = train_test_split(
+        tiny_splits[0]["x"], tiny_splits[0]["y_fine"], test_size=0.17, random_state=42
+    )
     np.testing.assert_array_equal(data.x_val, x_val)
     np.testing.assert_array_equal(data.x_train, x_train)
     assert len(data.y_val) == 68 and data.x_val is not data.x_test
@@ -85,13 +86,16 @@ def _broken(tmp_path, kind):
     return folder
 
 
-@pytest.mark.parametrize("kind,message", [
-    ("shape", "expected (N, 32, 32, 3)"),
-    ("labels", "expected 0..99"),
-    ("length", "to match the images"),
-    ("truncated", "truncated or corrupt"),
-    ("missing_key", "lacks the keys ['y_coarse']"),
-])
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("shape", "expected (N, 32, 32, 3)"),
+        ("labels", "expected 0..99"),
+        ("length", "to match the images"),
+        ("truncated", "truncated or corrupt"),
+        ("missing_key", "lacks the keys ['y_coarse']"),
+    ],
+)
 def test_malformed_npz_is_a_clear_data_error(tmp_path, kind, message):
     with pytest.raises(DataError, match=re.escape(message)):
         load_raw("local", str(_broken(tmp_path, kind)))

@@ -22,8 +22,16 @@ def _sweep_values(name: str) -> list[str]:
 def test_experiment_runs_one_epoch(name, npz_dir, store_uri):
     from cifar_exp.train import train
 
-    overrides = [f"+experiment={name}", *_sweep_values(name), "data.source=local", f"data.path={npz_dir}",
-                 f"tracking.uri={store_uri}", "trainer.epochs=1", "trainer.verbose=0", "data.train_size=200"]
+    overrides = [
+        f"+experiment={name}",
+        *_sweep_values(name),
+        "data.source=local",
+        f"data.path={npz_dir}",
+        f"tracking.uri={store_uri}",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "data.train_size=200",
+    ]
     cfg = compose_config(overrides)
     validate(cfg)
     outcome = train(cfg)

@@ -38,8 +38,14 @@ def start(tmp_path: Path, *args: str, sweep_dir: bool = True) -> subprocess.Pope
     """``python -m cifar_exp`` in the background, its output to files (a full pipe must never block it)."""
     extra = [f"hydra.run.dir={tmp_path}/outputs"] + ([f"hydra.sweep.dir={tmp_path}/multirun"] if sweep_dir else [])
     out = open(tmp_path / f"out-{time.monotonic_ns()}.log", "w+")
-    process = subprocess.Popen([sys.executable, "-m", "cifar_exp", *args, *extra], cwd=tmp_path, env=ENV,
-                               stdout=out, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cifar_exp", *args, *extra],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     process.log = out  # type: ignore[attr-defined]
     return process
 
@@ -158,8 +164,11 @@ def test_resume_auto_continues_the_run_with_most_progress_and_retires_the_others
     process.wait()
     (further,) = all_runs(store_uri)
     client = MlflowClient(store_uri)
-    behind = client.create_run(further.info.experiment_id, run_name="behind",
-                               tags={**{k: further.data.tags[k] for k in ("config_hash", "host")}, "pid": "999999999"})
+    behind = client.create_run(
+        further.info.experiment_id,
+        run_name="behind",
+        tags={**{k: further.data.tags[k] for k in ("config_hash", "host")}, "pid": "999999999"},
+    )
     (root / behind.info.run_id).mkdir()
     shutil.copy(root / further.info.run_id / "epoch_00002.npz", root / behind.info.run_id / "epoch_00001.npz")
 
@@ -270,8 +279,14 @@ def test_malformed_sweep_override_is_named(tmp_path, npz_dir, store_uri):
 
 
 def test_coarse_labels_are_named_and_never_beside_the_reports_figure(tmp_path, npz_dir, store_uri):
-    done = cli(tmp_path, *tiny(npz_dir, store_uri), "+experiment=winning", "data.label_mode=coarse",
-               "trainer.epochs=1", "data.train_size=200")
+    done = cli(
+        tmp_path,
+        *tiny(npz_dir, store_uri),
+        "+experiment=winning",
+        "data.label_mode=coarse",
+        "trainer.epochs=1",
+        "data.train_size=200",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = all_runs(store_uri)
     assert run.info.run_name.endswith("-coarse") and "report_test_accuracy" not in run.data.tags
@@ -282,8 +297,14 @@ def test_coarse_labels_are_named_and_never_beside_the_reports_figure(tmp_path, n
 
 
 def report(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cifar_exp.report", *args], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cifar_exp.report", *args],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def one_paragraph(done: subprocess.CompletedProcess, text: str) -> None:
@@ -297,16 +318,23 @@ def one_paragraph(done: subprocess.CompletedProcess, text: str) -> None:
 def finished_store(tmp_path_factory, npz_dir) -> str:
     tmp_path = tmp_path_factory.mktemp("finished")
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    done = cli(tmp_path, "--multirun", *tiny(npz_dir, uri), "+experiment=dropout", "dropout=winning,baseline",
-               "data.train_size=200")
+    done = cli(
+        tmp_path,
+        "--multirun",
+        *tiny(npz_dir, uri),
+        "+experiment=dropout",
+        "dropout=winning,baseline",
+        "data.train_size=200",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return uri
 
 
 def test_report_errors_are_one_paragraph(tmp_path, finished_store):
     one_paragraph(report(tmp_path, "nosuch", "--uri", finished_store), "unknown experiment 'nosuch'")
-    one_paragraph(report(tmp_path, "dropout", "--uri", finished_store, "--sweep", "0123abcd"),
-                  "--sweep 0123abcd: no such run")
+    one_paragraph(
+        report(tmp_path, "dropout", "--uri", finished_store, "--sweep", "0123abcd"), "--sweep 0123abcd: no such run"
+    )
     missing = tmp_path / "nowhere" / "mlflow.db"
     one_paragraph(report(tmp_path, "dropout", "--uri", f"sqlite:///{missing}"), "there is no such file")
     assert not missing.parent.exists()  # a reader creates nothing
@@ -353,13 +381,20 @@ def test_stores_that_are_not_mlflow_stores_are_refused(tmp_path, npz_dir, finish
 
 def test_ui_errors_are_one_paragraph(tmp_path, finished_store):
     def ui(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cifar_exp.cli", "ui", *args], cwd=tmp_path, env=ENV,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "cifar_exp.cli", "ui", *args],
+            cwd=tmp_path,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database" * 100)
-    one_paragraph(ui("--backend-store-uri", f"sqlite:///{garbage}", "--port", str(free_port())),
-                  "is not a SQLite database")
+    one_paragraph(
+        ui("--backend-store-uri", f"sqlite:///{garbage}", "--port", str(free_port())), "is not a SQLite database"
+    )
     with __import__("socket").socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

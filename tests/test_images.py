@@ -38,15 +38,23 @@ def test_npz_and_files_make_one_batch_with_names(tmp_path):
     Image.new("RGB", (32, 32)).save(tmp_path / "c.jpg")
     x, names = read_inputs([str(tmp_path / "batch.npz"), str(tmp_path / "one.npz"), str(tmp_path / "c.jpg")])
     assert x.shape == (5, 32, 32, 3) and x.dtype == np.uint8 and x[3].max() == 7
-    assert names == [f"{tmp_path}/batch.npz[0]", f"{tmp_path}/batch.npz[1]", f"{tmp_path}/batch.npz[2]",
-                     f"{tmp_path}/one.npz[0]", f"{tmp_path}/c.jpg"]
+    assert names == [
+        f"{tmp_path}/batch.npz[0]",
+        f"{tmp_path}/batch.npz[1]",
+        f"{tmp_path}/batch.npz[2]",
+        f"{tmp_path}/one.npz[0]",
+        f"{tmp_path}/c.jpg",
+    ]
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("broken.png", b"\x89PNG\r\n\x1a\n cut short", "cannot be read as an image"),
-    ("notes.txt", b"hello", "cannot be read as an image"),
-    ("missing.png", None, "no such file"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("broken.png", b"\x89PNG\r\n\x1a\n cut short", "cannot be read as an image"),
+        ("notes.txt", b"hello", "cannot be read as an image"),
+        ("missing.png", None, "no such file"),
+    ],
+)
 def test_unreadable_images_are_one_paragraph(tmp_path, name, content, message):
     if content is not None:
         (tmp_path / name).write_bytes(content)
@@ -55,12 +63,15 @@ def test_unreadable_images_are_one_paragraph(tmp_path, name, content, message):
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("arrays,message", [
-    ({"x": np.zeros((2, 28, 28, 3), np.uint8)}, "expected \\(N, 32, 32, 3\\)"),
-    ({"x": np.full((1, 32, 32, 3), 0.5)}, "expected integers 0-255"),
-    ({"x": np.full((1, 32, 32, 3), 300)}, "expected integers 0-255"),
-    ({"a": np.zeros(1), "b": np.zeros(1)}, "expected one named x"),
-])
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        ({"x": np.zeros((2, 28, 28, 3), np.uint8)}, "expected \\(N, 32, 32, 3\\)"),
+        ({"x": np.full((1, 32, 32, 3), 0.5)}, "expected integers 0-255"),
+        ({"x": np.full((1, 32, 32, 3), 300)}, "expected integers 0-255"),
+        ({"a": np.zeros(1), "b": np.zeros(1)}, "expected one named x"),
+    ],
+)
 def test_bad_npz_contents_are_named(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(InputError, match=message):

@@ -21,9 +21,22 @@ def ray_head():
     ray = str(Path(sys.executable).with_name("ray"))
     port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    started = subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                             env=env, capture_output=True, text=True, timeout=300)
+    started = subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert started.returncode == 0, started.stderr[-3000:]
     try:
         yield f"127.0.0.1:{port}"
@@ -32,9 +45,16 @@ def ray_head():
 
 
 def test_ray_launcher_runs_the_sweep_on_a_ray_head(tmp_path, npz_dir, store_uri, ray_head):
-    done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "optimizer.lr=1e-3,1e-4",
-               "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={ray_head}",
-               "hydra.launcher.ray.remote.num_cpus=1", timeout=900)
+    done = cli(
+        tmp_path,
+        "--multirun",
+        *tiny(npz_dir, store_uri),
+        "optimizer.lr=1e-3,1e-4",
+        "hydra/launcher=ray_cluster",
+        f"hydra.launcher.ray.init.address={ray_head}",
+        "hydra.launcher.ray.remote.num_cpus=1",
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     parent, children = sweep_runs(store_uri)
     assert [c.info.run_name for c in children] == NAMES
@@ -45,8 +65,15 @@ def test_ray_launcher_runs_the_sweep_on_a_ray_head(tmp_path, npz_dir, store_uri,
 
 def test_submitit_local_runs_each_job_in_its_own_process(tmp_path, npz_dir, store_uri):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher missing")
-    done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "optimizer.lr=1e-3,1e-4",
-               "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=20", timeout=900)
+    done = cli(
+        tmp_path,
+        "--multirun",
+        *tiny(npz_dir, store_uri),
+        "optimizer.lr=1e-3,1e-4",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=20",
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     parent, children = sweep_runs(store_uri)
     assert [c.info.run_name for c in children] == NAMES and parent.data.metrics["jobs"] == 2
@@ -55,8 +82,9 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path, npz_dir, stor
     assert list((tmp_path / "multirun").glob(".submitit/*/*_log.out"))  # submitit's own job logs
 
 
-@pytest.mark.parametrize("preset, target", [("slurm", "SlurmLauncher"), ("submitit_slurm", "SlurmLauncher"),
-                                            ("ray_cluster", "RayLauncher")])
+@pytest.mark.parametrize(
+    "preset, target", [("slurm", "SlurmLauncher"), ("submitit_slurm", "SlurmLauncher"), ("ray_cluster", "RayLauncher")]
+)
 def test_cluster_presets_compose(preset, target):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")

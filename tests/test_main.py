@@ -16,9 +16,16 @@ from mlflow.tracking import MlflowClient
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second"}
 TEST_METRICS = {"test_loss", "test_accuracy", "test_top5_accuracy", "test_superclass_accuracy"}
 ARTIFACTS = {
-    "model/model.h5", "model_summary.txt", "plots/confusion_matrix.png", "plots/confusion_matrix_grayscale.png",
-    "plots/superclass_confusion_matrix.png", "plots/learning_curves.png", "metrics/confusion_matrix.csv",
-    "metrics/superclass_confusion_matrix.csv", "metrics/per_class_report.csv", "config/config.yaml",
+    "model/model.h5",
+    "model_summary.txt",
+    "plots/confusion_matrix.png",
+    "plots/confusion_matrix_grayscale.png",
+    "plots/superclass_confusion_matrix.png",
+    "plots/learning_curves.png",
+    "metrics/confusion_matrix.csv",
+    "metrics/superclass_confusion_matrix.csv",
+    "metrics/per_class_report.csv",
+    "config/config.yaml",
     "config/overrides.yaml",
 }
 
@@ -43,8 +50,16 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
     assert params["optimizer.lr"] == "0.001" and params["dropout.conv2"] == "0.1" and params["seed"] == "3"
     assert "optimizer.lr=1e-3" in params["overrides"]
     tags = run.data.tags
-    for key in ("git_commit", "git_dirty", "dataset_fingerprint", "python_version", "tensorflow_version",
-                "keras_version", "mlflow_version", "command"):
+    for key in (
+        "git_commit",
+        "git_dirty",
+        "dataset_fingerprint",
+        "python_version",
+        "tensorflow_version",
+        "keras_version",
+        "mlflow_version",
+        "command",
+    ):
         assert tags.get(key), key
     assert "optimizer.lr=1e-3" in tags["command"]
     accuracy = f"{run.data.metrics['test_accuracy']:.2%}"
@@ -66,18 +81,30 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
 
     # The logged .h5, reloaded in a fresh process on raw test images, reproduces the logged accuracy.
     model_file = client.download_artifacts(run.info.run_id, "model/model.h5", str(tmp_path))
-    script = ("import sys, json, numpy as np, keras; m = keras.models.load_model(sys.argv[1]); "
-              "z = np.load(sys.argv[2]); p = m.predict(z['x'], verbose=0); "
-              "print(json.dumps(float((p.argmax(1) == z['y_fine']).mean())))")
-    reload = subprocess.run([sys.executable, "-c", script, model_file, str(npz_dir / "test.npz")],
-                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    script = (
+        "import sys, json, numpy as np, keras; m = keras.models.load_model(sys.argv[1]); "
+        "z = np.load(sys.argv[2]); p = m.predict(z['x'], verbose=0); "
+        "print(json.dumps(float((p.argmax(1) == z['y_fine']).mean())))"
+    )
+    reload = subprocess.run(
+        [sys.executable, "-c", script, model_file, str(npz_dir / "test.npz")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert reload.returncode == 0, reload.stderr[-2000:]
     assert json.loads(reload.stdout.strip().splitlines()[-1]) == pytest.approx(run.data.metrics["test_accuracy"])
 
 
 def test_multirun_is_one_parent_with_children(tmp_path, npz_dir, store_uri):
-    done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "dropout=winning,baseline",
-               "augmentation=none", "data.train_size=200")
+    done = cli(
+        tmp_path,
+        "--multirun",
+        *tiny(npz_dir, store_uri),
+        "dropout=winning,baseline",
+        "augmentation=none",
+        "data.train_size=200",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     parent, children = sweep_runs(store_uri)
     assert [c.info.run_name for c in children] == ["adam-lr1e-4-baseline-none-s0", "adam-lr1e-4-winning-none-s0"]
@@ -88,12 +115,15 @@ def test_multirun_is_one_parent_with_children(tmp_path, npz_dir, store_uri):
     assert parent.data.tags["mlflow.note.content"].startswith(f"2 jobs, 0 failed; best: **{best}**")
 
 
-@pytest.mark.parametrize("override,message", [
-    ("optimizer.lr=-1e-4", "optimizer.lr"),
-    ("dropout.dense=1.5", "dropout.dense"),
-    ("trainer.batch_size=0", "trainer.batch_size"),
-    ("data.path=/no/such/folder", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("optimizer.lr=-1e-4", "optimizer.lr"),
+        ("dropout.dense=1.5", "dropout.dense"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("data.path=/no/such/folder", "does not exist"),
+    ],
+)
 def test_bad_config_fails_fast_before_any_run(tmp_path, npz_dir, store_uri, override, message):
     started = time.perf_counter()
     done = cli(tmp_path, *tiny(npz_dir, store_uri), override)
@@ -104,8 +134,11 @@ def test_bad_config_fails_fast_before_any_run(tmp_path, npz_dir, store_uri, over
 
 
 def test_unknown_option_and_wrong_type(tmp_path, npz_dir, store_uri):
-    for override, message in (("optimizer.nope=1", "nope"), ("trainer.epochs=ten", "trainer.epochs"),
-                              ("optimizer=rmsprop", "rmsprop")):
+    for override, message in (
+        ("optimizer.nope=1", "nope"),
+        ("trainer.epochs=ten", "trainer.epochs"),
+        ("optimizer=rmsprop", "rmsprop"),
+    ):
         done = cli(tmp_path, *tiny(npz_dir, store_uri), override)
         assert done.returncode != 0 and message in done.stderr
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()
@@ -122,8 +155,13 @@ def test_corrupt_dataset_fails_before_any_run(tmp_path, store_uri):
 
 def test_help_and_cfg(tmp_path):
     help_text = cli(tmp_path, "--help").stdout
-    for group in ("optimizer: adam, adamw, sgd", "schedule: constant, cosine, keras2_decay, one_cycle", "dropout:",
-                  "augmentation: keras2, none, shift_flip", "data: keras, local"):
+    for group in (
+        "optimizer: adam, adamw, sgd",
+        "schedule: constant, cosine, keras2_decay, one_cycle",
+        "dropout:",
+        "augmentation: keras2, none, shift_flip",
+        "data: keras, local",
+    ):
         assert group in help_text
     job = cli(tmp_path, "--cfg", "job", "optimizer=sgd").stdout
     assert "name: sgd" in job and "epochs: 150" in job

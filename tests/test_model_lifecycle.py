@@ -25,8 +25,13 @@ MODEL_NAME = "cifar_exp-sweep-optimizer.lr"  # tracking.register_as's default fo
 def cifar_exp(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """The ``cifar-exp`` console script of this environment."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([str(Path(sys.executable).with_name("cifar-exp")), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("cifar-exp")), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +41,16 @@ def sweep(tmp_path_factory, npz_dir):
     folder = tmp_path_factory.mktemp("lifecycle")
     uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
     args = [a for a in tiny(npz_dir, uri) if not a.startswith("trainer.epochs=")]
-    done = cli(folder, "--multirun", *args, "trainer.epochs=2", "trainer.restore_best=true", "optimizer.lr=1e-3,1e-4",
-               "augmentation=none", "tracking.system_metrics_interval=0.5")
+    done = cli(
+        folder,
+        "--multirun",
+        *args,
+        "trainer.epochs=2",
+        "trainer.restore_best=true",
+        "optimizer.lr=1e-3,1e-4",
+        "augmentation=none",
+        "tracking.system_metrics_interval=0.5",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return (uri, *sweep_runs(uri))
 
@@ -74,8 +87,10 @@ def test_logged_model_reloads_through_pyfunc_and_reproduces_the_test_accuracy(sw
 def test_restore_best_logs_the_lowest_val_loss_epoch(sweep):
     uri, _, children = sweep
     for child in children:
-        val_loss = [m.value for m in sorted(MlflowClient(uri).get_metric_history(child.info.run_id, "val_loss"),
-                                            key=lambda m: m.step)]
+        val_loss = [
+            m.value
+            for m in sorted(MlflowClient(uri).get_metric_history(child.info.run_id, "val_loss"), key=lambda m: m.step)
+        ]
         best = int(np.argmin(val_loss))
         tags = child.data.tags
         assert tags["restored_best_epoch"].startswith(f"epoch {best + 1} of 2 (val_loss {val_loss[best]:.4f}")
@@ -93,8 +108,10 @@ def test_the_sweep_registers_its_best_run_under_an_alias(sweep, tracking_env):
     assert parent.data.tags["registered_model"] == f"models:/{MODEL_NAME}@best (version {version.version})"
     best = next(c for c in children if c.info.run_id == version.run_id)
     assert best.data.metrics["test_accuracy"] == max(c.data.metrics["test_accuracy"] for c in children)
-    assert mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@best").predict(
-        np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 100)
+    assert mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@best").predict(np.zeros((1, 32, 32, 3), np.uint8)).shape == (
+        1,
+        100,
+    )
 
     other = next(c for c in children if c is not best)
     done = cifar_exp("register", other.info.run_id, "--name", "picked", "--alias", "chosen", "--tracking-uri", uri)
@@ -115,8 +132,15 @@ def test_predict_on_png_files_agrees_with_the_model_on_the_same_arrays(sweep, np
         paths.append(tmp_path / f"image{i}.png")
         Image.fromarray(image).save(paths[-1])
     Image.fromarray(x[0]).resize((96, 64)).save(tmp_path / "large.jpg")
-    done = cifar_exp("predict", f"models:/{MODEL_NAME}@best", *map(str, paths), str(tmp_path / "large.jpg"),
-                     "--json", "--tracking-uri", sweep[0])
+    done = cifar_exp(
+        "predict",
+        f"models:/{MODEL_NAME}@best",
+        *map(str, paths),
+        str(tmp_path / "large.jpg"),
+        "--json",
+        "--tracking-uri",
+        sweep[0],
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     predictions = json.loads(done.stdout)["predictions"]
     assert len(predictions) == 5 and all(len(p["top5"]) == 5 for p in predictions)
@@ -150,10 +174,12 @@ def test_predict_says_what_is_wrong_in_one_paragraph(sweep, tmp_path):
 
     small = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     small.save(tmp_path / "mnist.h5")
-    for reference, message in ((str(tmp_path / "mnist.h5"), "not 32x32 RGB images"),
-                               ("models:/no-such-model@best", "not found in the store"),
-                               ("0123456789abcdef0123456789abcdef", "no such run"),
-                               ("no-such-thing", "is not a model reference")):
+    for reference, message in (
+        (str(tmp_path / "mnist.h5"), "not 32x32 RGB images"),
+        ("models:/no-such-model@best", "not found in the store"),
+        ("0123456789abcdef0123456789abcdef", "no such run"),
+        ("no-such-thing", "is not a model reference"),
+    ):
         with pytest.raises(ModelError, match=message) as raised:
             load(reference, sweep[0])
         assert "\n" not in str(raised.value)
@@ -175,7 +201,9 @@ def test_evaluate_records_an_evaluation_run_linked_to_the_model(sweep, npz_dir):
     paths = {a.path for a in client.list_artifacts(evaluation.info.run_id, "plots")}
     assert "plots/confusion_matrix.png" in paths
     assert {a.path for a in client.list_artifacts(evaluation.info.run_id, "metrics")} >= {
-        "metrics/per_class_report.csv", "metrics/confusion_matrix.csv"}
+        "metrics/per_class_report.csv",
+        "metrics/confusion_matrix.csv",
+    }
 
 
 def test_the_store_holds_dataset_inputs_and_system_metrics(sweep, npz_dir):
@@ -184,8 +212,11 @@ def test_the_store_holds_dataset_inputs_and_system_metrics(sweep, npz_dir):
 
     uri, _, children = sweep
     data = load_dataset("local", str(npz_dir))
-    expected = {"train": split_digest(data.x_train, data.y_train), "validation": split_digest(data.x_val, data.y_val),
-                "test": split_digest(data.x_test, data.y_test)}
+    expected = {
+        "train": split_digest(data.x_train, data.y_train),
+        "validation": split_digest(data.x_val, data.y_val),
+        "test": split_digest(data.x_test, data.y_test),
+    }
     for child in children:
         inputs = {d.tags[0].value: d.dataset for d in child.inputs.dataset_inputs}
         assert {context: d.digest for context, d in inputs.items()} == expected
@@ -199,8 +230,19 @@ def test_the_store_holds_dataset_inputs_and_system_metrics(sweep, npz_dir):
 def test_mlflow_models_serve_answers_with_probabilities(sweep, tmp_path, npz_dir, tracking_env, monkeypatch):
     x = np.load(npz_dir / "test.npz")["x"][:3]
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # it runs uvicorn
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL_NAME}@best",
-               "--env-manager", "local", "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{MODEL_NAME}@best",
+        "--env-manager",
+        "local",
+        "--workers",
+        "1",
+    ]
     with serve(command, tmp_path) as url:  # the server finds the registry through MLFLOW_TRACKING_URI
         answer = requests.post(f"{url}/invocations", json={"inputs": x.tolist()}, timeout=120)
     assert answer.ok, answer.text[:2000]
@@ -215,9 +257,11 @@ def test_cifar_exp_ui_prints_the_runs_table_and_the_sweeps_compare_view(sweep):
     uri, parent, children = sweep
     lines = landing("http://127.0.0.1:5000", client_for(uri), "cifar_exp")
     experiment = parent.info.experiment_id
-    assert lines[0] == (f"Runs of 'cifar_exp': http://127.0.0.1:5000/#/experiments/{experiment}/runs"
-                        "?workflowType=machine_learning")
+    assert lines[0] == (
+        f"Runs of 'cifar_exp': http://127.0.0.1:5000/#/experiments/{experiment}/runs?workflowType=machine_learning"
+    )
     assert "Compare" in lines[1]
     assert all(child.info.run_id in lines[2] for child in children) and "#/compare-runs?runs=" in lines[2]
     assert landing("http://127.0.0.1:5000", client_for(uri), "nothing_yet") == [
-        "Experiments (no run in 'nothing_yet' yet): http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"]
+        "Experiments (no run in 'nothing_yet' yet): http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+    ]

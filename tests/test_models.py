@@ -10,8 +10,21 @@ from cifar_exp.models import BUILDERS, build, forward_flops, multiply_adds, prec
 def test_report_architecture():
     model = report_cnn(100, (0.1, 0.25, 0.5))
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["Rescaling", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Dropout", "Conv2D",
-                     "MaxPooling2D", "Dropout", "Flatten", "Dense", "Dropout", "Dense"]
+    assert kinds == [
+        "Rescaling",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Conv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Flatten",
+        "Dense",
+        "Dropout",
+        "Dense",
+    ]
     assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [0.1, 0.25, 0.5]
     # 896 + 18,496 + 73,856 + 2048*512+512 + 512*100+100
     assert model.count_params() == 896 + 18_496 + 73_856 + 1_049_088 + 51_300

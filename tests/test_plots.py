@@ -27,8 +27,15 @@ def test_learning_curves_plot_train_and_validation():
 
 
 def test_verdict_chart_marks_the_reports_figure():
-    figure = plots.verdict_chart(["x", "y"], [0.5, 0.4], [0.45, np.nan], [0.55, np.nan], [0.52, np.nan],
-                                 ["reproduced", "1 seed: no interval"], "t")
+    figure = plots.verdict_chart(
+        ["x", "y"],
+        [0.5, 0.4],
+        [0.45, np.nan],
+        [0.55, np.nan],
+        [0.52, np.nan],
+        ["reproduced", "1 seed: no interval"],
+        "t",
+    )
     offsets = figure.axes[0].collections[-1].get_offsets()
     assert 52.0 in np.asarray(offsets)[:, 0]
     plots.close(figure)

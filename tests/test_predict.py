@@ -9,8 +9,12 @@ import numpy as np
 
 from cifar_exp.predict import as_json, as_table, superclass_of, top_classes
 
-FINE = {"label_mode": "fine", "class_names": [f"fine{i}" for i in range(100)],
-        "coarse_names": [f"coarse{i}" for i in range(20)], "fine_to_coarse": [i % 20 for i in range(100)]}
+FINE = {
+    "label_mode": "fine",
+    "class_names": [f"fine{i}" for i in range(100)],
+    "coarse_names": [f"coarse{i}" for i in range(20)],
+    "fine_to_coarse": [i % 20 for i in range(100)],
+}
 
 
 def test_top_classes_are_the_likeliest_first_with_superclasses():

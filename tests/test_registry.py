@@ -22,8 +22,10 @@ LABELS = {"label_mode": "fine", "class_names": ["a", "b", "c"], "coarse_names": 
 
 def run_with_model(uri: str, accuracy: float) -> str:
     """A finished run with a small logged Keras model and a test accuracy."""
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(3, activation="softmax")], name="tiny")
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")],
+        name="tiny",
+    )
     with tracked_run(uri, "t", f"acc{accuracy}") as run:
         log_keras_model(run, model, LABELS, np.zeros((2, 32, 32, 3), np.uint8), step=1)
         run.log_metrics({"test_accuracy": accuracy})

@@ -36,15 +36,18 @@ def test_t_interval_is_the_student_t_interval_of_the_mean():
     assert mean == 0.3 and math.isnan(low) and math.isnan(high)
 
 
-@pytest.mark.parametrize("figure,expected", [
-    (0.52, "reproduced"),             # inside the interval
-    (0.471, "reproduced"),            # just inside its lower edge (0.4703)
-    (0.470, "higher by 5.00 pts"),    # just outside it
-    (0.60, "lower by 8.00 pts"),      # the report's figure above the interval: we measured less
-    (0.45, "higher by 7.00 pts"),     # below it: we measured more
-    (None, "no figure"),
-    (math.nan, "no figure"),
-])
+@pytest.mark.parametrize(
+    "figure,expected",
+    [
+        (0.52, "reproduced"),  # inside the interval
+        (0.471, "reproduced"),  # just inside its lower edge (0.4703)
+        (0.470, "higher by 5.00 pts"),  # just outside it
+        (0.60, "lower by 8.00 pts"),  # the report's figure above the interval: we measured less
+        (0.45, "higher by 7.00 pts"),  # below it: we measured more
+        (None, "no figure"),
+        (math.nan, "no figure"),
+    ],
+)
 def test_verdict_against_an_interval(figure, expected):
     mean, low, high = t_interval([0.50, 0.52, 0.54])
     assert verdict(mean, low, high, figure) == expected
@@ -63,34 +66,60 @@ def test_shortfall_names_missing_seeds_and_epochs_without_extrapolating():
     assert shortfall(5, 91, 100, 100) == "91-100 of 100 epochs"
 
 
-def _run(configuration: str, seed: int, accuracy: float, figure=None, epochs: int = 100, epochs_run=None,
-         loss: float = 2.0, experiment: str = "constructed", **params) -> SimpleNamespace:
+def _run(
+    configuration: str,
+    seed: int,
+    accuracy: float,
+    figure=None,
+    epochs: int = 100,
+    epochs_run=None,
+    loss: float = 2.0,
+    experiment: str = "constructed",
+    **params,
+) -> SimpleNamespace:
     """What comparison_table reads of an MLflow run, without a store."""
     tags = {"experiment": experiment, **({"report_test_accuracy": str(figure)} if figure is not None else {})}
-    metrics = {"test_accuracy": accuracy, "test_loss": loss, "val_accuracy": accuracy, "epoch_seconds": 4.0,
-               **({"epochs_run": epochs_run} if epochs_run else {})}
+    metrics = {
+        "test_accuracy": accuracy,
+        "test_loss": loss,
+        "val_accuracy": accuracy,
+        "epoch_seconds": 4.0,
+        **({"epochs_run": epochs_run} if epochs_run else {}),
+    }
     return SimpleNamespace(
         info=SimpleNamespace(status="FINISHED", run_name=f"{configuration}-s{seed}", run_id=f"{configuration}{seed}"),
-        data=SimpleNamespace(params={"seed": str(seed), "trainer.epochs": str(epochs), "dropout.name": configuration,
-                                     **params}, metrics=metrics, tags=tags))
+        data=SimpleNamespace(
+            params={"seed": str(seed), "trainer.epochs": str(epochs), "dropout.name": configuration, **params},
+            metrics=metrics,
+            tags=tags,
+        ),
+    )
 
 
 def test_table_gives_each_constructed_arm_its_verdict():
     """An experiment without a YAML takes its figures from the runs' tags (the report's, as train.py set them)."""
     three = (0.50, 0.52, 0.54)
-    runs = [*(_run("inside", s, a, figure=0.52) for s, a in enumerate(three)),
-            *(_run("above", s, a, figure=0.60) for s, a in enumerate(three)),
-            *(_run("below", s, a, figure=0.45) for s, a in enumerate(three)),
-            _run("one_seed", 0, 0.50, figure=0.50),
-            *(_run("no_figure", s, a) for s, a in enumerate(three)),
-            *(_run("stopped", s, a, figure=0.52, epochs_run=41) for s, a in enumerate(three[:2])),
-            SimpleNamespace(info=SimpleNamespace(status="FAILED", run_name="failed-s0"),
-                            data=SimpleNamespace(params={}, metrics={}, tags={}))]
+    runs = [
+        *(_run("inside", s, a, figure=0.52) for s, a in enumerate(three)),
+        *(_run("above", s, a, figure=0.60) for s, a in enumerate(three)),
+        *(_run("below", s, a, figure=0.45) for s, a in enumerate(three)),
+        _run("one_seed", 0, 0.50, figure=0.50),
+        *(_run("no_figure", s, a) for s, a in enumerate(three)),
+        *(_run("stopped", s, a, figure=0.52, epochs_run=41) for s, a in enumerate(three[:2])),
+        SimpleNamespace(
+            info=SimpleNamespace(status="FAILED", run_name="failed-s0"),
+            data=SimpleNamespace(params={}, metrics={}, tags={}),
+        ),
+    ]
     table = comparison_table(runs).set_index("configuration")
     assert dict(table["verdict"]) == {
-        "dropout.name=inside": "reproduced", "dropout.name=above": "lower by 8.00 pts",
-        "dropout.name=below": "higher by 7.00 pts", "dropout.name=one_seed": "1 seed: no interval",
-        "dropout.name=no_figure": "no figure", "dropout.name=stopped": "reproduced"}
+        "dropout.name=inside": "reproduced",
+        "dropout.name=above": "lower by 8.00 pts",
+        "dropout.name=below": "higher by 7.00 pts",
+        "dropout.name=one_seed": "1 seed: no interval",
+        "dropout.name=no_figure": "no figure",
+        "dropout.name=stopped": "reproduced",
+    }
     assert table.loc["dropout.name=inside", "runs"] == 3 and table.loc["dropout.name=inside", "seeds"] == 3
     assert table.loc["dropout.name=above", "difference_pts"] == pytest.approx(-8.0)
     assert table.loc["dropout.name=inside", "short_of_protocol"] == ""
@@ -109,9 +138,14 @@ def test_table_gives_each_constructed_arm_its_verdict():
 
 def test_figures_and_length_come_from_the_experiment_yaml():
     """decay: the report's 11.95% and loss 3.93 for both decay-0.05 arms (lr 1e-3 and 1e-4), none for decay 0."""
-    runs = [_run("baseline", s, 0.12 + 0.002 * s, experiment="decay", epochs=10, **{"optimizer.decay": d,
-                                                                                   "optimizer.lr": lr})
-            for d in ("0.05", "0.0") for lr in ("0.001", "0.0001") for s in range(3)]
+    runs = [
+        _run(
+            "baseline", s, 0.12 + 0.002 * s, experiment="decay", epochs=10, **{"optimizer.decay": d, "optimizer.lr": lr}
+        )
+        for d in ("0.05", "0.0")
+        for lr in ("0.001", "0.0001")
+        for s in range(3)
+    ]
     table = comparison_table(runs, "decay").set_index("configuration")
     for lr in ("0.001", "0.0001"):
         row = table.loc[f"optimizer.decay=0.05, optimizer.lr={lr}"]
@@ -143,8 +177,10 @@ def test_each_report_figure_has_one_home_that_agrees_with_the_transcription():
 
 def test_printed_epochs_ship_with_the_package():
     decay = printed_epochs("decay")
-    assert decay["val_accuracy"] == ([94, 95, 96, 97, 98, 99, 100],
-                                     [0.1192, 0.1188, 0.1191, 0.1197, 0.1196, 0.12, 0.1195])
+    assert decay["val_accuracy"] == (
+        [94, 95, 96, 97, 98, 99, 100],
+        [0.1192, 0.1188, 0.1191, 0.1197, 0.1196, 0.12, 0.1195],
+    )
     assert len(decay["val_loss"][0]) == 7
     winning = printed_epochs("winning")
     assert len(winning["val_loss"][0]) == 19 and len(winning["val_accuracy"][0]) == 14  # epochs 1-5: no val_acc
@@ -164,16 +200,24 @@ def test_decay_sweeps_both_readings_of_the_reports_learning_rate():
 def decay_sweep(tmp_path_factory, npz_dir):
     tmp_path = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    done = cli(tmp_path, "--multirun", "+experiment=decay", *tiny(npz_dir, uri), "seed=0,1", "data.train_size=200",
-               "optimizer.lr=1e-4")
+    done = cli(
+        tmp_path,
+        "--multirun",
+        "+experiment=decay",
+        *tiny(npz_dir, uri),
+        "seed=0,1",
+        "data.train_size=200",
+        "optimizer.lr=1e-4",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return uri
 
 
 def _parent(uri: str, name: str):
     client = MlflowClient(uri)
-    return client.search_runs([client.get_experiment_by_name("cifar_exp").experiment_id],
-                              filter_string=f"attributes.run_name = '{name}'")[0]
+    return client.search_runs(
+        [client.get_experiment_by_name("cifar_exp").experiment_id], filter_string=f"attributes.run_name = '{name}'"
+    )[0]
 
 
 def test_table_pools_seeds_and_shows_the_report_figure(decay_sweep, capsys):
@@ -197,8 +241,10 @@ def test_table_pools_seeds_and_shows_the_report_figure(decay_sweep, capsys):
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert logged == {"report/validation_curves.png", "report/comparison.md", "report/comparison.csv"}
     assert parent.data.tags["mlflow.note.content"].startswith("### decay: measured here vs the 2017 report")
-    assert parent.data.tags["verdict"] == (f"optimizer.decay=0.05: {table.loc[0, 'verdict']} [2 seeds (< 3); 1 of 100 "
-                                           "epochs]; optimizer.decay=0.0: no figure [2 seeds (< 3); 1 of 100 epochs]")
+    assert parent.data.tags["verdict"] == (
+        f"optimizer.decay=0.05: {table.loc[0, 'verdict']} [2 seeds (< 3); 1 of 100 "
+        "epochs]; optimizer.decay=0.0: no figure [2 seeds (< 3); 1 of 100 epochs]"
+    )
 
 
 def test_unknown_experiment_is_a_clear_error(decay_sweep):
@@ -223,16 +269,21 @@ def test_all_reports_the_whole_store_in_a_run_of_its_own(decay_sweep, npz_dir, t
     printed = capsys.readouterr().out
     assert "### The 2017 report, experiment by experiment" in printed
     assert "| decay | optimizer.decay=0.05 | 1 | 2 |" in printed and "| 2 seeds (< 3); 1 of 100 epochs |" in printed
-    assert ("| winning | adam-lr1e-4-winning-shift_flip | 1 | 1 |" in printed
-            and "| 56.02% | 1 seed: no interval |" in printed)
+    assert (
+        "| winning | adam-lr1e-4-winning-shift_flip | 1 | 1 |" in printed
+        and "| 56.02% | 1 seed: no interval |" in printed
+    )
     assert "Not in the store yet: learning_rate, dropout, sgd, augmentation." in printed
 
     client = MlflowClient(decay_sweep)
     run = _parent(decay_sweep, "report-all")
     assert run.info.status == "FINISHED" and run.data.tags["cifar_exp.role"] == "report"
     assert f"Logged to MLflow run {run.info.run_id} (report-all)" in printed
-    assert artifact_paths(client, run.info.run_id) == {"report/verdicts.png", "report/report_all.md",
-                                                       "report/report_all.csv"}
+    assert artifact_paths(client, run.info.run_id) == {
+        "report/verdicts.png",
+        "report/report_all.md",
+        "report/report_all.csv",
+    }
     assert run.data.metrics["arms"] == 3 and run.data.metrics["no_interval"] == 1
     assert run.data.metrics["no_figure"] == 1 and run.data.metrics["short_of_protocol"] == 3
     assert run.data.tags["mlflow.note.content"].startswith("### The 2017 report")
@@ -242,7 +293,8 @@ def test_all_reports_the_whole_store_in_a_run_of_its_own(decay_sweep, npz_dir, t
     assert np.isnan(table.loc[2, "ci_low"])
     # Every experiment's own sweep parent got its table and verdicts too.
     assert _parent(decay_sweep, "sweep-winning").data.tags["verdict"] == (
-        "adam-lr1e-4-winning-shift_flip: 1 seed: no interval [1 seed (< 3); 1 of 150 epochs]")
+        "adam-lr1e-4-winning-shift_flip: 1 seed: no interval [1 seed (< 3); 1 of 150 epochs]"
+    )
     assert _parent(decay_sweep, "sweep-decay").data.tags["verdict"].startswith("optimizer.decay=0.05: ")
 
     main(["--all", "--uri", decay_sweep])  # every invocation is a new report-all run: the store's state then
@@ -261,8 +313,13 @@ def test_all_of_an_empty_store_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_reproduce_runs_every_experiment_over_seeds_then_the_verdicts():
-    done = subprocess.run(["make", "-n", "reproduce", "SEEDS=0,1", "LAUNCHER=joblib", "JOBS=4"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["make", "-n", "reproduce", "SEEDS=0,1", "LAUNCHER=joblib", "JOBS=4"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     plan = done.stdout
     assert "for exp in learning_rate dropout decay sgd augmentation winning; do" in plan

@@ -60,8 +60,13 @@ def test_resume_after_kill_9_continues_the_same_run(reference, npz_dir, tmp_path
     args = deterministic(npz_dir, uri)
     checkpoints = tmp_path / "checkpoints"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen([sys.executable, "-m", "cifar_exp", *args, f"hydra.run.dir={tmp_path}/out"],
-                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cifar_exp", *args, f"hydra.run.dir={tmp_path}/out"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while not list(checkpoints.glob("*/epoch_0000[12].npz")) and time.time() < deadline:
         assert process.poll() is None, "the run ended before it could be killed"
@@ -98,10 +103,16 @@ def test_stale_running_run_is_marked_killed(npz_dir, store_uri):
     first = train(cfg)
     client = client_for(store_uri)
     tags = client.get_run(first.run_id).data.tags
-    ghost = client.create_run(experiment_id(client, "cifar_exp"), run_name="ghost",
-                              tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": "999999999"})
-    alive = client.create_run(experiment_id(client, "cifar_exp"), run_name="alive",
-                              tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": str(os.getpid())})
+    ghost = client.create_run(
+        experiment_id(client, "cifar_exp"),
+        run_name="ghost",
+        tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": "999999999"},
+    )
+    alive = client.create_run(
+        experiment_id(client, "cifar_exp"),
+        run_name="alive",
+        tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": str(os.getpid())},
+    )
     train(cfg)
     assert client.get_run(ghost.info.run_id).info.status == "KILLED"
     assert "died while RUNNING" in client.get_run(ghost.info.run_id).data.tags["error"]
@@ -109,8 +120,13 @@ def test_stale_running_run_is_marked_killed(npz_dir, store_uri):
 
 
 def test_failing_job_does_not_stop_the_sweep_and_rerun_skips_finished(tmp_path, npz_dir, store_uri):
-    sweep = ["--multirun", *tiny(npz_dir, store_uri), "optimizer.lr=1e-4,1e30", "augmentation=none",
-             "data.train_size=200"]
+    sweep = [
+        "--multirun",
+        *tiny(npz_dir, store_uri),
+        "optimizer.lr=1e-4,1e30",
+        "augmentation=none",
+        "data.train_size=200",
+    ]
     first = cli(tmp_path, *sweep)
     assert first.returncode != 0  # the command says that a job failed
     runs = all_runs(store_uri)
@@ -134,8 +150,17 @@ def test_failing_job_does_not_stop_the_sweep_and_rerun_skips_finished(tmp_path, 
 
 
 def test_parallel_joblib_sweep_loses_nothing(tmp_path, npz_dir, store_uri):
-    done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-               "dropout=winning,baseline", "augmentation=none", "data.train_size=200", timeout=600)
+    done = cli(
+        tmp_path,
+        "--multirun",
+        *tiny(npz_dir, store_uri),
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "dropout=winning,baseline",
+        "augmentation=none",
+        "data.train_size=200",
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = all_runs(store_uri)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -55,8 +55,9 @@ def test_default_is_todays_keras2_decay(step):
     cfg = compose_config([])
     assert cfg.schedule.name == "keras2_decay"
     assert make_schedule(cfg.schedule, 1e-4, 0.0, TOTAL) == 1e-4  # decay 0: the same float as before
-    assert rate(make_schedule(cfg.schedule, 1e-4, 0.05, TOTAL), step) == pytest.approx(1e-4 / (1 + 0.05 * step),
-                                                                                      rel=1e-6)
+    assert rate(make_schedule(cfg.schedule, 1e-4, 0.05, TOTAL), step) == pytest.approx(
+        1e-4 / (1 + 0.05 * step), rel=1e-6
+    )
 
 
 def test_constant():

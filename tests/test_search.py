@@ -19,14 +19,25 @@ SEARCHES = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "search").glob("*.yam
 def test_search_space_from_hydra_sweep_syntax():
     from hydra_plugins.cifar_exp_optuna._impl import search_space
 
-    space, fixed = search_space(["optimizer.lr=tag(log, interval(1e-4, 1e-1))", "dropout.dense=interval(0, 0.5)",
-                                 "trainer.batch_size=choice(32, 64)", "trainer.epochs=range(2, 8, 2)",
-                                 "+search=fast_cnn", "seed=3", "seed=4", "model=choice(fast_cnn, report_cnn_bn)"])
-    assert space == {"optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True),
-                     "dropout.dense": FloatDistribution(0.0, 0.5),
-                     "trainer.batch_size": CategoricalDistribution((32, 64)),
-                     "trainer.epochs": IntDistribution(2, 6, step=2),  # Hydra's range stops before 8
-                     "model": CategoricalDistribution(("fast_cnn", "report_cnn_bn"))}
+    space, fixed = search_space(
+        [
+            "optimizer.lr=tag(log, interval(1e-4, 1e-1))",
+            "dropout.dense=interval(0, 0.5)",
+            "trainer.batch_size=choice(32, 64)",
+            "trainer.epochs=range(2, 8, 2)",
+            "+search=fast_cnn",
+            "seed=3",
+            "seed=4",
+            "model=choice(fast_cnn, report_cnn_bn)",
+        ]
+    )
+    assert space == {
+        "optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "dropout.dense": FloatDistribution(0.0, 0.5),
+        "trainer.batch_size": CategoricalDistribution((32, 64)),
+        "trainer.epochs": IntDistribution(2, 6, step=2),  # Hydra's range stops before 8
+        "model": CategoricalDistribution(("fast_cnn", "report_cnn_bn")),
+    }
     assert fixed == ["+search=fast_cnn", "seed=4"]
 
 
@@ -53,11 +64,20 @@ def study_trials(storage: Path):
 def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     # A pruner that must prune: ThresholdPruner(lower=2) stops every trial that reaches a second epoch, so the
     # trials drawn with 3 epochs are pruned after epoch 2 and those with 1 epoch complete.
-    search = ["--multirun", "hydra/sweeper=optuna", *tiny(npz_dir, store_uri), "data.train_size=200",
-              "augmentation=none", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0",
-              "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0",
-              "hydra.sweeper.pruner.n_warmup_steps=1",
-              "trainer.epochs=choice(1,3)", "optimizer.lr=tag(log,interval(1e-4,1e-2))"]
+    search = [
+        "--multirun",
+        "hydra/sweeper=optuna",
+        *tiny(npz_dir, store_uri),
+        "data.train_size=200",
+        "augmentation=none",
+        "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=0",
+        "hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.lower=2.0",
+        "hydra.sweeper.pruner.n_warmup_steps=1",
+        "trainer.epochs=choice(1,3)",
+        "optimizer.lr=tag(log,interval(1e-4,1e-2))",
+    ]
     first = cli(tmp_path, *search, "hydra.sweeper.n_trials=3", timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     storage = Path(store_uri.removeprefix("sqlite:///")).parent / "optuna.journal"
@@ -104,9 +124,13 @@ def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     assert not any(arg.startswith(("search.", "hydra")) or "choice(" in arg for arg in command)
     assert parent.data.metrics["best_trial_value"] == pytest.approx(best.value)
     assert f"Best trial {best.number}" in tags["mlflow.note.content"]
-    assert {"optuna/best_trial.yaml", "optuna/trials.csv", "optuna/optimization_history.png",
-            "optuna/param_importances.png", "optuna/intermediate_values.png"} <= artifact_paths(
-        MlflowClient(store_uri), parent.info.run_id)
+    assert {
+        "optuna/best_trial.yaml",
+        "optuna/trials.csv",
+        "optuna/optimization_history.png",
+        "optuna/param_importances.png",
+        "optuna/intermediate_values.png",
+    } <= artifact_paths(MlflowClient(store_uri), parent.info.run_id)
 
     done = cli(tmp_path, *search, "hydra.sweeper.n_trials=4", timeout=600)  # nothing left to do
     assert done.returncode == 0, done.stderr[-3000:]

@@ -37,15 +37,36 @@ def postgres_uri():
         shutil.chown(data, "postgres", "postgres")
     port = free_port()
     try:
-        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "-o",
-                        f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [
+                *as_user,
+                pg_ctl,
+                "-D",
+                str(data),
+                "-l",
+                str(data / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=port, user="mlflow", dbname="postgres",
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="mlflow", dbname="postgres", autocommit=True
+        ) as connection:
             connection.execute("CREATE DATABASE mlflow")
         yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow"
     finally:
@@ -66,8 +87,9 @@ def run_job_against(server: str, tmp_path: Path, npz_dir: Path):
 
 
 def test_a_job_logs_to_the_server_artifacts_included(tmp_path, npz_dir):
-    with serve(mlflow_server_command(f"sqlite:///{tmp_path}/server.db", tmp_path / "server-artifacts"), tmp_path) \
-            as server:
+    with serve(
+        mlflow_server_command(f"sqlite:///{tmp_path}/server.db", tmp_path / "server-artifacts"), tmp_path
+    ) as server:
         run_job_against(server, tmp_path, npz_dir)
 
 
@@ -78,7 +100,8 @@ def test_a_server_on_postgresql_keeps_the_runs_in_the_database(tmp_path, npz_dir
 
     with psycopg.connect(postgres_uri.replace("+psycopg", "")) as connection:
         status = connection.execute("SELECT status FROM runs WHERE run_uuid = %s", (run.info.run_id,)).fetchone()
-        accuracy = connection.execute("SELECT value FROM latest_metrics WHERE run_uuid = %s AND key = %s",
-                                      (run.info.run_id, "test_accuracy")).fetchone()
+        accuracy = connection.execute(
+            "SELECT value FROM latest_metrics WHERE run_uuid = %s AND key = %s", (run.info.run_id, "test_accuracy")
+        ).fetchone()
     assert status == ("FINISHED",)
     assert accuracy[0] == pytest.approx(run.data.metrics["test_accuracy"])

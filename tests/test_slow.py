@@ -13,8 +13,10 @@ from cifar_exp.config import PROJECT_ROOT
 from cifar_exp.data import load_dataset
 
 REAL = Path(os.environ.get("CIFAR100_DIR", PROJECT_ROOT.parent / "shared" / "data" / "cifar100"))
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (REAL / "train.npz").exists(), reason=f"no CIFAR-100 copy at {REAL}")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (REAL / "train.npz").exists(), reason=f"no CIFAR-100 copy at {REAL}"),
+]
 
 
 def test_real_dataset_loads_with_the_official_counts():
@@ -26,8 +28,15 @@ def test_real_dataset_loads_with_the_official_counts():
 
 def test_winning_config_learns_in_one_epoch(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = cli(tmp_path, "data=local", f"data.path={REAL}", f"tracking.uri={uri}", "trainer.epochs=1",
-               "data.train_size=10000", timeout=1800)
+    done = cli(
+        tmp_path,
+        "data=local",
+        f"data.path={REAL}",
+        f"tracking.uri={uri}",
+        "trainer.epochs=1",
+        "data.train_size=10000",
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = all_runs(uri)
     assert run.info.status == "FINISHED"

@@ -14,8 +14,10 @@ def _cfg(experiment, overrides):
 
 def test_parent_named_after_the_experiment_or_the_swept_keys():
     assert sweep_name(_cfg("decay", ["optimizer.lr=1e-3,1e-4"])) == "sweep-decay"
-    assert sweep_name(_cfg(None, ["dropout=winning,baseline", "seed=1", "optimizer.lr=1e-3,1e-4"])) == \
-        "sweep-dropout-optimizer.lr"
+    assert (
+        sweep_name(_cfg(None, ["dropout=winning,baseline", "seed=1", "optimizer.lr=1e-3,1e-4"]))
+        == "sweep-dropout-optimizer.lr"
+    )
 
 
 def test_untracked_sweeps_open_no_parent(monkeypatch):

@@ -19,8 +19,11 @@ def test_epoch_rows_and_time_to_target():
     sys.path.insert(0, str(SCRIPT.parent))
     from time_to_accuracy import epoch_rows, time_to
 
-    history = {"epoch_seconds": [12.0, 11.0, 10.0], "images_per_second": [100.0, 200.0, 250.0],
-               "val_accuracy": [0.3, 0.57, 0.6]}
+    history = {
+        "epoch_seconds": [12.0, 11.0, 10.0],
+        "images_per_second": [100.0, 200.0, 250.0],
+        "val_accuracy": [0.3, 0.57, 0.6],
+    }
     rows = epoch_rows(history, 1000, "val_accuracy")
     assert [r["wall_seconds"] for r in rows] == [12.0, 23.0, 33.0]
     assert [r["train_seconds"] for r in rows] == [10.0, 15.0, 19.0]
@@ -30,11 +33,33 @@ def test_epoch_rows_and_time_to_target():
 def test_benchmark_runs_both_arms(tmp_path, npz_dir):
     out = tmp_path / "tta.json"
     tiny = ["data.train_size=200", "trainer.epochs=2", "trainer.batch_size=64"]
-    done = subprocess.run([sys.executable, str(SCRIPT), "--data", str(npz_dir), "--seeds", "0,1",
-                           "--baseline-epochs", "1", "--target", "0.0", "--store", f"sqlite:///{tmp_path}/m.db",
-                           "--json", str(out), "--csv", str(tmp_path / "tta.csv"), "--set", *tiny],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--data",
+            str(npz_dir),
+            "--seeds",
+            "0,1",
+            "--baseline-epochs",
+            "1",
+            "--target",
+            "0.0",
+            "--store",
+            f"sqlite:///{tmp_path}/m.db",
+            "--json",
+            str(out),
+            "--csv",
+            str(tmp_path / "tta.csv"),
+            "--set",
+            *tiny,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     baseline, *speedrun = results

@@ -60,8 +60,10 @@ def test_a_newcomer_finds_the_runs_models_datasets_and_plots(tmp_path, npz_dir, 
     done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "optimizer.lr=1e-3,1e-4")
     assert done.returncode == 0, done.stderr[-3000:]
     parent, children = sweep_runs(store_uri)
-    assert [r.info.run_name for r in children] == ["adam-lr1e-3-winning-shift_flip-s0",
-                                                   "adam-lr1e-4-winning-shift_flip-s0"]
+    assert [r.info.run_name for r in children] == [
+        "adam-lr1e-3-winning-shift_flip-s0",
+        "adam-lr1e-4-winning-shift_flip-s0",
+    ]
     best = next(c for c in children if c.info.run_id == parent.data.tags["best_run_id"])
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     ui = [str(Path(sys.executable).with_name("cifar-exp")), "ui", "--backend-store-uri", store_uri]
@@ -100,8 +102,9 @@ def test_a_newcomer_finds_the_runs_models_datasets_and_plots(tmp_path, npz_dir, 
             page.get_by_text("confusion_matrix.png", exact=True).first.click()
             image = page.locator('img[alt="plots/confusion_matrix.png"]').first  # its src is a blob: URL
             image.wait_for(timeout=60_000)
-            page.wait_for_function("(img) => img.complete && img.naturalWidth > 100", arg=image.element_handle(),
-                                   timeout=30_000)
+            page.wait_for_function(
+                "(img) => img.complete && img.naturalWidth > 100", arg=image.element_handle(), timeout=30_000
+            )
             page.screenshot(path=SCREENSHOTS / "confusion_matrix.png")
 
         # 3. The compare view of the sweep's jobs, from the URL printed for it.
@@ -115,12 +118,15 @@ def test_a_newcomer_finds_the_runs_models_datasets_and_plots(tmp_path, npz_dir, 
             assert lr_row.inner_text().split("\t")[1:] == [c.data.params["optimizer.lr"] for c in children]
             page.get_by_text("test_accuracy", exact=True).last.wait_for(timeout=30_000)
             shown = page.evaluate(METRIC_VALUES, "test_accuracy")  # rounded to 3 decimals, in the runs' order
-            assert [float(v) for v in shown] == pytest.approx([c.data.metrics["test_accuracy"] for c in children],
-                                                              abs=5e-4)
+            assert [float(v) for v in shown] == pytest.approx(
+                [c.data.metrics["test_accuracy"] for c in children], abs=5e-4
+            )
             page.screenshot(path=SCREENSHOTS / "compare_runs.png", full_page=True)
 
-            page.goto(f"{url}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
-                      "?workflowType=machine_learning")
+            page.goto(
+                f"{url}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+                "?workflowType=machine_learning"
+            )
             page.get_by_text("2 jobs, 0 failed").first.wait_for(timeout=60_000)
             page.screenshot(path=SCREENSHOTS / "sweep_parent.png")
     assert (SCREENSHOTS / "experiment_runs.png").stat().st_size > 10_000

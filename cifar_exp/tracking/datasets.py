@@ -32,8 +32,9 @@ def data_source(source: str, path: Optional[str]) -> str:
     return KERAS_SOURCE if source == "keras" or path is None else str(Path(path).resolve())
 
 
-def dataset_inputs(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], source: str,
-                   label_mode: str) -> dict[str, "NumpyDataset"]:
+def dataset_inputs(
+    splits: Mapping[str, tuple[np.ndarray, np.ndarray]], source: str, label_mode: str
+) -> dict[str, "NumpyDataset"]:
     """One MLflow dataset per split (``{"train": (x, y), ...}``), named ``cifar100-<split>`` (``cifar100-coarse-``
     for superclass labels), with its digest, its source and MLflow's tensor schema and shape profile."""
     from mlflow.data.numpy_dataset import from_numpy
@@ -41,8 +42,10 @@ def dataset_inputs(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], source: 
     prefix = "cifar100" if label_mode == "fine" else "cifar100-coarse"
     with warnings.catch_warnings():  # a local path matches MLflow's two local sources ("" and file:), which agree
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
-        return {split: from_numpy(x, source=source, targets=y, name=f"{prefix}-{split}", digest=split_digest(x, y))
-                for split, (x, y) in splits.items()}
+        return {
+            split: from_numpy(x, source=source, targets=y, name=f"{prefix}-{split}", digest=split_digest(x, y))
+            for split, (x, y) in splits.items()
+        }
 
 
 def log_dataset_inputs(run: Run, datasets: Mapping[str, "NumpyDataset"]) -> None:
@@ -51,5 +54,9 @@ def log_dataset_inputs(run: Run, datasets: Mapping[str, "NumpyDataset"]) -> None
         return
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    run.client.log_inputs(run.run_id, datasets=[DatasetInput(Dataset(**d.to_dict()), [InputTag(CONTEXT_TAG, context)])
-                                                for context, d in datasets.items()])
+    run.client.log_inputs(
+        run.run_id,
+        datasets=[
+            DatasetInput(Dataset(**d.to_dict()), [InputTag(CONTEXT_TAG, context)]) for context, d in datasets.items()
+        ],
+    )

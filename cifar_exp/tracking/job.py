@@ -56,8 +56,10 @@ class Job:
         parent = find_sweep_parent(self.uri, self.experiment, self.sweep_dir) if self.uri and self.sweep_dir else None
         opened: Optional[Run] = None
         try:
-            with tracked_run(self.uri, self.experiment, self.name, parent, tags, self.resume_run_id) as opened, \
-                    tempfile.TemporaryDirectory(prefix="cifar_exp_") as scratch:
+            with (
+                tracked_run(self.uri, self.experiment, self.name, parent, tags, self.resume_run_id) as opened,
+                tempfile.TemporaryDirectory(prefix="cifar_exp_") as scratch,
+            ):
                 folder = checkpoint_folder(self.checkpoint_root, opened.run_id) if opened.enabled else Path(scratch)
                 yield opened, folder
         except Stopped as stop:
@@ -77,10 +79,15 @@ class Job:
 
     def _how_to_continue(self, run_id: str, folder: Path) -> str:
         found = checkpoint.newest(folder)
-        kept = f"its checkpoint after epoch {found[0]} is kept in {found[1].parent}" if found else \
-            "it had not finished an epoch, so it has no checkpoint"
-        return (f"run {run_id} ({self.name}) is KILLED in {self.uri}; {kept}; the same command with resume=auto "
-                "continues it into the same run")
+        kept = (
+            f"its checkpoint after epoch {found[0]} is kept in {found[1].parent}"
+            if found
+            else "it had not finished an epoch, so it has no checkpoint"
+        )
+        return (
+            f"run {run_id} ({self.name}) is KILLED in {self.uri}; {kept}; the same command with resume=auto "
+            "continues it into the same run"
+        )
 
 
 def checkpoint_folder(root: str, run_id: str) -> Path:
@@ -92,12 +99,24 @@ def runs_of_config(client: MlflowClient, experiment: str, config_hash: str) -> l
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
-    return client.search_runs([found.experiment_id], filter_string=f"tags.config_hash = '{config_hash}'",
-                              order_by=["attributes.start_time DESC"], max_results=1000)
+    return client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.config_hash = '{config_hash}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
 
 
-def start_job(uri: Optional[str], experiment: str, name: str, config_hash: str, checkpoint_root: str,
-              resume: Optional[str] = None, force: bool = False, sweep_dir: Optional[str] = None) -> Job:
+def start_job(
+    uri: Optional[str],
+    experiment: str,
+    name: str,
+    config_hash: str,
+    checkpoint_root: str,
+    resume: Optional[str] = None,
+    force: bool = False,
+    sweep_dir: Optional[str] = None,
+) -> Job:
     """Check the store and the checkpoint folder, retire runs whose process died, and decide how this job
     starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet."""
     job = Job(uri, experiment, name, config_hash, checkpoint_root, sweep_dir)
@@ -115,8 +134,9 @@ def start_job(uri: Optional[str], experiment: str, name: str, config_hash: str, 
         if chosen is not None:
             job.resume_run_id, job.checkpoint = chosen
             return job
-        log.warning("resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh",
-                    config_hash)
+        log.warning(
+            "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh", config_hash
+        )
     elif resume:
         job.resume_run_id, job.checkpoint = resume, _explicit(client, resume, config_hash, checkpoint_root)
         return job
@@ -132,12 +152,15 @@ def _check_writable(folder: str) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.NamedTemporaryFile(dir=folder, prefix=".write_probe").close()
     except OSError as error:
-        raise ConfigError(f"trainer.checkpoint_dir={folder} is not writable ({error}); point it at a writable "
-                          "folder, e.g. trainer.checkpoint_dir=/tmp/cifar_exp_checkpoints.") from error
+        raise ConfigError(
+            f"trainer.checkpoint_dir={folder} is not writable ({error}); point it at a writable "
+            "folder, e.g. trainer.checkpoint_dir=/tmp/cifar_exp_checkpoints."
+        ) from error
 
 
-def _most_progress(client: MlflowClient, runs: list[MlflowRun],
-                   root: str) -> Optional[tuple[str, checkpoint.Checkpoint]]:
+def _most_progress(
+    client: MlflowClient, runs: list[MlflowRun], root: str
+) -> Optional[tuple[str, checkpoint.Checkpoint]]:
     """The unfinished run of a config with the most epochs checkpointed (a damaged checkpoint is skipped);
     the other unfinished runs with checkpoints are retired, saying which run continues their config."""
     candidates = []
@@ -180,16 +203,22 @@ def _explicit(client: MlflowClient, run_id: str, config_hash: str, checkpoint_ro
     except MlflowException as error:
         raise ConfigError(f"resume={run_id}: no such run in the tracking store ({error.message}).") from error
     if run.data.tags.get("config_hash") != config_hash:
-        raise ConfigError(f"resume={run_id}: that run has another config (hash {run.data.tags.get('config_hash')}, "
-                          f"this one {config_hash}); resume it with its own command line, logged in its "
-                          f"'command' tag: {run.data.tags.get('command', '?')}")
+        raise ConfigError(
+            f"resume={run_id}: that run has another config (hash {run.data.tags.get('config_hash')}, "
+            f"this one {config_hash}); resume it with its own command line, logged in its "
+            f"'command' tag: {run.data.tags.get('command', '?')}"
+        )
     if run.info.status == "FINISHED":
         raise ConfigError(f"resume={run_id}: that run already FINISHED; nothing to continue.")
     if run.info.status == "RUNNING" and not is_stale(run):
-        raise ConfigError(f"resume={run_id}: that run is still RUNNING in process {run.data.tags.get('pid')} on "
-                          f"{run.data.tags.get('host')}; stop it first.")
+        raise ConfigError(
+            f"resume={run_id}: that run is still RUNNING in process {run.data.tags.get('pid')} on "
+            f"{run.data.tags.get('host')}; stop it first."
+        )
     found = checkpoint.latest(checkpoint_folder(checkpoint_root, run_id))
     if found is None:
-        raise ConfigError(f"resume={run_id}: no checkpoint in {checkpoint_folder(checkpoint_root, run_id)} "
-                          "(it died before its first epoch ended); start it afresh without resume.")
+        raise ConfigError(
+            f"resume={run_id}: no checkpoint in {checkpoint_folder(checkpoint_root, run_id)} "
+            "(it died before its first epoch ended); start it afresh without resume."
+        )
     return found

@@ -27,6 +27,7 @@ def experiments_url(base: str) -> str:
 
 def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
     """The compare view of these runs: params side by side, metrics, curves."""
+
     def param(values: Sequence[str]) -> str:
         return quote(json.dumps(list(values), separators=(",", ":")), safe="")
 
@@ -39,17 +40,26 @@ def landing(base: str, client: MlflowClient, experiment: str) -> list[str]:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return [f"Experiments (no run in '{experiment}' yet): {experiments_url(base)}"]
-    lines = [f"Runs of '{experiment}': {runs_table_url(base, found.experiment_id)}",
-             "Compare a sweep's jobs: in the runs table expand its parent run (sweep-...), tick its children and "
-             "press Compare."]
-    sweeps = client.search_runs([found.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
-                                order_by=["attributes.start_time DESC"], max_results=1)
+    lines = [
+        f"Runs of '{experiment}': {runs_table_url(base, found.experiment_id)}",
+        "Compare a sweep's jobs: in the runs table expand its parent run (sweep-...), tick its children and "
+        "press Compare.",
+    ]
+    sweeps = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if sweeps:
         parent = sweeps[0]
-        children = client.search_runs([found.experiment_id], max_results=1000,
-                                      filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        children = client.search_runs(
+            [found.experiment_id], max_results=1000, filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+        )
         if len(children) > 1:
             ids = [c.info.run_id for c in sorted(children, key=lambda c: c.info.run_name or "")]
-            lines.append(f"Newest sweep ({parent.info.run_name}, {len(ids)} jobs) compared: "
-                         f"{compare_url(base, found.experiment_id, ids)}")
+            lines.append(
+                f"Newest sweep ({parent.info.run_name}, {len(ids)} jobs) compared: "
+                f"{compare_url(base, found.experiment_id, ids)}"
+            )
     return lines

@@ -32,8 +32,10 @@ def signature(num_classes: int) -> "ModelSignature":
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *IMAGE_SHAPE), "image")]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes), "probabilities")]))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, *IMAGE_SHAPE), "image")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes), "probabilities")]),
+    )
 
 
 def _pin(*distributions: str) -> Optional[str]:
@@ -52,8 +54,9 @@ def pip_requirements(backend: str) -> list[str]:
     return [pin for pin in pins if pin]
 
 
-def log_keras_model(run: Run, model: "keras.Model", labels: Mapping[str, Any], example: np.ndarray,
-                    step: int) -> Optional[str]:
+def log_keras_model(
+    run: Run, model: "keras.Model", labels: Mapping[str, Any], example: np.ndarray, step: int
+) -> Optional[str]:
     """Log ``model`` as the run's MLflow Model at ``step`` (epochs run); ``labels`` (class and superclass names,
     the fine-to-coarse map, the label mode) go into its metadata. Returns the logged model's id."""
     if not run.enabled:
@@ -67,19 +70,33 @@ def log_keras_model(run: Run, model: "keras.Model", labels: Mapping[str, Any], e
     source = client.get_run(run.run_id)
     # Named after the architecture (report_cnn), so runs:/<run id>/report_cnn loads it. Not "model": MLflow would
     # then merge it into the run's own model/ folder (the .h5) whenever that folder is listed or downloaded.
-    logged = client.create_logged_model(source.info.experiment_id, name=model.name, source_run_id=run.run_id,
-                                        params=dict(source.data.params), model_type="keras")
+    logged = client.create_logged_model(
+        source.info.experiment_id,
+        name=model.name,
+        source_run_id=run.run_id,
+        params=dict(source.data.params),
+        model_type="keras",
+    )
     try:
         client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step=step)])
         with tempfile.TemporaryDirectory(prefix="cifar_exp_mlmodel_") as scratch:
             path = Path(scratch) / "mlflow_model"
             path.mkdir()  # MLflow 3.17's keras.save_model writes the input example before creating the folder
-            description = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
-                                run_id=run.run_id, model_id=logged.model_id)
-            mlflow.keras.save_model(model, str(path), mlflow_model=description,
-                                    signature=signature(int(model.output_shape[-1])), input_example=example,
-                                    pip_requirements=pip_requirements(keras.backend.backend()),
-                                    metadata=dict(labels))
+            description = Model(
+                artifact_path=logged.artifact_location,
+                model_uuid=logged.model_id,
+                run_id=run.run_id,
+                model_id=logged.model_id,
+            )
+            mlflow.keras.save_model(
+                model,
+                str(path),
+                mlflow_model=description,
+                signature=signature(int(model.output_shape[-1])),
+                input_example=example,
+                pip_requirements=pip_requirements(keras.backend.backend()),
+                metadata=dict(labels),
+            )
             client.log_model_artifacts(logged.model_id, str(path))
     except BaseException:
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)

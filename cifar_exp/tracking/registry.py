@@ -37,13 +37,16 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str:
     try:
         run = client.get_run(run_id)
     except MlflowException as error:
-        raise ModelError(f"run {run_id}: no such run in the store {client.tracking_uri} "
-                         f"({error.message.splitlines()[0]}).") from error
+        raise ModelError(
+            f"run {run_id}: no such run in the store {client.tracking_uri} ({error.message.splitlines()[0]})."
+        ) from error
     outputs = run.outputs.model_outputs if run.outputs else []
     if not outputs:
-        raise ModelError(f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no MLflow Model: it did not "
-                         "finish, or it ran before runs logged their models as MLflow Models; only its .h5 can be "
-                         "used (cifar-exp predict <run id>).")
+        raise ModelError(
+            f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no MLflow Model: it did not "
+            "finish, or it ran before runs logged their models as MLflow Models; only its .h5 can be "
+            "used (cifar-exp predict <run id>)."
+        )
     return max(outputs, key=lambda output: output.step).model_id
 
 
@@ -51,15 +54,19 @@ def _accuracy(client: MlflowClient, run_id: str) -> Optional[float]:
     return client.get_run(run_id).data.metrics.get("test_accuracy")
 
 
-def register_run(client: MlflowClient, run_id: str, name: str, alias: Optional[str] = ALIAS,
-                 only_if_better: bool = False) -> Registration:
+def register_run(
+    client: MlflowClient, run_id: str, name: str, alias: Optional[str] = ALIAS, only_if_better: bool = False
+) -> Registration:
     """Register the run's logged model under ``name`` (one version per run: registering it again reuses it) and
     point ``alias`` at it; with ``only_if_better``, only if its ``test_accuracy`` is at least that of the version
     the alias points at now."""
     model_id = logged_model_id(client, run_id)
     try:
-        client.create_registered_model(name, description="CIFAR-100 classifiers trained by cifar_exp: uint8 RGB "
-                                                          "images (N, 32, 32, 3) in, class probabilities out.")
+        client.create_registered_model(
+            name,
+            description="CIFAR-100 classifiers trained by cifar_exp: uint8 RGB "
+            "images (N, 32, 32, 3) in, class probabilities out.",
+        )
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise ModelError(f"cannot register a model named {name!r}: {error.message}") from error
@@ -72,12 +79,14 @@ def register_run(client: MlflowClient, run_id: str, name: str, alias: Optional[s
         # The source is the model's storage location: MLflow 3.17's registry would resolve "models:/<model id>"
         # through the process-wide tracking URI, not this client's store.
         logged = client.get_logged_model(model_id)
-        version = client.create_model_version(name, logged.artifact_location, run_id=run_id, tags=tags,
-                                              model_id=model_id)
+        version = client.create_model_version(
+            name, logged.artifact_location, run_id=run_id, tags=tags, model_id=model_id
+        )
         # The UI lists a logged model's registered versions from this tag (as mlflow.register_model writes it).
         versions = json.loads(logged.tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
-        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(
-            [*versions, {"name": name, "version": version.version}])})
+        client.set_logged_model_tags(
+            model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, {"name": name, "version": version.version}])}
+        )
     if alias and only_if_better:
         try:
             current = client.get_model_version_by_alias(name, alias)

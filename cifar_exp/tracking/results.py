@@ -28,8 +28,9 @@ def flatten(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return pd.json_normalize(dict(mapping), sep=".").to_dict(orient="records")[0] if mapping else {}
 
 
-def describe_run(run: Run, params: Mapping[str, Any], config_yaml: str, overrides_yaml: str,
-                 model_summary: str) -> None:
+def describe_run(
+    run: Run, params: Mapping[str, Any], config_yaml: str, overrides_yaml: str, model_summary: str
+) -> None:
     """Params, the resolved config, the overrides and the model summary: logged once, when a run starts."""
     run.log_params(params)
     run.log_text(config_yaml, "config/config.yaml")
@@ -37,9 +38,19 @@ def describe_run(run: Run, params: Mapping[str, Any], config_yaml: str, override
     run.log_text(model_summary, "model_summary.txt")
 
 
-def record_results(run: Run, metrics: Mapping[str, float], step: int, note: str, figures: Mapping[str, "Figure"],
-                   tables: Mapping[str, pd.DataFrame], model: "keras.Model", tensorboard_dir: Path,
-                   labels: Mapping[str, Any], test_set: "NumpyDataset", skip_logged: bool = False) -> None:
+def record_results(
+    run: Run,
+    metrics: Mapping[str, float],
+    step: int,
+    note: str,
+    figures: Mapping[str, "Figure"],
+    tables: Mapping[str, pd.DataFrame],
+    model: "keras.Model",
+    tensorboard_dir: Path,
+    labels: Mapping[str, Any],
+    test_set: "NumpyDataset",
+    skip_logged: bool = False,
+) -> None:
     """The end of a run: the MLflow Model (its input example: the first two test images), the test metrics (at
     ``step``, the number of epochs run, linked to that model and the test set), its description, figures, tables
     as CSV, the ``.h5`` model (its labels inside) and the TensorBoard logs. ``skip_logged`` (a resumed run) leaves
@@ -80,8 +91,9 @@ def log_figures_and_tables(run: Run, figures: Mapping[str, "Figure"], tables: Ma
         run.log_text(table.to_csv(), artifact_file)
 
 
-def log_linked_metrics(run: Run, metrics: Mapping[str, float], step: int, model_id: Optional[str],
-                       dataset: "NumpyDataset") -> None:
+def log_linked_metrics(
+    run: Run, metrics: Mapping[str, float], step: int, model_id: Optional[str], dataset: "NumpyDataset"
+) -> None:
     """Metrics measured on ``dataset`` by the logged model ``model_id``: MLflow shows them on the model's page too,
     beside the dataset's name and digest."""
     if not run.enabled:
@@ -89,6 +101,10 @@ def log_linked_metrics(run: Run, metrics: Mapping[str, float], step: int, model_
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    run.client.log_batch(run.run_id, metrics=[Metric(k, float(v), now, step, dataset_name=dataset.name,
-                                                     dataset_digest=dataset.digest, model_id=model_id)
-                                              for k, v in metrics.items()])
+    run.client.log_batch(
+        run.run_id,
+        metrics=[
+            Metric(k, float(v), now, step, dataset_name=dataset.name, dataset_digest=dataset.digest, model_id=model_id)
+            for k, v in metrics.items()
+        ],
+    )

@@ -96,8 +96,14 @@ def mark_killed(client: MlflowClient, run_id: str, reason: str) -> None:
 
 
 @contextmanager
-def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_id: Optional[str] = None,
-                tags: Optional[Mapping[str, str]] = None, resume_run_id: Optional[str] = None) -> Iterator[Run]:
+def tracked_run(
+    uri: Optional[str],
+    experiment: str,
+    run_name: str,
+    parent_run_id: Optional[str] = None,
+    tags: Optional[Mapping[str, str]] = None,
+    resume_run_id: Optional[str] = None,
+) -> Iterator[Run]:
     """Open a run (or reopen ``resume_run_id``) and guarantee its end status: FINISHED, FAILED (error
     logged) or KILLED (Ctrl-C). ``uri=None`` gives a disabled run that logs nothing.
     """
@@ -121,8 +127,9 @@ def tracked_run(uri: Optional[str], experiment: str, run_name: str, parent_run_i
         all_tags["mlflow.runName"] = run_name
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = Run(client, client.create_run(experiment_id(client, experiment), tags=all_tags,
-                                            run_name=run_name).info.run_id)
+        run = Run(
+            client, client.create_run(experiment_id(client, experiment), tags=all_tags, run_name=run_name).info.run_id
+        )
     try:
         yield run
     except KeyboardInterrupt as error:

@@ -30,8 +30,10 @@ def record_search(uri: str, parent_run_id: str, folder: Path) -> dict[str, Any]:
     if best:
         tags.update(best_trial=str(best["number"]), best_command=best["command"])
         run.log_metrics({"best_trial_value": best["value"]})
-        note += (f" Best trial {best['number']}: {summary['metric']} {best['value']:.2%}; "
-                 f"train it alone with `{best['command']}`.")
+        note += (
+            f" Best trial {best['number']}: {summary['metric']} {best['value']:.2%}; "
+            f"train it alone with `{best['command']}`."
+        )
     previous = client.get_run(parent_run_id).data.tags.get(TAG_NOTE, "")
     run.set_tags({**tags, TAG_NOTE: previous + note})
     return summary

@@ -24,8 +24,10 @@ def retire_dead_runs(client: MlflowClient, experiment: str) -> list[str]:
     for run in running:
         if not is_stale(run):
             continue
-        reason = (f"process {run.data.tags.get('pid')} on {run.data.tags.get('host')} died while RUNNING (killed with "
-                  f"-9, out of memory, or unable to write its end); noticed by: {command_line()}")
+        reason = (
+            f"process {run.data.tags.get('pid')} on {run.data.tags.get('host')} died while RUNNING (killed with "
+            f"-9, out of memory, or unable to write its end); noticed by: {command_line()}"
+        )
         if run.data.tags.get(TAG_ROLE) == "sweep":
             close_sweep_parent(client.tracking_uri, run.info.run_id, ended="KILLED", reason=reason)
         else:

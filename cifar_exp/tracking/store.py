@@ -26,9 +26,11 @@ def prepare_store(uri: str, must_exist: bool = False) -> None:
     MLflow knows, in a writable folder (an existing one for ``must_exist``, as readers need), or a server
     that answers as MLflow does."""
     if uri.startswith("file:") or "//" not in uri and not uri.startswith(("sqlite", "databricks")):
-        raise TrackingError(f"tracking.uri={uri}: a file store (a folder of run files) is deprecated in MLflow 3 "
-                            "and has no model registry; use a SQLite file, e.g. "
-                            "tracking.uri=sqlite:////path/to/mlruns/mlflow.db, or a tracking server.")
+        raise TrackingError(
+            f"tracking.uri={uri}: a file store (a folder of run files) is deprecated in MLflow 3 "
+            "and has no model registry; use a SQLite file, e.g. "
+            "tracking.uri=sqlite:////path/to/mlruns/mlflow.db, or a tracking server."
+        )
     db = sqlite_path(uri)
     if db is not None:
         _check_sqlite(uri, db, must_exist)
@@ -40,18 +42,24 @@ def prepare_store(uri: str, must_exist: bool = False) -> None:
 
 def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
     if must_exist and not db.is_file():
-        raise TrackingError(f"tracking store {uri}: there is no such file ({db}); give the store the runs were "
-                            "logged to (--uri sqlite:///<folder>/mlflow.db).")
+        raise TrackingError(
+            f"tracking store {uri}: there is no such file ({db}); give the store the runs were "
+            "logged to (--uri sqlite:///<folder>/mlflow.db)."
+        )
     if db.is_file() and db.stat().st_size:
         with open(db, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
-                raise TrackingError(f"tracking store {uri}: {db} is not a SQLite database; point tracking.uri at "
-                                    "an MLflow store or at a new file.")
+                raise TrackingError(
+                    f"tracking store {uri}: {db} is not a SQLite database; point tracking.uri at "
+                    "an MLflow store or at a new file."
+                )
         revision = _schema_revision(db)
         if revision is not None and revision not in _known_revisions():
-            raise TrackingError(f"tracking store {uri} was written by a newer MLflow (schema revision {revision}, "
-                                f"unknown to the installed MLflow {mlflow.__version__}); upgrade MLflow "
-                                "(pip install -U mlflow) to use it, or choose another store.")
+            raise TrackingError(
+                f"tracking store {uri} was written by a newer MLflow (schema revision {revision}, "
+                f"unknown to the installed MLflow {mlflow.__version__}); upgrade MLflow "
+                "(pip install -U mlflow) to use it, or choose another store."
+            )
     if must_exist:
         return
     try:
@@ -59,8 +67,10 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
         probe = tempfile.NamedTemporaryFile(dir=db.parent, prefix=".write_probe")
         probe.close()
     except OSError as error:
-        raise TrackingError(f"tracking.uri={uri}: the folder {db.parent} is not writable ({error}); "
-                            "choose another store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db.") from error
+        raise TrackingError(
+            f"tracking.uri={uri}: the folder {db.parent} is not writable ({error}); "
+            "choose another store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db."
+        ) from error
 
 
 def _create_schema_once(uri: str, db: Path) -> None:
@@ -89,21 +99,27 @@ def _check_server(uri: str) -> None:
     import requests
 
     try:
-        answer = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search", params={"max_results": 1},
-                              timeout=5)
+        answer = requests.get(
+            uri.rstrip("/") + "/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=5
+        )
         answer.raise_for_status()
     except requests.RequestException as error:
-        raise TrackingError(f"tracking.uri={uri}: the MLflow tracking server does not answer ({error}). "
-                            "Start it (see the README's team setup) or log locally by leaving "
-                            "tracking.uri at its default.") from error
+        raise TrackingError(
+            f"tracking.uri={uri}: the MLflow tracking server does not answer ({error}). "
+            "Start it (see the README's team setup) or log locally by leaving "
+            "tracking.uri at its default."
+        ) from error
     try:
         body = answer.json()
     except ValueError as error:
-        raise TrackingError(f"tracking.uri={uri} answers, but not as an MLflow tracking server (its answer to "
-                            "/api/2.0/mlflow/experiments/search is not JSON); check the host and port.") from error
+        raise TrackingError(
+            f"tracking.uri={uri} answers, but not as an MLflow tracking server (its answer to "
+            "/api/2.0/mlflow/experiments/search is not JSON); check the host and port."
+        ) from error
     if not isinstance(body, dict):
-        raise TrackingError(f"tracking.uri={uri} answers, but not as an MLflow tracking server; check the host "
-                            "and port.")
+        raise TrackingError(
+            f"tracking.uri={uri} answers, but not as an MLflow tracking server; check the host and port."
+        )
 
 
 def client_for(uri: str) -> MlflowClient:
@@ -121,8 +137,9 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     try:
         # The kind tag marks model-training runs for MLflow 3's UI; its model-training view itself needs
         # workflowType=machine_learning in the URL (cifar-exp ui prints it), else the experiment opens on GenAI pages.
-        return client.create_experiment(name, artifact_location=location,
-                                        tags={"mlflow.experimentKind": "custom_model_development"})
+        return client.create_experiment(
+            name, artifact_location=location, tags={"mlflow.experimentKind": "custom_model_development"}
+        )
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel job
         existing = client.get_experiment_by_name(name)
         if existing is None:

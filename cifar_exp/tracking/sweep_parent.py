@@ -22,14 +22,24 @@ TAG_SKIPPED = "cifar_exp.skipped."
 log = logging.getLogger(__name__)
 
 
-def open_sweep_parent(uri: str, experiment: str, sweep_dir: str, name: str, overrides: list[str],
-                      launcher: str = "") -> str:
+def open_sweep_parent(
+    uri: str, experiment: str, sweep_dir: str, name: str, overrides: list[str], launcher: str = ""
+) -> str:
     """Create the parent run of a sweep (and with it the store's schema, before parallel jobs race on it)."""
     prepare_store(uri)
     client = client_for(uri)
-    run = client.create_run(experiment_id(client, experiment), run_name=name,
-                            tags={TAG_SWEEP: sweep_dir, TAG_ROLE: "sweep", "mlflow.runName": name,
-                                  "launcher": launcher, **process_tags(), "command": command_line()})
+    run = client.create_run(
+        experiment_id(client, experiment),
+        run_name=name,
+        tags={
+            TAG_SWEEP: sweep_dir,
+            TAG_ROLE: "sweep",
+            "mlflow.runName": name,
+            "launcher": launcher,
+            **process_tags(),
+            "command": command_line(),
+        },
+    )
     Run(client, run.info.run_id).log_params({"sweep_overrides": " ".join(overrides)})
     return run.info.run_id
 
@@ -40,13 +50,13 @@ def find_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[str
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{sweep_dir}'",
-                              max_results=1)
+    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{sweep_dir}'", max_results=1)
     return runs[0].info.run_id if runs else None
 
 
-def close_sweep_parent(uri: str, parent_run_id: str, register_as: Optional[str] = None, ended: Optional[str] = None,
-                       reason: str = "") -> dict[str, Any]:
+def close_sweep_parent(
+    uri: str, parent_run_id: str, register_as: Optional[str] = None, ended: Optional[str] = None, reason: str = ""
+) -> dict[str, Any]:
     """Summarise the sweep's children on the parent (jobs, failures, best job) and end it: FINISHED, FAILED if
     a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); idempotent. With
     ``register_as``, the best job's model is registered under that name (see :func:`register_best`)."""
@@ -54,19 +64,26 @@ def close_sweep_parent(uri: str, parent_run_id: str, register_as: Optional[str] 
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
         return {}
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10000)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10000
+    )
     failed = [c for c in children if c.info.status != "FINISHED"]
     finished = [c for c in children if "test_accuracy" in c.data.metrics]
-    summary: dict[str, Any] = {"jobs": len(children), "failed": len(failed),
-                               "failed_jobs": [c.info.run_name for c in failed]}
+    summary: dict[str, Any] = {
+        "jobs": len(children),
+        "failed": len(failed),
+        "failed_jobs": [c.info.run_name for c in failed],
+    }
     run = Run(client, parent_run_id)
     metrics: dict[str, float] = {"jobs": len(children), "failed_jobs": len(failed)}
     note = f"{len(children)} jobs, {len(failed)} failed" + (f" ({', '.join(summary['failed_jobs'])})" if failed else "")
     if finished:
         best = max(finished, key=lambda c: c.data.metrics["test_accuracy"])
-        summary.update(best_job=best.info.run_name, best_run_id=best.info.run_id,
-                       best_test_accuracy=best.data.metrics["test_accuracy"])
+        summary.update(
+            best_job=best.info.run_name,
+            best_run_id=best.info.run_id,
+            best_test_accuracy=best.data.metrics["test_accuracy"],
+        )
         metrics["best_test_accuracy"] = best.data.metrics["test_accuracy"]
         run.set_tags({"best_job": best.info.run_name, "best_run_id": best.info.run_id})
         note += f"; best: **{best.info.run_name}**, test accuracy {best.data.metrics['test_accuracy']:.2%}"
@@ -80,7 +97,8 @@ def close_sweep_parent(uri: str, parent_run_id: str, register_as: Optional[str] 
         summary["skipped_jobs"] = skipped
         metrics["skipped_jobs"] = len(skipped)
         note += f"; {len(skipped)} skipped, already FINISHED in earlier runs: " + ", ".join(
-            f"{name} ({run_id})" for name, run_id in skipped.items())
+            f"{name} ({run_id})" for name, run_id in skipped.items()
+        )
     if ended:
         summary["ended"] = reason
         note = f"{ended}: {reason}. " + note

@@ -43,8 +43,9 @@ def distribution(override: Override) -> BaseDistribution:
     int (or float) grid with Hydra's exclusive stop, ``interval`` a float range (``tag(log, ...)``: log-uniform,
     ``tag(int, ...)``: integers)."""
     value = override.value()
-    values: list[Any] = list(override.sweep_iterator(transformer=Transformer.encode)) \
-        if not isinstance(value, IntervalSweep) else []
+    values: list[Any] = (
+        list(override.sweep_iterator(transformer=Transformer.encode)) if not isinstance(value, IntervalSweep) else []
+    )
     if isinstance(value, IntervalSweep):
         low: Any = value.start
         high: Any = value.end
@@ -100,9 +101,19 @@ def default_study_name(space: dict[str, BaseDistribution], fixed: list[str], con
 
 
 class OptunaSweeperImpl:
-    def __init__(self, sampler: Any, pruner: Any, study_name: Optional[str], storage: Optional[str], direction: str,
-                 metric: str, n_trials: int, n_jobs: int, max_failure_rate: float,
-                 params: Optional[DictConfig]) -> None:
+    def __init__(
+        self,
+        sampler: Any,
+        pruner: Any,
+        study_name: Optional[str],
+        storage: Optional[str],
+        direction: str,
+        metric: str,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: Optional[DictConfig],
+    ) -> None:
         self.sampler_cfg, self.pruner_cfg = sampler, pruner
         self.study_name, self.storage, self.direction, self.metric = study_name, storage, direction, metric
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, max(n_jobs, 1), max_failure_rate
@@ -111,41 +122,60 @@ class OptunaSweeperImpl:
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
-                                                                task_function=task_function, config=config)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: list[str]) -> None:
         given: dict[str, Any] = dict(self.params or {})
         params = [f"{key}={value}" for key, value in given.items()]
         space, fixed = search_space(params + list(arguments))
         if not space:
-            raise ValueError("hydra/sweeper=optuna needs a search space: +search=<space> (conf/search/) or sweep "
-                             "overrides such as 'optimizer.lr=tag(log,interval(1e-4,1e-1))'")
+            raise ValueError(
+                "hydra/sweeper=optuna needs a search space: +search=<space> (conf/search/) or sweep "
+                "overrides such as 'optimizer.lr=tag(log,interval(1e-4,1e-1))'"
+            )
         if not self.storage:
-            raise ValueError("hydra.sweeper.storage is empty: the jobs need a storage they share with the sweeper "
-                             "(a database URL or a journal file path)")
+            raise ValueError(
+                "hydra.sweeper.storage is empty: the jobs need a storage they share with the sweeper "
+                "(a database URL or a journal file path)"
+            )
         pruner = OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
         storage = open_storage(self.storage)
         name = self.study_name or default_study_name(space, fixed, self.config)
-        study = optuna.create_study(study_name=name, storage=storage, sampler=self._sampler(storage, name),
-                                    pruner=instantiate(pruner) if pruner else None,
-                                    direction=StudyDirection[self.direction.upper()],
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=self._sampler(storage, name),
+            pruner=instantiate(pruner) if pruner else None,
+            direction=StudyDirection[self.direction.upper()],
+            load_if_exists=True,
+        )
         study.set_user_attr(PRUNER_ATTR, pruner)
         study.set_user_attr(METRIC_ATTR, self.metric)
-        log.info("Optuna study %s in %s: %d of %d trials finished", study.study_name, self.storage,
-                 self._finished(study), self.n_trials)
+        log.info(
+            "Optuna study %s in %s: %d of %d trials finished",
+            study.study_name,
+            self.storage,
+            self._finished(study),
+            self.n_trials,
+        )
         launched = failed = 0
         while (missing := self.n_trials - self._finished(study)) > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, missing))]
-            returns = self.launcher.launch([self._overrides(study, trial, fixed) for trial in trials],
-                                           initial_job_idx=self.job_idx)
+            returns = self.launcher.launch(
+                [self._overrides(study, trial, fixed) for trial in trials], initial_job_idx=self.job_idx
+            )
             self.job_idx += len(returns)
             launched += len(returns)
             failed += sum(self._tell(study, trial, result) for trial, result in zip(trials, returns))
             if failed / launched > self.max_failure_rate:
-                log.error("%d of %d trials failed (hydra.sweeper.max_failure_rate=%g): stopping the search",
-                          failed, launched, self.max_failure_rate)
+                log.error(
+                    "%d of %d trials failed (hydra.sweeper.max_failure_rate=%g): stopping the search",
+                    failed,
+                    launched,
+                    self.max_failure_rate,
+                )
                 next(r for r in returns if r.status == JobStatus.FAILED).return_value  # re-raises the job's error
         write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric)
 
@@ -165,8 +195,11 @@ class OptunaSweeperImpl:
 
     def _overrides(self, study: optuna.Study, trial: optuna.Trial, fixed: list[str]) -> list[str]:
         chosen = [f"{key}={format_value(value)}" for key, value in trial.params.items()]
-        link = [f"search.study={quote(study.study_name)}", f"search.storage={quote(str(self.storage))}",
-                f"search.trial={trial.number}"]
+        link = [
+            f"search.study={quote(study.study_name)}",
+            f"search.storage={quote(str(self.storage))}",
+            f"search.trial={trial.number}",
+        ]
         return [*fixed, *chosen, *link]
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> bool:
@@ -198,14 +231,22 @@ def write_results(study: optuna.Study, fixed: list[str], folder: Path, metric: s
     """``best_trial.yaml`` (its number, value, parameters and command line), ``trials.csv`` and Optuna's plots."""
     folder.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
-    summary: dict[str, Any] = {"study": study.study_name, "metric": metric, "direction": study.direction.name.lower(),
-                               "trials": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}}
+    summary: dict[str, Any] = {
+        "study": study.study_name,
+        "metric": metric,
+        "direction": study.direction.name.lower(),
+        "trials": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState},
+    }
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
         best = study.best_trial
-        summary["best"] = {"number": best.number, "value": best.value, "params": best.params,
-                           "test_accuracy": best.user_attrs.get("test_accuracy"),
-                           "command": best_command(fixed, best.params)}
+        summary["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "test_accuracy": best.user_attrs.get("test_accuracy"),
+            "command": best_command(fixed, best.params),
+        }
         log.info("best trial %d: %s=%.4f, %s", best.number, metric, best.value, summary["best"]["command"])
     OmegaConf.save(OmegaConf.create(summary), folder / "best_trial.yaml")
     study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
@@ -220,9 +261,11 @@ def _plots(study: optuna.Study, folder: Path) -> None:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as plots
 
-    for name, plot in (("optimization_history", plots.plot_optimization_history),
-                       ("param_importances", plots.plot_param_importances),
-                       ("intermediate_values", plots.plot_intermediate_values)):
+    for name, plot in (
+        ("optimization_history", plots.plot_optimization_history),
+        ("param_importances", plots.plot_param_importances),
+        ("intermediate_values", plots.plot_intermediate_values),
+    ):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)  # Optuna's matplotlib plots say they are new

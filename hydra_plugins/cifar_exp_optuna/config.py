@@ -87,9 +87,13 @@ def register() -> None:
     store = ConfigStore.instance()
     store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="cifar_exp_optuna")
     presets: list[tuple[str, str, type]] = [
-        ("sampler", "tpe", TPESamplerConf), ("sampler", "random", RandomSamplerConf),
-        ("pruner", "median", MedianPrunerConf), ("pruner", "hyperband", HyperbandPrunerConf),
-        ("pruner", "threshold", ThresholdPrunerConf), ("pruner", "none", NopPrunerConf)]
+        ("sampler", "tpe", TPESamplerConf),
+        ("sampler", "random", RandomSamplerConf),
+        ("pruner", "median", MedianPrunerConf),
+        ("pruner", "hyperband", HyperbandPrunerConf),
+        ("pruner", "threshold", ThresholdPrunerConf),
+        ("pruner", "none", NopPrunerConf),
+    ]
     for group, name, node in presets:
         store.store(group=f"hydra/sweeper/{group}", name=name, node=node, provider="cifar_exp_optuna")
 
