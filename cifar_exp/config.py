@@ -200,6 +200,7 @@ HASH_NEUTRAL: dict[str, Any] = {
     "schedule": {"name": "keras2_decay", "warmup_fraction": 0.0, "initial_fraction": 1.0, "final_fraction": 1.0},
     "trainer.precision": "float32",
     "trainer.tta_flip": False,
+    "trainer.restore_best": False,
     "search": {"study": None, "storage": None, "trial": None},
 }
 
