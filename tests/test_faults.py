@@ -67,6 +67,10 @@ def checkpoints(root: Path) -> list[Path]:
     return sorted(root.glob("*/epoch_*.npz"))
 
 
+# Long enough that a loaded machine's test process cannot miss the moment between the first checkpoint and the end
+EPOCHS = 15
+
+
 def slow(npz_dir: Path, uri: str, epochs: int = 40) -> list[str]:
     """A tiny run long enough to be interrupted after its first checkpoint."""
     return [*tiny(npz_dir, uri), f"trainer.epochs={epochs}", "data.train_size=200", "augmentation=none"]
@@ -74,7 +78,7 @@ def slow(npz_dir: Path, uri: str, epochs: int = 40) -> list[str]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_stop_signal_ends_the_run_killed_and_resume_continues_it(signum, tmp_path, npz_dir, store_uri):
-    args = slow(npz_dir, store_uri, epochs=6)
+    args = slow(npz_dir, store_uri, epochs=EPOCHS)
     root = tmp_path / "mlruns" / "checkpoints"
     process = start(tmp_path, *args)
     wait_for(lambda: checkpoints(root), process)
@@ -95,7 +99,7 @@ def test_stop_signal_ends_the_run_killed_and_resume_continues_it(signum, tmp_pat
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
     assert "error" not in resumed.data.tags  # the interruption is not left behind as a stale error
     history = MlflowClient(store_uri).get_metric_history(run.info.run_id, "loss")
-    assert sorted(m.step for m in history) == list(range(6))
+    assert sorted(m.step for m in history) == list(range(EPOCHS))
 
 
 def test_sigterm_during_a_sweep_closes_the_parent_too(tmp_path, npz_dir, store_uri):
@@ -113,7 +117,7 @@ def test_sigterm_during_a_sweep_closes_the_parent_too(tmp_path, npz_dir, store_u
 def test_a_killed_sweep_rerun_leaves_one_coherent_record(tmp_path, npz_dir, store_uri):
     """kill -9 leaves the sweep's parent and its job RUNNING; the re-run with resume=auto closes the old parent
     (KILLED, saying why), continues the job under the new parent and notes the job it skipped."""
-    sweep = ["--multirun", *slow(npz_dir, store_uri, epochs=3), "dropout=winning,baseline"]
+    sweep = ["--multirun", *slow(npz_dir, store_uri, epochs=EPOCHS), "dropout=winning,baseline"]
     first = cli(tmp_path, *sweep[:-1], "dropout=winning")  # one job FINISHED under a first parent
     assert first.returncode == 0, first.stderr[-2000:]
     process = start(tmp_path, *sweep[:-1], "dropout=baseline", sweep_dir=False)
@@ -156,7 +160,7 @@ def test_two_sweeps_started_at_once_each_get_their_own_parent(fresh, tmp_path, n
 
 
 def test_resume_auto_continues_the_run_with_most_progress_and_retires_the_others(tmp_path, npz_dir, store_uri):
-    args = slow(npz_dir, store_uri, epochs=4)
+    args = slow(npz_dir, store_uri, epochs=EPOCHS)
     root = tmp_path / "mlruns" / "checkpoints"
     process = start(tmp_path, *args)
     wait_for(lambda: any(p.name == "epoch_00002.npz" for p in checkpoints(root)), process)
@@ -181,7 +185,7 @@ def test_resume_auto_continues_the_run_with_most_progress_and_retires_the_others
 
 
 def test_damaged_checkpoint_is_named_and_does_not_block_resume_auto(tmp_path, npz_dir, store_uri):
-    args = slow(npz_dir, store_uri, epochs=3)
+    args = slow(npz_dir, store_uri, epochs=EPOCHS)
     root = tmp_path / "mlruns" / "checkpoints"
     process = start(tmp_path, *args)
     wait_for(lambda: checkpoints(root), process)
