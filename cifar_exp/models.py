@@ -8,10 +8,40 @@ float16 or bfloat16), so the probabilities and the loss keep their precision.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import keras
 from keras import layers
+
+
+def _report_stack(
+    name: str,
+    conv: Callable[[int], list[layers.Layer]],
+    num_classes: int,
+    dropout: tuple[float, float, float],
+    input_shape: tuple[int, int, int],
+) -> keras.Model:
+    """The report's layer stack with ``conv(filters)`` as each convolution block."""
+    conv2_rate, conv3_rate, dense_rate = dropout
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Rescaling(1.0 / 255, name="rescale_0_255"),
+            *conv(32),
+            layers.MaxPooling2D(),
+            *conv(64),
+            layers.MaxPooling2D(),
+            layers.Dropout(conv2_rate),
+            *conv(128),
+            layers.MaxPooling2D(),
+            layers.Dropout(conv3_rate),
+            layers.Flatten(),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(dense_rate),
+            layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32"),
+        ],
+        name=name,
+    )
 
 
 def report_cnn(
@@ -23,29 +53,16 @@ def report_cnn(
 
     ``dropout`` gives the three rates: after the second block, after the third, after the dense layer.
     """
-    conv2_rate, conv3_rate, dense_rate = dropout
-    return keras.Sequential(
-        [
-            keras.Input(shape=input_shape, name="image"),
-            layers.Rescaling(1.0 / 255, name="rescale_0_255"),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Dropout(conv2_rate),
-            layers.Conv2D(128, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Dropout(conv3_rate),
-            layers.Flatten(),
-            layers.Dense(512, activation="relu"),
-            layers.Dropout(dense_rate),
-            layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32"),
-        ],
-        name="report_cnn",
+    return _report_stack(
+        "report_cnn",
+        lambda filters: [layers.Conv2D(filters, 3, padding="same", activation="relu")],
+        num_classes,
+        dropout,
+        input_shape,
     )
 
 
-def _conv_bn(filters: int, **kwargs) -> list[layers.Layer]:
+def _conv_bn(filters: int, **kwargs: Any) -> list[layers.Layer]:
     """A 3x3 convolution without bias, batch norm, ReLU."""
     return [
         layers.Conv2D(filters, 3, padding="same", use_bias=False, **kwargs),
@@ -60,26 +77,7 @@ def report_cnn_bn(
     input_shape: tuple[int, int, int] = (32, 32, 3),
 ) -> keras.Model:
     """:func:`report_cnn` with batch normalisation between each convolution and its ReLU."""
-    conv2_rate, conv3_rate, dense_rate = dropout
-    return keras.Sequential(
-        [
-            keras.Input(shape=input_shape, name="image"),
-            layers.Rescaling(1.0 / 255, name="rescale_0_255"),
-            *_conv_bn(32),
-            layers.MaxPooling2D(),
-            *_conv_bn(64),
-            layers.MaxPooling2D(),
-            layers.Dropout(conv2_rate),
-            *_conv_bn(128),
-            layers.MaxPooling2D(),
-            layers.Dropout(conv3_rate),
-            layers.Flatten(),
-            layers.Dense(512, activation="relu"),
-            layers.Dropout(dense_rate),
-            layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32"),
-        ],
-        name="report_cnn_bn",
-    )
+    return _report_stack("report_cnn_bn", _conv_bn, num_classes, dropout, input_shape)
 
 
 def fast_cnn(
