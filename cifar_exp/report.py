@@ -156,6 +156,10 @@ def comparison_table(runs: list[MlflowRun], experiment_name: Optional[str] = Non
             for r in finished
         ]
     )
+    # One run per seed: where a seed ran more than once (a re-run under another time budget), the longest counts.
+    frame = frame.loc[
+        frame.groupby(["configuration", "epochs", "seed"], sort=False)["epochs_run"].idxmax()
+    ].sort_index()
     rows = []
     for (configuration, epochs), group in frame.groupby(["configuration", "epochs"], sort=False):
         mean, low, high = t_interval(group["test_accuracy"])

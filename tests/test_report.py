@@ -327,3 +327,15 @@ def test_make_reproduce_runs_every_experiment_over_seeds_then_the_verdicts():
     assert "-m cifar_exp --multirun +experiment=$exp " in sweep and " seed=0,1 " in sweep
     assert "hydra/launcher=joblib hydra.launcher.n_jobs=4" in sweep
     assert plan.index("-m cifar_exp.report --all") > plan.index(sweep)
+
+
+def test_a_seed_run_twice_counts_once_with_its_longest_run():
+    runs = [
+        _run("decay", 0, 0.104, epochs_run=31),
+        _run("decay", 0, 0.108, epochs_run=41),
+        _run("decay", 1, 0.095, epochs_run=42),
+        _run("decay", 2, 0.100, epochs_run=41),
+    ]
+    row = comparison_table(runs).iloc[0]
+    assert row["runs"] == 3 and row["seeds"] == 3 and row["epochs_run_min"] == 41
+    assert row["test_accuracy_mean"] == pytest.approx((0.108 + 0.095 + 0.100) / 3)
