@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import compose_config
+from conftest import compose_config, tiny
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.config import PROJECT_ROOT, validate
@@ -25,11 +25,7 @@ def test_experiment_runs_one_epoch(name, npz_dir, store_uri):
     overrides = [
         f"+experiment={name}",
         *_sweep_values(name),
-        "data.source=local",
-        f"data.path={npz_dir}",
-        f"tracking.uri={store_uri}",
-        "trainer.epochs=1",
-        "trainer.verbose=0",
+        *tiny(npz_dir, store_uri),
         "data.train_size=200",
     ]
     cfg = compose_config(overrides)

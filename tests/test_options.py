@@ -4,7 +4,7 @@ one tiny epoch; existing configs keep their config hash."""
 from __future__ import annotations
 
 import pytest
-from conftest import compose_config
+from conftest import compose_config, tiny
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.config import ConfigError, config_hash, validate
@@ -40,11 +40,7 @@ def test_option_trains_one_epoch(name, npz_dir, store_uri):
     cfg = compose_config(
         [
             *COMBINATIONS[name],
-            "data.source=local",
-            f"data.path={npz_dir}",
-            f"tracking.uri={store_uri}",
-            "trainer.epochs=1",
-            "trainer.verbose=0",
+            *tiny(npz_dir, store_uri),
             "data.train_size=200",
         ]
     )
