@@ -102,6 +102,53 @@ def find_sweep(
     return runs[0]
 
 
+class Stores:
+    """The store the report is logged to, and any further stores whose runs join its tables read-only.
+
+    A lent GPU machine or a colleague's laptop keeps its own SQLite store; ``--also-from`` pools their runs
+    with this one's (same configuration, same seed: the longest run counts) without copying them over. A
+    sweep's table and verdict go to the newest sweep parent among the stores, in the store that holds it.
+    """
+
+    def __init__(self, uri: str, also_from: tuple[str, ...] = ()):
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        self.clients = [self.client, *(MlflowClient(other) for other in also_from)]
+        self._owner: dict[str, MlflowClient] = {}
+
+    def runs(
+        self, store_experiment: str, experiment_name: Optional[str] = None, primary_experiment: Optional[str] = None
+    ) -> list[MlflowRun]:
+        """Every run of report experiment ``experiment_name`` (None: of every one) in every store, oldest first;
+        ``primary_experiment``: the MLflow experiment to read in the first store, if not ``store_experiment``."""
+        found: list[MlflowRun] = []
+        for client in self.clients:
+            name = primary_experiment if primary_experiment and client is self.client else store_experiment
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                continue
+            for run in experiment_runs(client, experiment.experiment_id, experiment_name):
+                self._owner[run.info.run_id] = client
+                found.append(run)
+        return sorted(found, key=lambda r: r.info.start_time or 0)
+
+    def metric_history(self, run_id: str, metric: str) -> list[Any]:
+        """A run's per-step values of ``metric``, from whichever store holds the run."""
+        return self._owner.get(run_id, self.client).get_metric_history(run_id, metric)
+
+    def sweep(self, experiment_name: str, store_experiment: str) -> tuple[MlflowClient, MlflowRun]:
+        """The newest sweep parent of ``experiment_name`` among the stores, with the client of its store."""
+        parents, errors = [], []
+        for client in self.clients:
+            try:
+                parents.append((client, find_sweep(client, experiment_name, store_experiment)))
+            except ReportError as error:
+                errors.append(error)
+        if not parents:
+            raise errors[0]
+        return max(parents, key=lambda found: found[1].info.start_time or 0)
+
+
 def experiment_runs(client: MlflowClient, experiment_id: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:
     """Every run of report experiment ``experiment_name`` (None: of every one) in an MLflow experiment, from
     all their sweeps: a sweep that was re-run skips configurations that already FINISHED, so their runs live
@@ -279,12 +326,12 @@ def _note(markdown: str, artifact: str) -> str:
     return markdown[: MAX_NOTE - len(tail)] + tail
 
 
-def metric_curves(client: MlflowClient, runs: list[MlflowRun], metric: str) -> dict[str, plots.Curve]:
+def metric_curves(stores: Stores, runs: list[MlflowRun], metric: str) -> dict[str, plots.Curve]:
     """Each run's per-epoch ``metric`` as (1-based epochs, values), labelled by run name (and status if not
     FINISHED)."""
     curves: dict[str, plots.Curve] = {}
     for r in runs:
-        history = sorted(client.get_metric_history(r.info.run_id, metric), key=lambda m: m.step)
+        history = sorted(stores.metric_history(r.info.run_id, metric), key=lambda m: m.step)
         if history:
             label = r.info.run_name if r.info.status == "FINISHED" else f"{r.info.run_name} [{r.info.status}]"
             curves[label] = ([m.step + 1 for m in history], [m.value for m in history])
@@ -299,6 +346,7 @@ def _log_table(run: tracking.Run, table: pd.DataFrame, artifact_file: str) -> No
 
 
 def log_experiment_report(
+    stores: Stores,
     client: MlflowClient,
     parent_run_id: str,
     experiment_name: str,
@@ -308,7 +356,7 @@ def log_experiment_report(
 ) -> None:
     """Table, verdicts and curves (the report's printed epochs beside ours) onto a sweep's parent run."""
     run = tracking.Run(client, parent_run_id)
-    curves = {metric: metric_curves(client, runs, metric) for metric in ("val_accuracy", "val_loss")}
+    curves = {metric: metric_curves(stores, runs, metric) for metric in ("val_accuracy", "val_loss")}
     figure = plots.curves_beside_report(
         curves, printed_epochs(experiment_name), f"{experiment_name}: validation per epoch, ours and the 2017 report's"
     )
@@ -324,15 +372,20 @@ def report(
     uri: str = DEFAULT_URI,
     store_experiment: str = "cifar_exp",
     sweep_run_id: Optional[str] = None,
+    also_from: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, str]:
-    """Build, log (to the sweep's parent run) and return the comparison table and its markdown."""
-    client = MlflowClient(uri)
-    parent = find_sweep(client, experiment_name, store_experiment, sweep_run_id)
-    runs = experiment_runs(client, parent.info.experiment_id, experiment_name)
+    """Build, log (to the sweep's parent run) and return the comparison table and its markdown; ``also_from``:
+    further stores whose runs join the table."""
+    stores = Stores(uri, also_from)
+    if sweep_run_id:
+        client, parent = stores.client, find_sweep(stores.client, experiment_name, store_experiment, sweep_run_id)
+    else:
+        client, parent = stores.sweep(experiment_name, store_experiment)
+    runs = stores.runs(store_experiment, experiment_name, client.get_experiment(parent.info.experiment_id).name)
     table = comparison_table(runs, experiment_name)
     markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
     try:
-        log_experiment_report(client, parent.info.run_id, experiment_name, table, markdown, runs)
+        log_experiment_report(stores, client, parent.info.run_id, experiment_name, table, markdown, runs)
     except WRITE_ERRORS as error:
         markdown += f"\n(not logged to the store, which cannot be written: {_first_line(error)})\n"
     return table, markdown
@@ -349,17 +402,21 @@ def _report_order(name: str) -> tuple[int, str]:
     return (REPORT_ORDER.index(name) if name in REPORT_ORDER else len(REPORT_ORDER), name)
 
 
-def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> tuple[pd.DataFrame, str, str]:
-    """Every report experiment in the store: each one's report on its latest sweep parent, then one table and
-    one figure of them all, logged to a new ``report-all`` run. Returns the table, its markdown and the run id."""
-    client = MlflowClient(uri)
+def report_all(
+    uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp", also_from: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, str, str]:
+    """Every report experiment in the store (and in ``also_from``): each one's report on its latest sweep
+    parent, then one table and one figure of them all, logged to a new ``report-all`` run in ``uri``'s store.
+    Returns the table, its markdown and the run id."""
+    stores = Stores(uri, also_from)
+    client = stores.client
     found = client.get_experiment_by_name(store_experiment)
-    if found is None:
+    if found is None and not also_from:
         raise ReportError(
             f"no MLflow experiment {store_experiment!r} in {uri}; run the report's experiments first: make reproduce"
         )
     by_name: dict[str, list[MlflowRun]] = {}
-    for r in experiment_runs(client, found.experiment_id):
+    for r in stores.runs(store_experiment):
         by_name.setdefault(r.data.tags["experiment"], []).append(r)
     tables, notes = [], []
     for name in sorted(by_name, key=_report_order):
@@ -370,13 +427,13 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
             continue
         tables.append(table)
         try:
-            parent = find_sweep(client, name, store_experiment)
+            sweep_client, parent = stores.sweep(name, store_experiment)
         except ReportError:
             notes.append(f"{name}: no sweep parent run to tag (its runs were not started with --multirun).")
             continue
         markdown = to_markdown(table, f"{name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
         try:
-            log_experiment_report(client, parent.info.run_id, name, table, markdown, by_name[name])
+            log_experiment_report(stores, sweep_client, parent.info.run_id, name, table, markdown, by_name[name])
         except WRITE_ERRORS as error:
             notes.append(f"{name}: not logged to its sweep, the store cannot be written ({_first_line(error)}).")
     missing = [name for name in REPORT_ORDER if name not in by_name]
@@ -399,8 +456,9 @@ def report_all(uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp") -> t
     )
     counts = verdict_counts(combined)
     try:
+        experiment_id = found.experiment_id if found else client.create_experiment(store_experiment)
         run_id = client.create_run(
-            found.experiment_id,
+            experiment_id,
             run_name=ALL_RUN_NAME,
             tags={
                 tracking.TAG_ROLE: "report",
@@ -437,6 +495,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--uri", default=DEFAULT_URI, help="tracking URI (default: the project's store)")
     parser.add_argument("--store-experiment", default="cifar_exp", help="MLflow experiment holding the sweeps")
     parser.add_argument("--sweep", help="the sweep parent run to log the report to (default: the latest one)")
+    parser.add_argument(
+        "--also-from",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="another store whose runs join the tables, read-only (repeatable): e.g. a GPU machine's store "
+        "brought back as sqlite:///mlruns/gpu/mlflow.db",
+    )
     args = parser.parse_args(argv)
     every = args.all or args.experiment == "all"
     if every and (args.sweep or args.experiment not in (None, "all")):
@@ -450,11 +516,14 @@ def main(argv: Optional[list[str]] = None) -> None:
                 f"{', '.join(options('experiment'))} (or all / --all for every one)."
             )
         tracking.prepare_store(args.uri, must_exist=True)
+        for other in args.also_from:
+            tracking.prepare_store(other, must_exist=True)
+        also_from = tuple(args.also_from)
         if every:
-            _, markdown, run_id = report_all(args.uri, args.store_experiment)
+            _, markdown, run_id = report_all(args.uri, args.store_experiment, also_from)
             markdown += f"\nLogged to MLflow run {run_id} ({ALL_RUN_NAME}).\n" if run_id else ""
         else:
-            _, markdown = report(args.experiment, args.uri, args.store_experiment, args.sweep)
+            _, markdown = report(args.experiment, args.uri, args.store_experiment, args.sweep, also_from)
     except CifarExpError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

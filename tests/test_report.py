@@ -247,6 +247,42 @@ def test_table_pools_seeds_and_shows_the_report_figure(decay_sweep, capsys):
     )
 
 
+def test_runs_of_another_store_join_the_table_and_the_newest_sweep_gets_the_verdict(
+    decay_sweep, npz_dir, tmp_path, capsys
+):
+    """A lent GPU's store brought back: its seed 2 pools with seeds 0 and 1 here; nothing is copied over."""
+    other = f"sqlite:///{tmp_path / 'gpu' / 'mlflow.db'}"
+    done = cli(
+        tmp_path,
+        "--multirun",
+        "+experiment=decay",
+        *tiny(npz_dir, other),
+        "seed=2",
+        "data.train_size=200",
+        "optimizer.lr=1e-4",
+        "optimizer.decay=0.05",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    here = MlflowClient(decay_sweep)
+    experiment_here = here.get_experiment_by_name("cifar_exp").experiment_id
+    runs_here = {r.info.run_id for r in here.search_runs([experiment_here])}
+    main(["decay", "--uri", decay_sweep, "--also-from", other])
+    printed = capsys.readouterr().out
+    assert "| optimizer.decay=0.05 | 1 | 3 |" in printed  # seeds 0, 1 here and 2 there
+    assert "| optimizer.decay=0.0 | 1 | 2 |" in printed
+    gpu_parent = _parent(other, "sweep-decay")
+    assert gpu_parent.data.tags["verdict"].startswith("optimizer.decay=0.05: ")
+    assert "[1 of 100 epochs]" in gpu_parent.data.tags["verdict"]  # 3 seeds: no seed shortfall
+    assert {r.info.run_name for r in MlflowClient(other).search_runs([gpu_parent.info.experiment_id])} == {
+        "sweep-decay",
+        "adam-lr1e-4-decay0.05-baseline-none-s2",
+    }
+    assert {r.info.run_id for r in here.search_runs([experiment_here])} == runs_here
+
+    main(["--all", "--uri", decay_sweep, "--also-from", other])
+    assert "| decay | optimizer.decay=0.05 | 1 | 3 |" in capsys.readouterr().out
+
+
 def test_unknown_experiment_is_a_clear_error(decay_sweep):
     with pytest.raises(ReportError, match="no sweep of experiment 'learning_rate'"):
         report("learning_rate", uri=decay_sweep)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The report's arms over seeds on one lent GPU, side by side under KERAS_BACKEND=jax, into this copy's own
+# store (mlruns/), which comes back as $OUT/store.tar.gz (runs, params, per-epoch metrics, plots; not the
+# .h5 and logged models, which are too large to send back).
+#   after setup.sh on the same warm machine; carry: .gpu_b (the second half of the packed dataset)
+#   MINUTES: each run's budget (trainer.max_minutes); SWEEPS: how many of the list below run at once;
+#   MPS=0: no CUDA MPS daemon (kernels of the processes then take turns on the GPU instead of sharing it)
+set -u
+ROOT=$(pwd)
+MINUTES=${MINUTES:-7}
+export PYTHONPATH=$ROOT/.gpu_site:$ROOT PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false
+export OMP_NUM_THREADS=1
+DATA=${DATA:-$ROOT/.gpu_data}
+python3 scripts/device/unpack_cifar.py "$DATA" ${PACKS:-.gpu_a .gpu_b} || exit 3
+if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d; then
+  echo "MPS on"; SWEEPS=${SWEEPS:-5}
+else
+  echo "MPS not available"; SWEEPS=${SWEEPS:-2}
+fi
+sweeps=(
+  "+experiment=dropout dropout=report_exp3"
+  "+experiment=augmentation augmentation=none"
+  "+experiment=decay optimizer.lr=1e-3 optimizer.decay=0.05"
+  "+experiment=sgd optimizer=sgd"
+  "+experiment=learning_rate optimizer.lr=1e-3"
+)
+pids=()
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$OUT/gpu.csv" &
+for i in $(seq 0 $((SWEEPS - 1))); do
+  # shellcheck disable=SC2086
+  python3 -m cifar_exp --multirun ${sweeps[$i]} data=local data.path="$DATA" ${EXTRA:-} seed=0,1,2 \
+    trainer.max_minutes="$MINUTES" hydra/launcher=joblib hydra.launcher.n_jobs=3 > "$OUT/sweep_$i.log" 2>&1 &
+  pids+=($!)
+  sleep 2
+done
+wait "${pids[@]}"
+kill %1 2>/dev/null
+python3 -m cifar_exp.report --all > "$OUT/report.txt" 2>&1
+tar -czf "$OUT/store.tar.gz" --exclude='*.h5' --exclude='*.keras' --exclude='tensorboard' --exclude='checkpoints' mlruns
+ls -la "$OUT"; tail -n 3 "$OUT"/sweep_*.log
