@@ -56,8 +56,8 @@ ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store
 	$(VENV)/bin/cifar-exp ui --port $(PORT)
 
 lint: install  ## ruff (lint + format check) and mypy on the package; CI runs it before the tests
-	$(VENV)/bin/ruff check cifar_exp hydra_plugins tests benchmarks
-	$(VENV)/bin/ruff format --check cifar_exp hydra_plugins tests benchmarks
+	$(VENV)/bin/ruff check cifar_exp hydra_plugins tests benchmarks scripts
+	$(VENV)/bin/ruff format --check cifar_exp hydra_plugins tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 test: install browser  ## the default test suite (tiny generated data, a few minutes)

@@ -35,8 +35,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(meta_file, args.out / "meta.json")
     for split in ("train", "test"):
-        chunks = sorted((p for s in args.sources for p in s.glob(f"{split}_[0-9]*.webp")), key=lambda p: p.name)
-        x = np.concatenate([decode(p) for p in chunks])
+        # By name: a chunk sent in two calls counts once.
+        chunks = {p.name: p for s in args.sources for p in s.glob(f"{split}_[0-9]*.webp")}
+        x = np.concatenate([decode(chunks[name]) for name in sorted(chunks)])
         labels = np.load(next(s / f"{split}_labels.npz" for s in args.sources if (s / f"{split}_labels.npz").exists()))
         digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
         expected = meta["splits"][split]["x_sha256"]

@@ -8,10 +8,10 @@
 set -u
 ROOT=$(pwd)
 MINUTES=${MINUTES:-7}
-export PYTHONPATH=$ROOT/.gpu_site:$ROOT PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false
+export PYTHONPATH=/tmp/site:$ROOT PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false
 export OMP_NUM_THREADS=1
 DATA=${DATA:-$ROOT/.gpu_data}
-python3 scripts/device/unpack_cifar.py "$DATA" ${PACKS:-.gpu_a .gpu_b} || exit 3
+python3 scripts/device/unpack_cifar.py "$DATA" ${PACKS:-/tmp/gpu_a .gpu_b} || exit 3
 if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d; then
   echo "MPS on"; SWEEPS=${SWEEPS:-5}
 else
