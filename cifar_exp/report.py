@@ -13,6 +13,9 @@ experiment's latest sweep parent run; the table is printed.
 then logs one table of the whole report and one figure (measured means with their intervals, the report's
 figures marked) to a new run named ``report-all`` (tag ``cifar_exp.role=report``), one per invocation.
 
+``--also-from <uri>`` pools another store's runs (a GPU machine's, brought back) read-only. The grouping and
+verdicts live in :mod:`cifar_exp.comparison`, where runs come from in :mod:`cifar_exp.report_runs`.
+
 The report's figures come from one place: each experiment's ``report_figures`` in ``experiments/<name>.yaml``
 (matched against a run's params); its printed per-epoch lines from ``cifar_exp/report_figures/``.
 """
@@ -20,12 +23,10 @@ The report's figures come from one place: each experiment's ``report_figures`` i
 from __future__ import annotations
 
 import argparse
-import math
-import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import pandas as pd
 from mlflow.entities import Run as MlflowRun
@@ -34,288 +35,16 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from cifar_exp import plots, tracking
-from cifar_exp.config import default_store_uri, is_bookkeeping, options
+from cifar_exp.comparison import MAX_NOTE, comparison_table, to_markdown, verdict_tag
+from cifar_exp.config import default_store_uri, options
 from cifar_exp.errors import CifarExpError, ReportError
-from cifar_exp.reported import REPORT_ORDER, experiment_spec, printed_epochs, report_figure
-from cifar_exp.verdicts import CONFIDENCE, shortfall, t_interval, verdict, verdict_counts
+from cifar_exp.report_runs import Stores, find_sweep
+from cifar_exp.reported import REPORT_ORDER, printed_epochs
+from cifar_exp.verdicts import verdict_counts
 
 DEFAULT_URI = default_store_uri()
 ALL_RUN_NAME = "report-all"
 TAG_VERDICT = "verdict"
-MAX_NOTE = 8000  # MLflow's limit on a tag value (the run description is a tag)
-# Not what a sweep compares: seeds are pooled, epochs have their own column, the rest is bookkeeping (the data
-# itself is identified by the dataset_fingerprint tag, not by where it was read from; a time budget shows as
-# the epochs a run got through).
-COMPARED_ELSEWHERE = {
-    "seed",
-    "overrides",
-    "trainer.epochs",
-    "trainer.max_minutes",
-    "data.path",
-    "data.train_images",
-    "data.val_images",
-    "data.test_images",
-}
-METHOD = (
-    f"Test accuracy: mean over seeds with its {CONFIDENCE:.0%} Student-t interval (scipy.stats.t, n-1 degrees "
-    "of freedom). Verdict: **reproduced** when the report's figure lies inside the interval, else **higher** "
-    "or **lower** by the mean minus the report's figure, in percentage points; **no figure** where the report "
-    "gives none; **1 seed: no interval**. Groups with fewer than 3 seeds or fewer epochs than the report ran "
-    "are flagged, not extrapolated."
-)
-
-
-# Runs out of the store
-
-
-def find_sweep(
-    client: MlflowClient, experiment_name: str, store_experiment: str, sweep_run_id: Optional[str] = None
-) -> MlflowRun:
-    """The sweep's parent run: the given id, else the latest sweep of ``experiment_name``."""
-    if sweep_run_id:
-        try:
-            parent = client.get_run(sweep_run_id)
-        except MlflowException as error:
-            raise ReportError(f"--sweep {sweep_run_id}: no such run in the store ({error.message}).") from error
-        if parent.data.tags.get(tracking.TAG_ROLE) != "sweep":
-            raise ReportError(
-                f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep's parent run; "
-                "give the id of a run named sweep-<experiment>, or leave --sweep out."
-            )
-        return parent
-    found = client.get_experiment_by_name(store_experiment)
-    runs = (
-        []
-        if found is None
-        else client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-    )
-    if not runs:
-        raise ReportError(
-            f"no sweep of experiment {experiment_name!r} in MLflow experiment {store_experiment!r}; "
-            f"run one with: python -m cifar_exp --multirun +experiment={experiment_name}"
-        )
-    return runs[0]
-
-
-class Stores:
-    """The store the report is logged to, and any further stores whose runs join its tables read-only.
-
-    A lent GPU machine or a colleague's laptop keeps its own SQLite store; ``--also-from`` pools their runs
-    with this one's (same configuration, same seed: the longest run counts) without copying them over. A
-    sweep's table and verdict go to the newest sweep parent among the stores, in the store that holds it.
-    """
-
-    def __init__(self, uri: str, also_from: tuple[str, ...] = ()):
-        self.uri = uri
-        self.client = MlflowClient(uri)
-        self.clients = [self.client, *(MlflowClient(other) for other in also_from)]
-        self._owner: dict[str, MlflowClient] = {}
-
-    def runs(
-        self, store_experiment: str, experiment_name: Optional[str] = None, primary_experiment: Optional[str] = None
-    ) -> list[MlflowRun]:
-        """Every run of report experiment ``experiment_name`` (None: of every one) in every store, oldest first;
-        ``primary_experiment``: the MLflow experiment to read in the first store, if not ``store_experiment``."""
-        found: list[MlflowRun] = []
-        for client in self.clients:
-            name = primary_experiment if primary_experiment and client is self.client else store_experiment
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                continue
-            for run in experiment_runs(client, experiment.experiment_id, experiment_name):
-                self._owner[run.info.run_id] = client
-                found.append(run)
-        return sorted(found, key=lambda r: r.info.start_time or 0)
-
-    def metric_history(self, run_id: str, metric: str) -> list[Any]:
-        """A run's per-step values of ``metric``, from whichever store holds the run."""
-        return self._owner.get(run_id, self.client).get_metric_history(run_id, metric)
-
-    def sweep(self, experiment_name: str, store_experiment: str) -> tuple[MlflowClient, MlflowRun]:
-        """The newest sweep parent of ``experiment_name`` among the stores, with the client of its store."""
-        parents, errors = [], []
-        for client in self.clients:
-            try:
-                parents.append((client, find_sweep(client, experiment_name, store_experiment)))
-            except ReportError as error:
-                errors.append(error)
-        if not parents:
-            raise errors[0]
-        return max(parents, key=lambda found: found[1].info.start_time or 0)
-
-
-def experiment_runs(client: MlflowClient, experiment_id: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:
-    """Every run of report experiment ``experiment_name`` (None: of every one) in an MLflow experiment, from
-    all their sweeps: a sweep that was re-run skips configurations that already FINISHED, so their runs live
-    under an earlier parent."""
-    condition = f"= '{experiment_name}'" if experiment_name else "LIKE '%'"
-    return client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.experiment {condition}",
-        order_by=["attributes.start_time ASC"],
-        max_results=50000,
-    )
-
-
-def varying_params(runs: list[MlflowRun]) -> list[str]:
-    """The params whose values differ between runs (seeds excluded): what the sweep compares. Only keys
-    every run has count, so runs logged before a config key was added still compare."""
-    keys = sorted(
-        k for k in set.intersection(*(set(r.data.params) for r in runs)) - COMPARED_ELSEWHERE if not is_bookkeeping(k)
-    )
-    return [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
-
-
-def _label(run: MlflowRun, varying: list[str]) -> str:
-    if varying:
-        return ", ".join(f"{k}={run.data.params[k]}" for k in varying)
-    return re.sub(r"-s\d+$", "", run.info.run_name or "")  # one configuration: its run name, seeds pooled
-
-
-def comparison_table(runs: list[MlflowRun], experiment_name: Optional[str] = None) -> pd.DataFrame:
-    """One row per configuration and length: test accuracy (mean, std, interval over seeds) and loss beside
-    the report's figures, the verdict and what falls short of the report's protocol."""
-    finished = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
-    if not finished:
-        raise ReportError("the sweep has no finished run with a test accuracy yet")
-    name = experiment_name or finished[0].data.tags.get("experiment", "")
-    spec = experiment_spec(name)
-    varying = varying_params(finished)
-    frame = pd.DataFrame(
-        [
-            {
-                "configuration": _label(r, varying),
-                "epochs": int(r.data.params.get("trainer.epochs", 0)),
-                "seed": r.data.params.get("seed"),
-                # Runs stopped by trainer.max_minutes ran fewer epochs than configured (older runs: all of them).
-                "epochs_run": int(r.data.metrics.get("epochs_run", r.data.params.get("trainer.epochs", 0))),
-                "test_accuracy": r.data.metrics["test_accuracy"],
-                "test_loss": r.data.metrics.get("test_loss", math.nan),
-                "val_accuracy": r.data.metrics.get("val_accuracy", math.nan),
-                "epoch_seconds": r.data.metrics.get("epoch_seconds", math.nan),
-                **{f"report_{key}": value for key, value in report_figure(spec, r).items()},
-            }
-            for r in finished
-        ]
-    )
-    # One run per seed: where a seed ran more than once (a re-run under another time budget), the longest counts.
-    frame = frame.loc[
-        frame.groupby(["configuration", "epochs", "seed"], sort=False)["epochs_run"].idxmax()
-    ].sort_index()
-    rows = []
-    for (configuration, epochs), group in frame.groupby(["configuration", "epochs"], sort=False):
-        mean, low, high = t_interval(group["test_accuracy"])
-        figure = None if _blank(group["report_test_accuracy"].iloc[0]) else float(group["report_test_accuracy"].iloc[0])
-        full = spec.full_epochs or epochs
-        ran_min, ran_max = int(group["epochs_run"].min()), int(group["epochs_run"].max())
-        rows.append(
-            {
-                "experiment": name,
-                "configuration": configuration,
-                "epochs": epochs,
-                "runs": len(group),
-                "seeds": group["seed"].nunique(),
-                "epochs_run_min": ran_min,
-                "epochs_run_max": ran_max,
-                "full_epochs": full,
-                "test_accuracy_mean": mean,
-                "test_accuracy_std": group["test_accuracy"].std() if len(group) > 1 else math.nan,
-                "ci_low": low,
-                "ci_high": high,
-                "report_test_accuracy": figure,
-                "difference_pts": math.nan if figure is None else 100 * (mean - figure),
-                "verdict": verdict(mean, low, high, figure),
-                "test_loss_mean": group["test_loss"].mean(),
-                "report_test_loss": group["report_test_loss"].iloc[0],
-                "final_val_accuracy": group["val_accuracy"].mean(),
-                "seconds_per_epoch": group["epoch_seconds"].mean(),
-                "report_note": group["report_note"].iloc[0],
-                "short_of_protocol": shortfall(group["seed"].nunique(), ran_min, ran_max, full),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-# Tables, tags and figures
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
-
-
-def to_markdown(table: pd.DataFrame, title: str, with_experiment: bool = False) -> str:
-    """The table as GitHub markdown (percentages), written by hand to avoid a tabulate dependency."""
-
-    def pct(value: Any) -> str:
-        return "" if _blank(value) else f"{100 * value:.2f}%"
-
-    def num(value: Any, digits: int) -> str:
-        return "" if _blank(value) else f"{value:.{digits}f}"
-
-    head = [
-        "configuration",
-        "epochs run",
-        "runs",
-        "test accuracy",
-        f"{CONFIDENCE:.0%} interval",
-        "report",
-        "verdict",
-        "test loss",
-        "report's loss",
-        "report's words",
-        "short of the report's protocol",
-        "s/epoch",
-    ]
-    head = ["experiment", *head] if with_experiment else head
-    align = [
-        "---"
-        if h in ("experiment", "configuration", "verdict", "report's words", "short of the report's protocol")
-        else "---:"
-        for h in head
-    ]
-    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
-    for row in table.to_dict("records"):
-        ran = (
-            f"{row['epochs_run_min']}"
-            if row["epochs_run_min"] == row["epochs_run_max"]
-            else f"{row['epochs_run_min']}-{row['epochs_run_max']}"
-        )
-        epochs = str(row["epochs"]) if ran == str(row["epochs"]) else f"{ran} of {row['epochs']}"
-        interval = "" if _blank(row.get("ci_low")) else f"{100 * row['ci_low']:.2f} to {100 * row['ci_high']:.2f}%"
-        cells = [
-            row["configuration"],
-            epochs,
-            str(row["runs"]),
-            pct(row["test_accuracy_mean"]),
-            interval,
-            pct(row.get("report_test_accuracy")),
-            row.get("verdict", ""),
-            num(row.get("test_loss_mean"), 4),
-            num(row.get("report_test_loss"), 4),
-            row.get("report_note", ""),
-            row.get("short_of_protocol", ""),
-            num(row.get("seconds_per_epoch"), 0),
-        ]
-        cells = [row["experiment"], *cells] if with_experiment else cells
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join([*lines, "", METHOD]) + "\n"
-
-
-def verdict_tag(table: pd.DataFrame) -> str:
-    """The verdicts of a table as one line: ``configuration: verdict [shortfall]; ...``."""
-    repeated = table["configuration"].duplicated(keep=False)
-    parts = []
-    for row, twice in zip(table.to_dict("records"), repeated):
-        label = f"{row['configuration']} ({row['epochs']} epochs)" if twice else row["configuration"]
-        parts.append(
-            f"{label}: {row['verdict']}" + (f" [{row['short_of_protocol']}]" if row["short_of_protocol"] else "")
-        )
-    return "; ".join(parts)[:MAX_NOTE]
 
 
 def _note(markdown: str, artifact: str) -> str:

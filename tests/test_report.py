@@ -1,197 +1,22 @@
-"""The report command: the statistics and verdicts on constructed numbers and runs, the report's figures in one
-place, and the tables, tags, curves and the report-all run from a real store holding finished tiny sweeps."""
+"""The report command on a real store holding finished tiny sweeps: the tables, tags, curves, the report-all run,
+and runs pooled from a second store (--also-from). The statistics, the table and the report's figures on their
+own: test_verdicts.py, test_comparison.py, test_reported.py."""
 
 from __future__ import annotations
 
-import csv
-import math
 import shutil
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import PROJECT_ROOT, artifact_paths, cli, tiny
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
-from scipy import stats
 
 from cifar_exp.errors import ReportError
-from cifar_exp.report import comparison_table, main, report, to_markdown, verdict_tag
-from cifar_exp.reported import PRINTED_EPOCHS, experiment_spec, printed_epochs
-from cifar_exp.verdicts import shortfall, t_interval, verdict
-
-# The statistics and the verdict, on constructed numbers
-
-
-def test_t_interval_is_the_student_t_interval_of_the_mean():
-    mean, low, high = t_interval([0.50, 0.52, 0.54])
-    half = 4.302652729911275 * 0.02 / math.sqrt(3)  # t(0.975, 2 dof) * s / sqrt(n)
-    assert mean == pytest.approx(0.52) and low == pytest.approx(0.52 - half) and high == pytest.approx(0.52 + half)
-    assert stats.t.interval(0.95, 2, loc=mean, scale=stats.sem([0.50, 0.52, 0.54])) == pytest.approx((low, high))
-    assert t_interval([0.4, 0.4]) == (pytest.approx(0.4), pytest.approx(0.4), pytest.approx(0.4))  # no spread
-    mean, low, high = t_interval([0.3])
-    assert mean == 0.3 and math.isnan(low) and math.isnan(high)
-
-
-@pytest.mark.parametrize(
-    "figure,expected",
-    [
-        (0.52, "reproduced"),  # inside the interval
-        (0.471, "reproduced"),  # just inside its lower edge (0.4703)
-        (0.470, "higher by 5.00 pts"),  # just outside it
-        (0.60, "lower by 8.00 pts"),  # the report's figure above the interval: we measured less
-        (0.45, "higher by 7.00 pts"),  # below it: we measured more
-        (None, "no figure"),
-        (math.nan, "no figure"),
-    ],
-)
-def test_verdict_against_an_interval(figure, expected):
-    mean, low, high = t_interval([0.50, 0.52, 0.54])
-    assert verdict(mean, low, high, figure) == expected
-
-
-def test_verdict_of_one_seed_and_of_an_edge():
-    assert verdict(0.5, math.nan, math.nan, 0.5) == "1 seed: no interval"
-    assert verdict(0.5, math.nan, math.nan, None) == "no figure"
-    assert verdict(0.5, 0.45, 0.55, 0.55) == "reproduced"  # the edges belong to the interval
-
-
-def test_shortfall_names_missing_seeds_and_epochs_without_extrapolating():
-    assert shortfall(3, 100, 100, 100) == ""
-    assert shortfall(2, 100, 100, 100) == "2 seeds (< 3)"
-    assert shortfall(1, 41, 41, 150) == "1 seed (< 3); 41 of 150 epochs"
-    assert shortfall(5, 91, 100, 100) == "91-100 of 100 epochs"
-
-
-def _run(
-    configuration: str,
-    seed: int,
-    accuracy: float,
-    figure=None,
-    epochs: int = 100,
-    epochs_run=None,
-    loss: float = 2.0,
-    experiment: str = "constructed",
-    **params,
-) -> SimpleNamespace:
-    """What comparison_table reads of an MLflow run, without a store."""
-    tags = {"experiment": experiment, **({"report_test_accuracy": str(figure)} if figure is not None else {})}
-    metrics = {
-        "test_accuracy": accuracy,
-        "test_loss": loss,
-        "val_accuracy": accuracy,
-        "epoch_seconds": 4.0,
-        **({"epochs_run": epochs_run} if epochs_run else {}),
-    }
-    return SimpleNamespace(
-        info=SimpleNamespace(status="FINISHED", run_name=f"{configuration}-s{seed}", run_id=f"{configuration}{seed}"),
-        data=SimpleNamespace(
-            params={"seed": str(seed), "trainer.epochs": str(epochs), "dropout.name": configuration, **params},
-            metrics=metrics,
-            tags=tags,
-        ),
-    )
-
-
-def test_table_gives_each_constructed_arm_its_verdict():
-    """An experiment without a YAML takes its figures from the runs' tags (the report's, as train.py set them)."""
-    three = (0.50, 0.52, 0.54)
-    runs = [
-        *(_run("inside", s, a, figure=0.52) for s, a in enumerate(three)),
-        *(_run("above", s, a, figure=0.60) for s, a in enumerate(three)),
-        *(_run("below", s, a, figure=0.45) for s, a in enumerate(three)),
-        _run("one_seed", 0, 0.50, figure=0.50),
-        *(_run("no_figure", s, a) for s, a in enumerate(three)),
-        *(_run("stopped", s, a, figure=0.52, epochs_run=41) for s, a in enumerate(three[:2])),
-        SimpleNamespace(
-            info=SimpleNamespace(status="FAILED", run_name="failed-s0"),
-            data=SimpleNamespace(params={}, metrics={}, tags={}),
-        ),
-    ]
-    table = comparison_table(runs).set_index("configuration")
-    assert dict(table["verdict"]) == {
-        "dropout.name=inside": "reproduced",
-        "dropout.name=above": "lower by 8.00 pts",
-        "dropout.name=below": "higher by 7.00 pts",
-        "dropout.name=one_seed": "1 seed: no interval",
-        "dropout.name=no_figure": "no figure",
-        "dropout.name=stopped": "reproduced",
-    }
-    assert table.loc["dropout.name=inside", "runs"] == 3 and table.loc["dropout.name=inside", "seeds"] == 3
-    assert table.loc["dropout.name=above", "difference_pts"] == pytest.approx(-8.0)
-    assert table.loc["dropout.name=inside", "short_of_protocol"] == ""
-    assert table.loc["dropout.name=one_seed", "short_of_protocol"] == "1 seed (< 3)"
-    assert table.loc["dropout.name=stopped", "short_of_protocol"] == "2 seeds (< 3); 41 of 100 epochs"
-    assert table.loc["dropout.name=inside", "test_loss_mean"] == pytest.approx(2.0)
-
-    markdown = to_markdown(table.reset_index(), "constructed")
-    assert "| dropout.name=inside | 100 | 3 | 52.00% | 47.03 to 56.97% | 52.00% | reproduced | 2.0000 |" in markdown
-    assert "| dropout.name=stopped | 41 of 100 | 2 |" in markdown and "2 seeds (< 3); 41 of 100 epochs" in markdown
-    assert "Student-t" in markdown
-    tag = verdict_tag(table.reset_index())
-    assert "dropout.name=above: lower by 8.00 pts" in tag
-    assert "dropout.name=one_seed: 1 seed: no interval [1 seed (< 3)]" in tag
-
-
-def test_figures_and_length_come_from_the_experiment_yaml():
-    """decay: the report's 11.95% and loss 3.93 for both decay-0.05 arms (lr 1e-3 and 1e-4), none for decay 0."""
-    runs = [
-        _run(
-            "baseline", s, 0.12 + 0.002 * s, experiment="decay", epochs=10, **{"optimizer.decay": d, "optimizer.lr": lr}
-        )
-        for d in ("0.05", "0.0")
-        for lr in ("0.001", "0.0001")
-        for s in range(3)
-    ]
-    table = comparison_table(runs, "decay").set_index("configuration")
-    for lr in ("0.001", "0.0001"):
-        row = table.loc[f"optimizer.decay=0.05, optimizer.lr={lr}"]
-        assert row["report_test_accuracy"] == 0.1195 and row["report_test_loss"] == pytest.approx(3.9301, abs=1e-4)
-        assert row["verdict"] == "reproduced" and row["short_of_protocol"] == "10 of 100 epochs"
-        assert row["report_note"].startswith("collapsed to 11.95%")
-        assert table.loc[f"optimizer.decay=0.0, optimizer.lr={lr}", "verdict"] == "no figure"
-
-
-def test_one_configuration_pools_its_seeds_under_its_run_name():
-    runs = [_run("winning", s, 0.55 + 0.01 * s, experiment="winning", epochs=150) for s in range(3)]
-    table = comparison_table(runs)
-    assert list(table["configuration"]) == ["winning"] and table.loc[0, "runs"] == 3
-    assert table.loc[0, "report_test_accuracy"] == 0.5602 and table.loc[0, "verdict"] == "reproduced"
-
-
-def test_each_report_figure_has_one_home_that_agrees_with_the_transcription():
-    """experiments/*.yaml hold the figures the code uses; the transcribed final_figures.csv must agree."""
-    with open(PRINTED_EPOCHS.parent / "final_figures.csv") as rows:
-        transcribed = {row["experiment"]: row for row in csv.DictReader(rows)}
-    for name, row in transcribed.items():
-        figures = [f for f in experiment_spec(name).figures if f.get("test_accuracy") is not None]
-        assert figures, f"experiments/{name}.yaml gives no figure"
-        for figure in figures:
-            assert figure["test_accuracy"] == float(row["test_accuracy"])
-            assert figure["test_loss"] == pytest.approx(float(row["test_loss"]), abs=1e-9)
-    assert experiment_spec("winning").full_epochs == 150 and experiment_spec("decay").full_epochs == 100
-
-
-def test_printed_epochs_ship_with_the_package():
-    decay = printed_epochs("decay")
-    assert decay["val_accuracy"] == (
-        [94, 95, 96, 97, 98, 99, 100],
-        [0.1192, 0.1188, 0.1191, 0.1197, 0.1196, 0.12, 0.1195],
-    )
-    assert len(decay["val_loss"][0]) == 7
-    winning = printed_epochs("winning")
-    assert len(winning["val_loss"][0]) == 19 and len(winning["val_accuracy"][0]) == 14  # epochs 1-5: no val_acc
-    assert printed_epochs("learning_rate") == {"val_accuracy": ([], []), "val_loss": ([], [])}
-
-
-def test_decay_sweeps_both_readings_of_the_reports_learning_rate():
-    cfg = OmegaConf.load(PROJECT_ROOT / "experiments" / "decay.yaml")
-    assert cfg.hydra.sweeper.params["optimizer.lr"] == "1e-3,1e-4"
-    assert cfg.hydra.sweeper.params["optimizer.decay"] == "0.05,0.0"
-
+from cifar_exp.report import main, report
+from cifar_exp.verdicts import verdict
 
 # From a real store: tiny finished sweeps through the command line
 
@@ -279,8 +104,10 @@ def test_runs_of_another_store_join_the_table_and_the_newest_sweep_gets_the_verd
     }
     assert {r.info.run_id for r in here.search_runs([experiment_here])} == runs_here
 
-    main(["--all", "--uri", decay_sweep, "--also-from", other])
+    main(["--all", "--uri", other, "--also-from", decay_sweep])  # the report-all run goes to --uri's store
     assert "| decay | optimizer.decay=0.05 | 1 | 3 |" in capsys.readouterr().out
+    assert _parent(other, "report-all").data.metrics["arms"] == 2
+    assert {r.info.run_id for r in here.search_runs([experiment_here])} == runs_here
 
 
 def test_unknown_experiment_is_a_clear_error(decay_sweep):
@@ -363,15 +190,3 @@ def test_make_reproduce_runs_every_experiment_over_seeds_then_the_verdicts():
     assert "-m cifar_exp --multirun +experiment=$exp " in sweep and " seed=0,1 " in sweep
     assert "hydra/launcher=joblib hydra.launcher.n_jobs=4" in sweep
     assert plan.index("-m cifar_exp.report --all") > plan.index(sweep)
-
-
-def test_a_seed_run_twice_counts_once_with_its_longest_run():
-    runs = [
-        _run("decay", 0, 0.104, epochs_run=31),
-        _run("decay", 0, 0.108, epochs_run=41),
-        _run("decay", 1, 0.095, epochs_run=42),
-        _run("decay", 2, 0.100, epochs_run=41),
-    ]
-    row = comparison_table(runs).iloc[0]
-    assert row["runs"] == 3 and row["seeds"] == 3 and row["epochs_run_min"] == 41
-    assert row["test_accuracy_mean"] == pytest.approx((0.108 + 0.095 + 0.100) / 3)

@@ -1,0 +1,110 @@
+"""Where the report's runs come from: the sweep parents and runs of one store, or of several pooled.
+
+A lent GPU machine or a colleague's laptop keeps its own SQLite store; :class:`Stores` reads theirs beside this
+one's without copying anything between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from mlflow.entities import Run as MlflowRun
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from cifar_exp import tracking
+from cifar_exp.errors import ReportError
+
+
+def find_sweep(
+    client: MlflowClient, experiment_name: str, store_experiment: str, sweep_run_id: Optional[str] = None
+) -> MlflowRun:
+    """The sweep's parent run: the given id, else the latest sweep of ``experiment_name``."""
+    if sweep_run_id:
+        try:
+            parent = client.get_run(sweep_run_id)
+        except MlflowException as error:
+            raise ReportError(f"--sweep {sweep_run_id}: no such run in the store ({error.message}).") from error
+        if parent.data.tags.get(tracking.TAG_ROLE) != "sweep":
+            raise ReportError(
+                f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep's parent run; "
+                "give the id of a run named sweep-<experiment>, or leave --sweep out."
+            )
+        return parent
+    found = client.get_experiment_by_name(store_experiment)
+    runs = (
+        []
+        if found is None
+        else client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    )
+    if not runs:
+        raise ReportError(
+            f"no sweep of experiment {experiment_name!r} in MLflow experiment {store_experiment!r}; "
+            f"run one with: python -m cifar_exp --multirun +experiment={experiment_name}"
+        )
+    return runs[0]
+
+
+class Stores:
+    """The store the report is logged to, and any further stores whose runs join its tables read-only.
+
+    A lent GPU machine or a colleague's laptop keeps its own SQLite store; ``--also-from`` pools their runs
+    with this one's (same configuration, same seed: the longest run counts) without copying them over. A
+    sweep's table and verdict go to the newest sweep parent among the stores, in the store that holds it.
+    """
+
+    def __init__(self, uri: str, also_from: tuple[str, ...] = ()):
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        self.clients = [self.client, *(MlflowClient(other) for other in also_from)]
+        self._owner: dict[str, MlflowClient] = {}
+
+    def runs(
+        self, store_experiment: str, experiment_name: Optional[str] = None, primary_experiment: Optional[str] = None
+    ) -> list[MlflowRun]:
+        """Every run of report experiment ``experiment_name`` (None: of every one) in every store, oldest first;
+        ``primary_experiment``: the MLflow experiment to read in the first store, if not ``store_experiment``."""
+        found: list[MlflowRun] = []
+        for client in self.clients:
+            name = primary_experiment if primary_experiment and client is self.client else store_experiment
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                continue
+            for run in experiment_runs(client, experiment.experiment_id, experiment_name):
+                self._owner[run.info.run_id] = client
+                found.append(run)
+        return sorted(found, key=lambda r: r.info.start_time or 0)
+
+    def metric_history(self, run_id: str, metric: str) -> list[Any]:
+        """A run's per-step values of ``metric``, from whichever store holds the run."""
+        return self._owner.get(run_id, self.client).get_metric_history(run_id, metric)
+
+    def sweep(self, experiment_name: str, store_experiment: str) -> tuple[MlflowClient, MlflowRun]:
+        """The newest sweep parent of ``experiment_name`` among the stores, with the client of its store."""
+        parents, errors = [], []
+        for client in self.clients:
+            try:
+                parents.append((client, find_sweep(client, experiment_name, store_experiment)))
+            except ReportError as error:
+                errors.append(error)
+        if not parents:
+            raise errors[0]
+        return max(parents, key=lambda found: found[1].info.start_time or 0)
+
+
+def experiment_runs(client: MlflowClient, experiment_id: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:
+    """Every run of report experiment ``experiment_name`` (None: of every one) in an MLflow experiment, from
+    all their sweeps: a sweep that was re-run skips configurations that already FINISHED, so their runs live
+    under an earlier parent."""
+    condition = f"= '{experiment_name}'" if experiment_name else "LIKE '%'"
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.experiment {condition}",
+        order_by=["attributes.start_time ASC"],
+        max_results=50000,
+    )
