@@ -341,6 +341,10 @@ def test_report_errors_are_one_paragraph(tmp_path, finished_store):
     )
     missing = tmp_path / "nowhere" / "mlflow.db"
     one_paragraph(report(tmp_path, "dropout", "--uri", f"sqlite:///{missing}"), "there is no such file")
+    one_paragraph(
+        report(tmp_path, "--all", "--uri", finished_store, "--also-from", f"sqlite:///{missing}"),
+        "there is no such file",
+    )
     assert not missing.parent.exists()  # a reader creates nothing
 
 
