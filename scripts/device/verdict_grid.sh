@@ -4,7 +4,10 @@
 # .h5 and logged models, which are too large to send back).
 #   after setup.sh on the same warm machine; carry: .gpu_b (the second half of the packed dataset)
 #   MINUTES: each run's budget (trainer.max_minutes); SWEEPS: how many of the list below run at once;
-#   MPS=0: no CUDA MPS daemon (kernels of the processes then take turns on the GPU instead of sharing it)
+#   JOBS: jobs of one sweep at once (3: its seeds; a sweep of 2 arms x 3 seeds wants 6);
+#   MPS=0: no CUDA MPS daemon (kernels of the processes then take turns on the GPU instead of sharing it).
+#   Arguments, if any, replace the list of sweeps: each one a quoted set of overrides, e.g.
+#     bash scripts/device/verdict_grid.sh "+experiment=dropout dropout=winning,baseline" "+experiment=winning"
 set -u
 ROOT=$(pwd)
 MINUTES=${MINUTES:-7}
@@ -17,19 +20,23 @@ if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null && nvidi
 else
   echo "MPS not available"; SWEEPS=${SWEEPS:-2}
 fi
-sweeps=(
-  "+experiment=dropout dropout=report_exp3"
-  "+experiment=augmentation augmentation=none"
-  "+experiment=decay optimizer.lr=1e-3 optimizer.decay=0.05"
-  "+experiment=sgd optimizer=sgd"
-  "+experiment=learning_rate optimizer.lr=1e-3"
-)
+if [ $# -gt 0 ]; then
+  sweeps=("$@"); SWEEPS=$#
+else
+  sweeps=(
+    "+experiment=dropout dropout=report_exp3"
+    "+experiment=augmentation augmentation=none"
+    "+experiment=decay optimizer.lr=1e-3 optimizer.decay=0.05"
+    "+experiment=sgd optimizer=sgd"
+    "+experiment=learning_rate optimizer.lr=1e-3"
+  )
+fi
 pids=()
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$OUT/gpu.csv" &
 for i in $(seq 0 $((SWEEPS - 1))); do
   # shellcheck disable=SC2086
   python3 -m cifar_exp --multirun ${sweeps[$i]} data=local data.path="$DATA" ${EXTRA:-} seed=0,1,2 \
-    trainer.max_minutes="$MINUTES" hydra/launcher=joblib hydra.launcher.n_jobs=3 > "$OUT/sweep_$i.log" 2>&1 &
+    trainer.max_minutes="$MINUTES" hydra/launcher=joblib hydra.launcher.n_jobs="${JOBS:-3}" > "$OUT/sweep_$i.log" 2>&1 &
   pids+=($!)
   sleep 2
 done
