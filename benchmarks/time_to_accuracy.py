@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from hydra import compose, initialize_config_dir  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from cifar_exp.config import CONF_DIR, register, validate  # noqa: E402
+from cifar_exp.config import CONF_DIR, register  # noqa: E402
+from cifar_exp.validation import validate  # noqa: E402
 
 REPORT_ACCURACY, REPORT_EPOCHS = 0.5602, 150
 

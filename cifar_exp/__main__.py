@@ -14,8 +14,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cifar_exp import signals
-from cifar_exp.config import register, validate
+from cifar_exp.config import register
 from cifar_exp.errors import CifarExpError
+from cifar_exp.validation import validate
 
 register()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set 0 to see it

@@ -32,7 +32,8 @@ def compose(overrides: Sequence[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from cifar_exp.config import CONF_DIR, register, validate
+    from cifar_exp.config import CONF_DIR, register
+    from cifar_exp.validation import validate
 
     foreign = [o for o in overrides if not o.startswith(ALLOWED)]
     if foreign:

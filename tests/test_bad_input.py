@@ -11,8 +11,9 @@ import pytest
 from conftest import compose_config, make_split, write_npz, write_pickles, write_tarball
 from hydra.errors import ConfigCompositionException
 
-from cifar_exp.config import PROJECT_ROOT, validate
+from cifar_exp.config import PROJECT_ROOT
 from cifar_exp.errors import CifarExpError
+from cifar_exp.validation import validate
 
 
 def _dataset(tmp_path: Path, kind: str) -> Path:

@@ -8,7 +8,9 @@ import pytest
 from conftest import compose_config
 from omegaconf import OmegaConf
 
-from cifar_exp.config import PROJECT_ROOT, ConfigError, report_figure_for, validate
+from cifar_exp.config import PROJECT_ROOT, report_figure_for
+from cifar_exp.errors import ConfigError
+from cifar_exp.validation import validate
 
 CONF = PROJECT_ROOT / "conf"
 GROUPS = {

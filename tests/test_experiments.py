@@ -6,7 +6,8 @@ import pytest
 from conftest import compose_config, tiny
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.config import PROJECT_ROOT, validate
+from cifar_exp.config import PROJECT_ROOT
+from cifar_exp.validation import validate
 
 EXPERIMENTS = sorted(p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml"))
 

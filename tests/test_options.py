@@ -7,7 +7,9 @@ import pytest
 from conftest import compose_config, tiny
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.config import ConfigError, config_hash, validate
+from cifar_exp.config import config_hash
+from cifar_exp.errors import ConfigError
+from cifar_exp.validation import validate
 
 # Together these cover every new option at least once.
 COMBINATIONS = {

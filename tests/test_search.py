@@ -11,7 +11,8 @@ from conftest import all_runs, artifact_paths, cli, compose_config, tiny
 from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from cifar_exp.config import PROJECT_ROOT, validate
+from cifar_exp.config import PROJECT_ROOT
+from cifar_exp.validation import validate
 
 SEARCHES = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "search").glob("*.yaml"))
 
