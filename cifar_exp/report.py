@@ -13,8 +13,10 @@ experiment's latest sweep parent run; the table is printed.
 then logs one table of the whole report and one figure (measured means with their intervals, the report's
 figures marked) to a new run named ``report-all`` (tag ``cifar_exp.role=report``), one per invocation.
 
-``--also-from <uri>`` pools another store's runs (a GPU machine's, brought back) read-only. The grouping and
-verdicts live in :mod:`cifar_exp.comparison`, where runs come from in :mod:`cifar_exp.report_runs`.
+``--also-from <uri>`` pools another store's runs (a GPU machine's, brought back) without copying them; each
+sweep's table and verdict go to its newest sweep parent, in whichever store holds it. The table lives in
+:mod:`cifar_exp.comparison` (its statistics in :mod:`cifar_exp.verdicts`), where runs come from in
+:mod:`cifar_exp.report_runs`; this module logs and prints.
 
 The report's figures come from one place: each experiment's ``report_figures`` in ``experiments/<name>.yaml``
 (matched against a run's params); its printed per-epoch lines from ``cifar_exp/report_figures/``.
@@ -229,8 +231,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         action="append",
         default=[],
         metavar="URI",
-        help="another store whose runs join the tables, read-only (repeatable): e.g. a GPU machine's store "
-        "brought back as sqlite:///mlruns/gpu/mlflow.db",
+        help="another store whose runs join the tables (repeatable), e.g. a GPU machine's store brought back as "
+        "sqlite:///mlruns/gpu_h100/mlflow.db; runs are not copied, but a sweep parent there gets its verdict",
     )
     args = parser.parse_args(argv)
     every = args.all or args.experiment == "all"

@@ -51,7 +51,7 @@ def find_sweep(
 
 
 class Stores:
-    """The store the report is logged to, and any further stores whose runs join its tables read-only.
+    """The store the report is logged to, and any further stores whose runs join its tables.
 
     A lent GPU machine or a colleague's laptop keeps its own SQLite store; ``--also-from`` pools their runs
     with this one's (same configuration, same seed: the longest run counts) without copying them over. A

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The wheels a lent GPU machine (Python 3.12, PyTorch + JAX image, no package index) lacks to run cifar_exp
-# under KERAS_BACKEND=jax, into .gpu_a/whl (git-ignored through .git/info/exclude). Only packages that image
-# does not hold (its list: /work/.library/device/KINDS.md), so none shadows its own numpy, scipy or pandas.
+# under KERAS_BACKEND=jax, into .gpu_a/whl (git-ignored). Only packages that image does not hold (its package
+# list as the lending service documents it, read 2026-11-26), so none shadows its own numpy, scipy or pandas.
 # antlr4-python3-runtime 4.9.3 (hydra-core's pin) exists only as a source package: built here into a wheel.
 set -eu
 DEST=${1:-.gpu_a/whl}

@@ -2,14 +2,19 @@
 # The report's arms over seeds on one lent GPU, side by side under KERAS_BACKEND=jax, into this copy's own
 # store (mlruns/), which comes back as $OUT/store.tar.gz (runs, params, per-epoch metrics, plots; not the
 # .h5 and logged models, which are too large to send back).
-#   after setup.sh on the same warm machine; carry: .gpu_b (the second half of the packed dataset)
-#   MINUTES: each run's budget (trainer.max_minutes); SWEEPS: how many of the list below run at once;
+#   after setup.sh on the same warm machine; carry: .gpu_b (the packed chunks that .gpu_a did not hold)
+#   MINUTES: each run's budget (trainer.max_minutes); SWEEPS: run the first SWEEPS of the list below, all at once
+#   (default 5 with MPS, 2 without; the others do not run); every sweep runs seeds 0,1,2;
 #   JOBS: jobs of one sweep at once (3: its seeds; a sweep of 2 arms x 3 seeds wants 6);
 #   MPS=0: no CUDA MPS daemon (kernels of the processes then take turns on the GPU instead of sharing it).
 #   Arguments, if any, replace the list of sweeps: each one a quoted set of overrides, e.g.
 #     bash scripts/device/verdict_grid.sh "+experiment=dropout dropout=winning,baseline" "+experiment=winning"
+#   OUT: where logs and store.tar.gz go (the device tool sets it; default ./device_out); DATA: where the dataset
+#   is rebuilt (.gpu_data); PACKS: the folders of packed chunks; EXTRA: overrides added to every sweep.
 set -u
 ROOT=$(pwd)
+OUT=${OUT:-$ROOT/device_out}
+mkdir -p "$OUT"
 MINUTES=${MINUTES:-7}
 export PYTHONPATH=/tmp/site:$ROOT PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false
 export OMP_NUM_THREADS=1
@@ -31,6 +36,7 @@ else
     "+experiment=learning_rate optimizer.lr=1e-3"
   )
 fi
+if [ "$SWEEPS" -gt "${#sweeps[@]}" ]; then SWEEPS=${#sweeps[@]}; fi
 pids=()
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$OUT/gpu.csv" &
 for i in $(seq 0 $((SWEEPS - 1))); do
@@ -42,6 +48,7 @@ for i in $(seq 0 $((SWEEPS - 1))); do
 done
 wait "${pids[@]}"
 kill %1 2>/dev/null
+echo quit | nvidia-cuda-mps-control 2>/dev/null
 python3 -m cifar_exp.report --all > "$OUT/report.txt" 2>&1
 tar -czf "$OUT/store.tar.gz" --exclude='*.h5' --exclude='*.keras' --exclude='tensorboard' --exclude='checkpoints' mlruns
 ls -la "$OUT"; tail -n 3 "$OUT"/sweep_*.log
