@@ -59,7 +59,6 @@ class Stores:
     """
 
     def __init__(self, uri: str, also_from: tuple[str, ...] = ()):
-        self.uri = uri
         self.client = MlflowClient(uri)
         self.clients = [self.client, *(MlflowClient(other) for other in also_from)]
         self._owner: dict[str, MlflowClient] = {}
