@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 from types import FrameType
-from typing import Optional
+from typing import Iterator, Optional
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
@@ -31,9 +32,40 @@ class Stopped(KeyboardInterrupt):
 
 
 received: Optional[Stopped] = None  # the stop this process received, for the sweep parent's record
+_depth = 0  # how many deferred() blocks the main thread is inside
+_pending: Optional[int] = None  # a stop signal that arrived inside one, raised when the outermost ends
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a stop signal arriving inside the block until the block ends, then raise it.
+
+    For calls that must not be cut in the middle: a tracking-store transaction broken off by an exception
+    keeps its SQLite lock, and the write that marks the run KILLED then waits for that lock and fails.
+    """
+    global _depth, _pending
+    if threading.current_thread() is not threading.main_thread():  # signals only ever interrupt the main thread
+        yield
+        return
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0 and _pending is not None:
+            signum, _pending = _pending, None
+            _stop(signum)
 
 
 def _raise(signum: int, frame: Optional[FrameType]) -> None:
+    global _pending
+    if _depth:
+        _pending = _pending or signum
+        return
+    _stop(signum)
+
+
+def _stop(signum: int) -> None:
     global received
     for each in STOP_SIGNALS:  # a second signal must not interrupt the bookkeeping of the first
         signal.signal(each, signal.SIG_IGN)

@@ -28,3 +28,36 @@ def test_a_stop_signal_raises_stopped(handlers, signum):
     assert signal.getsignal(signum) == signal.SIG_IGN  # a second signal cannot interrupt the bookkeeping
     stopped.value.details.append("run x is KILLED")
     assert stopped.value.explain() == f"stopped by {signal.Signals(signum).name}; run x is KILLED."
+
+
+def test_a_stop_inside_a_deferred_block_is_raised_when_the_outermost_block_ends(handlers):
+    signals.install()
+    reached = []
+    with pytest.raises(signals.Stopped) as stopped:
+        with signals.deferred():
+            with signals.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                reached.append("inner end")
+            reached.append("outer end")  # the inner block's end does not raise yet
+    assert reached == ["inner end", "outer end"] and stopped.value.signum == signal.SIGTERM
+
+
+def test_a_store_call_cut_by_a_stop_signal_completes_before_the_stop(handlers, store_uri, monkeypatch):
+    """The signal lands inside the call (as it would inside a SQLite transaction); the call completes first."""
+    from mlflow.tracking import MlflowClient
+
+    from cifar_exp.tracking.store import client_for
+
+    signals.install()
+    client = client_for(store_uri)
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    original = MlflowClient.set_tag
+
+    def signalled_midway(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGHUP)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "set_tag", signalled_midway)
+    with pytest.raises(signals.Stopped):
+        client.set_tag(run_id, "written", "yes")
+    assert MlflowClient(store_uri).get_run(run_id).data.tags["written"] == "yes"

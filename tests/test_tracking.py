@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import signal
+
 import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.errors import TrackingError
+from cifar_exp.signals import Stopped
 from cifar_exp.tracking import close_sweep_parent, flatten, open_sweep_parent, prepare_store, tracked_run
 
 
@@ -31,6 +35,21 @@ def test_ctrl_c_marks_killed(store_uri):
     with pytest.raises(KeyboardInterrupt), tracked_run(store_uri, "t", "stop"):
         raise KeyboardInterrupt
     assert _runs(store_uri)[0].info.status == "KILLED"
+
+
+def test_a_stop_the_store_cannot_record_still_ends_as_the_stop_saying_so(store_uri):
+    """The user sees the stop and where its record went missing, not the store's error."""
+    stop = Stopped(signal.SIGTERM)
+    with pytest.raises(Stopped) as raised, tracked_run(store_uri, "t", "stop") as run:
+
+        def locked(*args, **kwargs):
+            raise MlflowException("(sqlite3.OperationalError) database is locked")
+
+        run.client.set_terminated = locked  # type: ignore[method-assign]
+        raise stop
+    assert raised.value is stop
+    assert "could not mark run" in stop.explain() and "database is locked" in stop.explain()
+    assert _runs(store_uri)[0].data.tags["error"] == "stopped by SIGTERM"
 
 
 def test_disabled_tracking_logs_nothing(store_uri):

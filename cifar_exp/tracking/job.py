@@ -64,7 +64,7 @@ class Job:
                 yield opened, folder
         except Stopped as stop:
             if opened is not None and opened.enabled:
-                stop.details.append(self._how_to_continue(opened.run_id, folder))
+                stop.details.append(self._how_to_continue(opened.run_id))
             raise
         if opened.enabled:
             shutil.rmtree(folder, ignore_errors=True)
@@ -77,8 +77,8 @@ class Job:
         if parent:
             note_skipped_job(self.uri, parent, self.name, self.finished_run.info.run_id)
 
-    def _how_to_continue(self, run_id: str, folder: Path) -> str:
-        found = checkpoint.newest(folder)
+    def _how_to_continue(self, run_id: str) -> str:
+        found = checkpoint.newest(checkpoint_folder(self.checkpoint_root, run_id))
         kept = (
             f"its checkpoint after epoch {found[0]} is kept in {found[1].parent}"
             if found

@@ -3,6 +3,7 @@ FAILED (with its reason) or KILLED, never silently RUNNING."""
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from contextlib import contextmanager
@@ -12,12 +13,15 @@ from typing import Any, Iterator, Mapping, Optional
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from cifar_exp.signals import Stopped
 from cifar_exp.tracking.environment import process_tags
 from cifar_exp.tracking.store import client_for, experiment_id
 
 TAG_NOTE = "mlflow.note.content"  # the run's description, shown as markdown on its page in the MLflow UI
 TAG_ROLE = "cifar_exp.role"
 MAX_PARAM_LENGTH = 6000
+
+log = logging.getLogger(__name__)
 
 
 class Run:
@@ -133,19 +137,31 @@ def tracked_run(
     try:
         yield run
     except KeyboardInterrupt as error:
-        _end(run, "KILLED", str(error) or "interrupted (Ctrl-C / SIGINT)")
+        _end(run, "KILLED", str(error) or "interrupted (Ctrl-C / SIGINT)", error)
         raise
     except BaseException as error:
-        _end(run, "FAILED", "".join(traceback.format_exception(error)))
+        _end(run, "FAILED", "".join(traceback.format_exception(error)), error)
         raise
     else:
         client.set_terminated(run.run_id, "FINISHED")
 
 
-def _end(run: Run, status: str, reason: str) -> None:
-    """Record why a run ended and set its status; never raises, so the original error is what the user sees."""
+def _end(run: Run, status: str, reason: str, error: BaseException) -> None:
+    """Record why a run ended and set its status. Never raises, so the original error is what the user sees;
+    a store that cannot take the record is added to that error's message instead."""
     try:
         run.set_tags({"error": reason.strip().splitlines()[-1][:5000]})
         run.log_text(reason, "error.txt")
-    finally:
+    except Exception as failure:
+        log.warning("could not record why run %s ended: %s", run.run_id, failure)
+    try:
         run.client.set_terminated(run.run_id, status)
+    except Exception as failure:
+        said = (
+            f"the store could not mark run {run.run_id} {status} ({str(failure).splitlines()[0]}); "
+            "the next command on this store marks it KILLED"
+        )
+        if isinstance(error, Stopped):
+            error.details.append(said)
+        else:
+            error.add_note(said)

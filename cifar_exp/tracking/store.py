@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import tempfile
 from contextlib import closing
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import mlflow
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
+from cifar_exp import signals
 from cifar_exp.errors import TrackingError
 
 
@@ -77,7 +79,7 @@ def _create_schema_once(uri: str, db: Path) -> None:
     """Let one process at a time create (or migrate) a SQLite store's schema: two sweeps or jobs starting in
     the same second on a new store would otherwise both try, and one would fail."""
     with FileLock(f"{db}.lock", timeout=120):
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        client_for(uri).search_experiments(max_results=1)
 
 
 def _schema_revision(db: Path) -> Optional[str]:
@@ -122,9 +124,27 @@ def _check_server(uri: str) -> None:
         )
 
 
+class StoreClient(MlflowClient):
+    """An MlflowClient whose public calls each finish before a stop signal takes effect (see
+    :func:`cifar_exp.signals.deferred`), so a stop never leaves the store locked mid-transaction."""
+
+    def __getattribute__(self, name: str) -> Any:
+        found = super().__getattribute__(name)
+        if name.startswith("_") or not callable(found):
+            return found
+
+        @functools.wraps(found)
+        def whole(*args: Any, **kwargs: Any) -> Any:
+            with signals.deferred():
+                return found(*args, **kwargs)
+
+        return whole
+
+
 def client_for(uri: str) -> MlflowClient:
-    """A client bound to ``uri``: every call names its run id, so no global "active run" leaks between jobs."""
-    return MlflowClient(tracking_uri=uri)
+    """A client bound to ``uri``: every call names its run id, so no global "active run" leaks between jobs,
+    and no stop signal cuts a call in two."""
+    return StoreClient(tracking_uri=uri)
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
