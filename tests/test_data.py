@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import make_split, write_npz, write_pickles, write_tarball
 
-from cifar_exp.data import NUM_COARSE, DataError, load_dataset, load_raw
+from cifar_exp.data import DataError, load_dataset, load_raw
+from cifar_exp.data_checks import NUM_COARSE
 from cifar_exp.errors import CifarExpError
 
 
