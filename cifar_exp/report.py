@@ -112,7 +112,8 @@ def report(
         client, parent = stores.client, find_sweep(stores.client, experiment_name, store_experiment, sweep_run_id)
     else:
         client, parent = stores.sweep(experiment_name, store_experiment)
-    runs = stores.runs(store_experiment, experiment_name, client.get_experiment(parent.info.experiment_id).name)
+    # the sweep's own MLflow experiment: --sweep may name a sweep outside store_experiment
+    runs = stores.runs(client.get_experiment(parent.info.experiment_id).name, experiment_name)
     table = comparison_table(runs, experiment_name)
     markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
     try:

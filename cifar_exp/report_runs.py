@@ -63,15 +63,12 @@ class Stores:
         self.clients = [self.client, *(MlflowClient(other) for other in also_from)]
         self._owner: dict[str, MlflowClient] = {}
 
-    def runs(
-        self, store_experiment: str, experiment_name: Optional[str] = None, primary_experiment: Optional[str] = None
-    ) -> list[MlflowRun]:
-        """Every run of report experiment ``experiment_name`` (None: of every one) in every store, oldest first;
-        ``primary_experiment``: the MLflow experiment to read in the first store, if not ``store_experiment``."""
+    def runs(self, store_experiment: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:
+        """Every run of report experiment ``experiment_name`` (None: of every one) in MLflow experiment
+        ``store_experiment`` of every store, oldest first."""
         found: list[MlflowRun] = []
         for client in self.clients:
-            name = primary_experiment if primary_experiment and client is self.client else store_experiment
-            experiment = client.get_experiment_by_name(name)
+            experiment = client.get_experiment_by_name(store_experiment)
             if experiment is None:
                 continue
             for run in experiment_runs(client, experiment.experiment_id, experiment_name):
