@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import logging
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from cifar_exp.config import register
 from cifar_exp.errors import CifarExpError
 from cifar_exp.validation import validate
 
+log = logging.getLogger(__name__)
 register()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; set 0 to see it
 
@@ -31,6 +34,9 @@ def main(cfg: DictConfig) -> Optional[float]:
     """
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if signals.draining():  # a pool worker whose sweep was stopped: the jobs still queued are not started
+        log.warning("job not started: the sweep was %s", signals.received)
+        return None
     signals.install()  # here too: a joblib or Ray worker runs only this function
     try:
         validate(cfg)
@@ -45,11 +51,17 @@ def main(cfg: DictConfig) -> Optional[float]:
             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
         )
         return train(cfg, context).metrics["test_accuracy"]
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
+    except CifarExpError as error:
+        if multirun:
             raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as error:
+        if not _disk_full(error):
+            raise
+        where = error.filename if isinstance(error, OSError) and error.filename else "the run records"
         failure: CifarExpError = CifarExpError(
-            f"no space left on the device while writing {error.filename or 'the run records'}: free some space, or "
+            f"no space left on the device while writing {where}: free some space, or "
             "point trainer.checkpoint_dir and tracking.uri at another disk; the run is FAILED where the store could "
             "still be written (else the next command on the store closes it), and resume=auto continues it from "
             "its last complete checkpoint"
@@ -58,11 +70,13 @@ def main(cfg: DictConfig) -> Optional[float]:
             raise failure from error
         print(f"error: {failure}", file=sys.stderr)
         sys.exit(2)
-    except CifarExpError as error:
-        if multirun:
+    except signals.Stopped as stop:
+        if multiprocessing.parent_process() is None:
             raise
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        # A pool worker (joblib): its run is recorded KILLED. Returned, not raised: an error coming back would make
+        # joblib kill the other workers while they record their own runs' end.
+        print(f"error: {stop.explain()}", file=sys.stderr)
+        return None
 
 
 def run() -> None:
@@ -77,6 +91,19 @@ def run() -> None:
     except signals.Stopped as stop:
         print(f"error: {stop.explain()}", file=sys.stderr)
         sys.exit(stop.exit_status)
+    if signals.received is not None:  # a sweep whose pool workers ended their jobs as stopped (signals.draining)
+        print(f"error: {signals.received.explain()}", file=sys.stderr)
+        sys.exit(signals.received.exit_status)
+
+
+def _disk_full(error: BaseException) -> bool:
+    """A full disk, whether it reached us as an OSError or through the SQLite store ("database or disk is full")."""
+    seen: Optional[BaseException] = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC or "database or disk is full" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def malformed_override(args: list[str]) -> Optional[str]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from cifar_exp import signals
+
 if TYPE_CHECKING:
     import optuna
 
@@ -26,9 +28,10 @@ def open_storage(spec: str) -> "optuna.storages.BaseStorage":
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    if "://" in spec:
-        return optuna.storages.RDBStorage(spec)
-    return optuna.storages.JournalStorage(JournalFileBackend(spec))
+    with signals.deferred():  # creating a database's tables must not be cut in two
+        if "://" in spec:
+            return optuna.storages.RDBStorage(spec)
+        return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
 
 def make_pruner(config: Optional[dict[str, Any]]) -> "optuna.pruners.BasePruner":

@@ -5,11 +5,15 @@ instead of dying RUNNING. SIGKILL cannot be caught: the next command on the stor
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from types import FrameType
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
+
+import psutil
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
@@ -34,6 +38,7 @@ class Stopped(KeyboardInterrupt):
 received: Optional[Stopped] = None  # the stop this process received, for the sweep parent's record
 _depth = 0  # how many deferred() blocks the main thread is inside
 _pending: Optional[int] = None  # a stop signal that arrived inside one, raised when the outermost ends
+_python_unraisable: Callable[[Any], None] = sys.unraisablehook  # where exceptions not ours to resend go
 
 
 @contextmanager
@@ -67,29 +72,82 @@ def _raise(signum: int, frame: Optional[FrameType]) -> None:
 
 def _stop(signum: int) -> None:
     global received
+    workers = _workers()
+    if received is None and any(_in_a_pool(w) for w in workers):
+        # A joblib launcher's workers: each ends its job's run and returns, and skips the jobs still queued, so
+        # the launcher returns and the sweep ends as stopped (see draining). Raised here instead, the stop would
+        # make joblib kill the workers while they record their runs' end. A second signal stops at once.
+        received = Stopped(signum)
+        _send(workers, signum)
+        return
     for each in STOP_SIGNALS:  # a second signal must not interrupt the bookkeeping of the first
         signal.signal(each, signal.SIG_IGN)
-    _forward(signum)
-    received = Stopped(signum)
+    if received is None:
+        _send(workers, signum)
+        psutil.wait_procs(workers, timeout=30)  # let each record its end before this process closes the sweep
+    received = received or Stopped(signum)
     raise received
 
 
-def _forward(signum: int) -> None:
-    """Pass the signal on to this process's children (a joblib launcher's workers run jobs of their own), so
-    each ends its run as this process does; a sender such as Kubernetes or ``timeout`` signals one process only."""
-    import psutil
+def draining() -> bool:
+    """True once a stop reached a process whose pool workers are ending their jobs: it then lets its launcher
+    return, starts nothing new, and ends as stopped."""
+    return received is not None
 
-    children = psutil.Process().children(recursive=True)
-    for child in children:
+
+def _unraisable(unraisable: Any) -> None:
+    """Python drops an exception raised inside a garbage-collection or weakref callback ("Exception ignored
+    in ..."): a stop that lands there would be lost, with every later stop signal ignored. Send it again, so
+    that it lands in the code the callback interrupted."""
+    global received
+    error = unraisable.exc_value
+    if isinstance(error, Stopped) and error is received:
+        received = None
+        for each in STOP_SIGNALS:
+            signal.signal(each, _raise)
+        # a moment later, from another thread: raised here, in the hook, the stop would be dropped again
+        resend = threading.Timer(0.05, os.kill, (os.getpid(), error.signum))
+        resend.daemon = True
+        resend.start()
+        return
+    _python_unraisable(unraisable)
+
+
+def _workers() -> list[psutil.Process]:
+    """This process's descendants that run work (a joblib launcher's workers); not the resource trackers of
+    multiprocessing and loky, which ignore stop signals and end with this process."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
         try:
-            child.send_signal(signum)
+            if not any("resource_tracker" in part for part in child.cmdline()):
+                found.append(child)
         except psutil.Error:
             pass
-    psutil.wait_procs(children, timeout=30)  # let each record its end before this process closes the sweep
+    return found
+
+
+def _in_a_pool(process: psutil.Process) -> bool:
+    try:
+        return any("loky" in part for part in process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _send(processes: list[psutil.Process], signum: int) -> None:
+    """Pass the signal on, so each child ends its run as this process does: a sender such as Kubernetes or
+    ``timeout`` signals one process only."""
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except psutil.Error:
+            pass
 
 
 def install() -> None:
     """Raise :class:`Stopped` on every polite stop signal; only possible (and only needed) in the main thread."""
+    global _python_unraisable
     if threading.current_thread() is threading.main_thread():
         for each in STOP_SIGNALS:
             signal.signal(each, _raise)
+        if sys.unraisablehook is not _unraisable:
+            _python_unraisable, sys.unraisablehook = sys.unraisablehook, _unraisable

@@ -68,7 +68,12 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         job.note_skipped()
         return Outcome(dict(done.data.metrics), {}, done.info.run_id)
 
-    data = load_dataset(**cfg.data)
+    try:
+        data = load_dataset(**cfg.data)
+        job.check_same_data(data.fingerprint, f"data.source={cfg.data.source} data.path={cfg.data.path}")
+    except BaseException:
+        job.release()
+        raise
     inputs = tracking.dataset_inputs(
         {
             "train": (data.x_train, data.y_train),

@@ -7,6 +7,7 @@ paragraph that names every problem. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,8 @@ def validate(cfg: DictConfig) -> None:
         if not ok:
             problems.append(f"{key}={_get(cfg, key)!r} must be {rule}")
 
-    check("optimizer.lr", _get(cfg, "optimizer.lr") > 0, "> 0 (e.g. optimizer.lr=1e-4)")
-    check("optimizer.decay", _get(cfg, "optimizer.decay") >= 0, ">= 0 (0 switches decay off)")
+    check("optimizer.lr", 0 < _get(cfg, "optimizer.lr") < math.inf, "> 0 and finite (e.g. optimizer.lr=1e-4)")
+    check("optimizer.decay", 0 <= _get(cfg, "optimizer.decay") < math.inf, ">= 0 and finite (0 switches decay off)")
     check("optimizer.momentum", 0 <= _get(cfg, "optimizer.momentum") < 1, "in [0, 1)")
     if _get(cfg, "optimizer.name") not in MOMENTUM_OPTIMIZERS:
         for key, off in (("optimizer.momentum", 0.0), ("optimizer.nesterov", False)):
@@ -61,7 +62,7 @@ def validate(cfg: DictConfig) -> None:
     check(
         "tracking.experiment", bool(str(_get(cfg, "tracking.experiment")).strip()), "a non-empty MLflow experiment name"
     )
-    check("optimizer.weight_decay", _get(cfg, "optimizer.weight_decay") >= 0, ">= 0 (0 switches it off)")
+    check("optimizer.weight_decay", 0 <= _get(cfg, "optimizer.weight_decay") < math.inf, ">= 0 and finite")
     ema = _get(cfg, "optimizer.ema")
     check("optimizer.ema", ema is None or 0 < ema < 1, "null (no weight average) or a momentum in (0, 1), e.g. 0.99")
     if _get(cfg, "optimizer.decay") and _get(cfg, "schedule.name") != "keras2_decay":

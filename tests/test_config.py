@@ -65,6 +65,13 @@ def test_local_source_needs_an_existing_path(tmp_path):
         validate(compose_config(["data.source=local"]))
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+@pytest.mark.parametrize("key", ["optimizer.lr", "optimizer.decay", "optimizer.weight_decay"])
+def test_rates_that_are_not_finite_are_refused(key, value):
+    with pytest.raises(ConfigError, match=f"{key}=.* must be .*finite"):
+        validate(compose_config([f"{key}={value}"]))
+
+
 def test_schema_is_typed():
     cfg = compose_config([])
     assert OmegaConf.get_type(cfg.optimizer).__name__ == "OptimizerConfig"

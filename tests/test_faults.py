@@ -116,6 +116,25 @@ def test_sigterm_during_a_sweep_closes_the_parent_too(tmp_path, npz_dir, store_u
     assert child.info.status == "KILLED" and child.data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
+def test_sigterm_to_a_joblib_sweep_ends_every_job_and_the_parent_killed(tmp_path, npz_dir, store_uri):
+    """The workers end their own runs and return; joblib must not kill one while it records its end."""
+    sweep = [*slow(npz_dir, store_uri), "dropout=winning,baseline,report_exp3", "hydra/launcher=joblib"]
+    process = start(tmp_path, "--multirun", *sweep, "hydra.launcher.n_jobs=2")
+    wait_for(lambda: len(checkpoints(tmp_path / "mlruns" / "checkpoints")) == 2, process)
+    process.send_signal(signal.SIGTERM)
+    process.wait(90)
+    said = output(process)
+    assert process.returncode == 143, said[-3000:]
+    assert "error: stopped by SIGTERM" in said and "Traceback" not in said
+    runs = all_runs(store_uri)
+    (parent,) = [r for r in runs if r.data.tags.get("cifar_exp.role") == "sweep"]
+    children = [r for r in runs if r is not parent]
+    assert parent.info.status == "KILLED" and "stopped by SIGTERM" in parent.data.tags["error"]
+    assert len(children) == 2, "the third job, still queued, is not started"
+    assert [c.info.status for c in children] == ["KILLED", "KILLED"]
+    assert all(c.data.tags["error"] == "stopped by SIGTERM" for c in children)
+
+
 def test_a_killed_sweep_rerun_leaves_one_coherent_record(tmp_path, npz_dir, store_uri):
     """kill -9 leaves the sweep's parent and its job RUNNING; the re-run with resume=auto closes the old parent
     (KILLED, saying why), continues the job under the new parent and notes the job it skipped."""
@@ -264,7 +283,8 @@ def test_full_disk_for_the_store_too_is_closed_by_the_next_command(tmp_path, npz
     with small_disk(tmp_path / "small", "3m") as small:
         uri = f"sqlite:///{small}/mlflow.db"
         done = cli(tmp_path, *slow(npz_dir, uri, epochs=2))
-        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert "error: no space left on the device" in done.stderr
         assert not list(small.rglob("*.partial"))
         shutil.rmtree(small / "checkpoints", ignore_errors=True)
         shutil.rmtree(small / "artifacts", ignore_errors=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import all_runs, cli, compose_config, tiny
+from conftest import all_runs, cli, compose_config, make_split, tiny, write_npz
 from mlflow.tracking import MlflowClient
 
 EPOCHS = 4
@@ -170,3 +170,56 @@ def test_parallel_joblib_sweep_loses_nothing(tmp_path, npz_dir, store_uri):
         assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1
         assert "test_accuracy" in child.data.metrics
         assert {a.path for a in client.list_artifacts(child.info.run_id, "model")} == {"model/model.h5"}
+
+
+def _killed_with_a_checkpoint(tmp_path: Path, args: list[str]):
+    """A run killed with -9 after its first checkpoint: RUNNING in the store, its checkpoint on disk."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cifar_exp", *args, f"hydra.run.dir={tmp_path}/out"],
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while not list((tmp_path / "checkpoints").glob("*/epoch_*.npz")) and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (run,) = all_runs(args_uri(args))
+    return run
+
+
+def args_uri(args: list[str]) -> str:
+    return next(a.removeprefix("tracking.uri=") for a in args if a.startswith("tracking.uri="))
+
+
+def test_resume_onto_changed_data_is_refused(tmp_path, tiny_splits):
+    """Same config, other files under data.path: continuing would put two datasets in one run."""
+    data = write_npz(tmp_path / "data", *tiny_splits)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [*tiny(data, uri), "trainer.epochs=30", "data.train_size=200"]
+    killed = _killed_with_a_checkpoint(tmp_path, args)
+    write_npz(tmp_path / "data", make_split(per_class=4, seed=9), tiny_splits[1])  # other images, same path
+
+    refused = cli(tmp_path, *args, "resume=auto")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert f"run {killed.info.run_id}" in refused.stderr and "the dataset changed" in refused.stderr
+    (run,) = all_runs(uri)
+    assert run.info.status == "KILLED" and "resumed_at_epoch" not in run.data.tags  # nothing continued
+
+
+def test_a_run_another_command_is_continuing_is_not_continued_twice(tmp_path, npz_dir):
+    """Two resume=auto commands at once choose the same run: the one that claims it second is told so."""
+    from filelock import FileLock
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [*tiny(npz_dir, uri), "trainer.epochs=30", "data.train_size=200"]
+    killed = _killed_with_a_checkpoint(tmp_path, args)
+    with FileLock(str(tmp_path / "checkpoints" / killed.info.run_id / ".claim")):  # the other command's claim
+        refused = cli(tmp_path, *args, "resume=auto")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "is being continued by another command right now" in refused.stderr
+    (run,) = all_runs(uri)
+    assert run.info.run_id == killed.info.run_id and "resumed_at_epoch" not in run.data.tags

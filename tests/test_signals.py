@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import time
+import weakref
 
 import pytest
 
@@ -11,8 +14,9 @@ from cifar_exp import signals
 
 
 @pytest.fixture()
-def handlers():
+def handlers(monkeypatch):
     saved = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
+    monkeypatch.setattr(signals, "received", None)  # each test is a fresh process's first stop
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
@@ -61,3 +65,24 @@ def test_a_store_call_cut_by_a_stop_signal_completes_before_the_stop(handlers, s
     with pytest.raises(signals.Stopped):
         client.set_tag(run_id, "written", "yes")
     assert MlflowClient(store_uri).get_run(run_id).data.tags["written"] == "yes"
+
+
+def test_a_stop_dropped_by_a_weakref_callback_is_raised_again_after_it(handlers, monkeypatch):
+    """Python drops exceptions raised in garbage-collection callbacks; the stop must not vanish with it."""
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    signals.install()
+
+    class Thing:
+        pass
+
+    def callback(ref):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs here, inside the callback
+
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    with pytest.raises(signals.Stopped) as stopped:
+        del thing
+        for _ in range(100):
+            time.sleep(0.01)
+    assert stopped.value.signum == signal.SIGTERM and ref() is None

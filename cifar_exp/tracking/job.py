@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
+from filelock import FileLock, Timeout
 from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -43,6 +44,25 @@ class Job:
     resume_run_id: Optional[str] = None
     checkpoint: Optional[checkpoint.Checkpoint] = None
     finished_run: Optional[MlflowRun] = None  # set when the job is skipped
+    resumed_fingerprint: Optional[str] = None  # the dataset_fingerprint the resumed run was trained on
+    claim: Optional[FileLock] = None  # held while this process continues resume_run_id
+
+    def check_same_data(self, fingerprint: str, where: str) -> None:
+        """A resumed run must go on with the data it was trained on: its config can be the same while the files
+        under data.path changed, and one run would then hold two datasets."""
+        if self.resumed_fingerprint and self.resumed_fingerprint != fingerprint:
+            raise ConfigError(
+                f"resume: run {self.resume_run_id} ({self.name}) was trained on data with fingerprint "
+                f"{self.resumed_fingerprint[:12]}, but {where} now gives {fingerprint[:12]}: the dataset changed "
+                "since, and continuing would mix two datasets in one run. Restore the data it was trained on, "
+                "or start a new run of this configuration without resume."
+            )
+
+    def release(self) -> None:
+        """Let other commands continue this job's run again (also done by the system when the process dies)."""
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
     @property
     def epochs_done(self) -> int:
@@ -66,6 +86,8 @@ class Job:
             if opened is not None and opened.enabled:
                 stop.details.append(self._how_to_continue(opened.run_id))
             raise
+        finally:
+            self.release()
         if opened.enabled:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -79,14 +101,14 @@ class Job:
 
     def _how_to_continue(self, run_id: str) -> str:
         found = checkpoint.newest(checkpoint_folder(self.checkpoint_root, run_id))
-        kept = (
-            f"its checkpoint after epoch {found[0]} is kept in {found[1].parent}"
-            if found
-            else "it had not finished an epoch, so it has no checkpoint"
-        )
+        if not found:
+            return (
+                f"run {run_id} ({self.name}) is KILLED in {self.uri}; it had not finished an epoch, so there is "
+                "nothing to continue: the same command starts it afresh"
+            )
         return (
-            f"run {run_id} ({self.name}) is KILLED in {self.uri}; {kept}; the same command with resume=auto "
-            "continues it into the same run"
+            f"run {run_id} ({self.name}) is KILLED in {self.uri}; its checkpoint after epoch {found[0]} is kept in "
+            f"{found[1].parent}; the same command with resume=auto continues it into the same run"
         )
 
 
@@ -130,21 +152,60 @@ def start_job(
     retire_dead_runs(client, experiment)
     runs = runs_of_config(client, experiment, config_hash)
     if resume == "auto":
+        _refuse_a_second_copy(runs)
         chosen = _most_progress(client, runs, checkpoint_root)
         if chosen is not None:
             job.resume_run_id, job.checkpoint = chosen
+            _claim(client, job)
             return job
         log.warning(
             "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh", config_hash
         )
     elif resume:
         job.resume_run_id, job.checkpoint = resume, _explicit(client, resume, config_hash, checkpoint_root)
+        _claim(client, job)
         return job
     if sweep_dir and not force:
         done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
         if done:
             job.finished_run = done[0]
     return job
+
+
+def _refuse_a_second_copy(runs: list[MlflowRun]) -> None:
+    """resume=auto must not start this configuration again while a live process trains it (dead ones were
+    retired just before): it would become a second run of the same job."""
+    live = [r for r in runs if r.info.status == "RUNNING"]
+    if live:
+        run = live[0]
+        raise ConfigError(
+            f"resume=auto: run {run.info.run_id} of this configuration is RUNNING now (process "
+            f"{run.data.tags.get('pid', '?')} on {run.data.tags.get('host', '?')}); wait for it to end, or stop it "
+            "and run this command again to continue it."
+        )
+
+
+def _claim(client: MlflowClient, job: Job) -> None:
+    """Hold the run to continue for this process, so that two commands choosing it at the same moment do not
+    both continue it; the second is told so."""
+    assert job.resume_run_id is not None
+    folder = checkpoint_folder(job.checkpoint_root, job.resume_run_id)
+    claim = FileLock(str(folder / ".claim"), timeout=0)
+    try:
+        claim.acquire()
+    except Timeout:
+        status = None
+    else:
+        run = client.get_run(job.resume_run_id)
+        status = run.info.status
+        if status in ("KILLED", "FAILED"):  # still to continue once claimed: nobody took it meanwhile
+            job.claim, job.resumed_fingerprint = claim, run.data.tags.get("dataset_fingerprint")
+            return
+        claim.release()
+    raise ConfigError(
+        f"resume: run {job.resume_run_id} ({job.name}) is being continued by another command right now"
+        f"{f' (it is {status} now)' if status else ''}; wait for that command to end, then run this one again."
+    )
 
 
 def _check_writable(folder: str) -> None:

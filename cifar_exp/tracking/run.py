@@ -13,6 +13,7 @@ from typing import Any, Iterator, Mapping, Optional
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from cifar_exp import signals
 from cifar_exp.signals import Stopped
 from cifar_exp.tracking.environment import process_tags
 from cifar_exp.tracking.store import client_for, experiment_id
@@ -115,10 +116,35 @@ def tracked_run(
         yield NoRun()
         return
     client = client_for(uri)
+    run: Optional[Run] = None
+    try:
+        with signals.deferred():  # a stop while the run opens ends it KILLED once it is open, not left RUNNING
+            run = _open(client, experiment, run_name, parent_run_id, tags, resume_run_id)
+        yield run
+    except KeyboardInterrupt as error:
+        if run is not None:
+            _end(run, "KILLED", str(error) or "interrupted (Ctrl-C / SIGINT)", error)
+        raise
+    except BaseException as error:
+        if run is not None:
+            _end(run, "FAILED", "".join(traceback.format_exception(error)), error)
+        raise
+    else:
+        client.set_terminated(run.run_id, "FINISHED")
+
+
+def _open(
+    client: MlflowClient,
+    experiment: str,
+    run_name: str,
+    parent_run_id: Optional[str],
+    tags: Optional[Mapping[str, str]],
+    resume_run_id: Optional[str],
+) -> Run:
+    """Create the run, or set ``resume_run_id`` RUNNING again without the stale tags of its interruption."""
     all_tags = {**(tags or {}), **process_tags()}
     if resume_run_id:
         client.update_run(resume_run_id, status="RUNNING")
-        run = Run(client, resume_run_id)
         previous = client.get_run(resume_run_id).data.tags
         for stale in ("error", "superseded"):
             if stale in previous:
@@ -126,24 +152,14 @@ def tracked_run(
         if parent_run_id and previous.get("mlflow.parentRunId") not in (None, parent_run_id):
             all_tags["resumed_from_sweep"] = previous["mlflow.parentRunId"]  # now found under the sweep that ends it
             all_tags["mlflow.parentRunId"] = parent_run_id
+        run = Run(client, resume_run_id)
         run.set_tags(all_tags)
-    else:
-        all_tags["mlflow.runName"] = run_name
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
-        run = Run(
-            client, client.create_run(experiment_id(client, experiment), tags=all_tags, run_name=run_name).info.run_id
-        )
-    try:
-        yield run
-    except KeyboardInterrupt as error:
-        _end(run, "KILLED", str(error) or "interrupted (Ctrl-C / SIGINT)", error)
-        raise
-    except BaseException as error:
-        _end(run, "FAILED", "".join(traceback.format_exception(error)), error)
-        raise
-    else:
-        client.set_terminated(run.run_id, "FINISHED")
+        return run
+    all_tags["mlflow.runName"] = run_name
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    created = client.create_run(experiment_id(client, experiment), tags=all_tags, run_name=run_name)
+    return Run(client, created.info.run_id)
 
 
 def _end(run: Run, status: str, reason: str, error: BaseException) -> None:

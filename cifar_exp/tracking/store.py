@@ -78,7 +78,7 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
 def _create_schema_once(uri: str, db: Path) -> None:
     """Let one process at a time create (or migrate) a SQLite store's schema: two sweeps or jobs starting in
     the same second on a new store would otherwise both try, and one would fail."""
-    with FileLock(f"{db}.lock", timeout=120):
+    with FileLock(f"{db}.lock", timeout=120), signals.deferred():  # a migration cut in two breaks the store
         client_for(uri).search_experiments(max_results=1)
 
 
@@ -144,7 +144,8 @@ class StoreClient(MlflowClient):
 def client_for(uri: str) -> MlflowClient:
     """A client bound to ``uri``: every call names its run id, so no global "active run" leaks between jobs,
     and no stop signal cuts a call in two."""
-    return StoreClient(tracking_uri=uri)
+    with signals.deferred():  # opening a new store creates its schema
+        return StoreClient(tracking_uri=uri)
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:

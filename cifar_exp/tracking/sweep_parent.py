@@ -68,7 +68,7 @@ def close_sweep_parent(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10000
     )
     failed = [c for c in children if c.info.status != "FINISHED"]
-    finished = [c for c in children if "test_accuracy" in c.data.metrics]
+    finished = [c for c in children if c.info.status == "FINISHED" and "test_accuracy" in c.data.metrics]
     summary: dict[str, Any] = {
         "jobs": len(children),
         "failed": len(failed),

@@ -30,6 +30,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from cifar_exp import signals
 from cifar_exp.config import is_bookkeeping
 from cifar_exp.search import METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
 
@@ -167,6 +168,10 @@ class OptunaSweeperImpl:
                 [self._overrides(study, trial, fixed) for trial in trials], initial_job_idx=self.job_idx
             )
             self.job_idx += len(returns)
+            if signals.received is not None:  # the workers ended their trials as stopped (signals.draining)
+                for trial in trials:
+                    study.tell(trial, state=TrialState.FAIL)
+                raise signals.received
             launched += len(returns)
             failed += sum(self._tell(study, trial, result) for trial, result in zip(trials, returns))
             if failed / launched > self.max_failure_rate:
