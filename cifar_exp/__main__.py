@@ -77,6 +77,9 @@ def main(cfg: DictConfig) -> Optional[float]:
         # joblib kill the other workers while they record their own runs' end.
         print(f"error: {stop.explain()}", file=sys.stderr)
         return None
+    finally:
+        if multiprocessing.parent_process() is not None:
+            signals.note_only()
 
 
 def run() -> None:

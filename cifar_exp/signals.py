@@ -151,3 +151,16 @@ def install() -> None:
             signal.signal(each, _raise)
         if sys.unraisablehook is not _unraisable:
             _python_unraisable, sys.unraisablehook = sys.unraisablehook, _unraisable
+
+
+def note_only() -> None:
+    """Between jobs in a pool worker: a stop is noted (the next job is then not started), not raised, since
+    raised in the pool's own loop it would end the worker and make the pool kill its siblings."""
+    if threading.current_thread() is threading.main_thread():
+        for each in STOP_SIGNALS:
+            signal.signal(each, _note)
+
+
+def _note(signum: int, frame: Optional[FrameType]) -> None:
+    global received
+    received = received or Stopped(signum)
