@@ -81,7 +81,7 @@ def _stop(signum: int) -> None:
         _send(workers, signum)
         return
     for each in STOP_SIGNALS:  # a second signal must not interrupt the bookkeeping of the first
-        signal.signal(each, signal.SIG_IGN)
+        signal.signal(each, _ignore)  # not SIG_IGN: a signal already on its way would raise OSError ("race condition")
     if received is None:
         _send(workers, signum)
         psutil.wait_procs(workers, timeout=30)  # let each record its end before this process closes the sweep
@@ -164,3 +164,7 @@ def note_only() -> None:
 def _note(signum: int, frame: Optional[FrameType]) -> None:
     global received
     received = received or Stopped(signum)
+
+
+def _ignore(signum: int, frame: Optional[FrameType]) -> None:
+    """A further stop signal while the first one's bookkeeping runs."""

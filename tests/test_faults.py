@@ -104,6 +104,22 @@ def test_stop_signal_ends_the_run_killed_and_resume_continues_it(signum, tmp_pat
     assert sorted(m.step for m in history) == list(range(EPOCHS))
 
 
+def test_a_second_signal_just_after_the_first_changes_nothing(tmp_path, npz_dir, store_uri):
+    process = start(tmp_path, *slow(npz_dir, store_uri))
+    wait_for(lambda: checkpoints(tmp_path / "mlruns" / "checkpoints"), process)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # an impatient Ctrl-C
+    process.wait(60)
+    said = output(process)
+    # the record and the message are the first signal's; the exit status can be the second's (Python restores
+    # the default handlers as it exits, and a SIGINT still pending then ends the process as SIGINT does)
+    assert process.returncode in (143, -signal.SIGINT) and "Traceback" not in said, said[-3000:]
+    assert "error: stopped by SIGTERM; run" in said and "OSError" not in said
+    (run,) = all_runs(store_uri)
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "stopped by SIGTERM"
+
+
 def test_sigterm_during_a_sweep_closes_the_parent_too(tmp_path, npz_dir, store_uri):
     process = start(tmp_path, "--multirun", *slow(npz_dir, store_uri), "dropout=winning,baseline")
     wait_for(lambda: checkpoints(tmp_path / "mlruns" / "checkpoints"), process)
