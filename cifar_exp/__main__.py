@@ -100,10 +100,13 @@ def run() -> None:
 
 
 def _disk_full(error: BaseException) -> bool:
-    """A full disk, whether it reached us as an OSError or through the SQLite store ("database or disk is full")."""
+    """A full disk, whether it reached us as an OSError, through the SQLite store ("database or disk is full") or
+    through TensorFlow's file writers (ResourceExhaustedError: "No space left on device")."""
     seen: Optional[BaseException] = error
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC or "database or disk is full" in str(seen):
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if any(text in str(seen) for text in ("database or disk is full", "No space left on device")):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -284,8 +284,14 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def test_full_disk_for_checkpoints_fails_the_run_cleanly(tmp_path, npz_dir, store_uri):
+@pytest.mark.parametrize("full_from_the_start", [False, True], ids=["fills_up", "already_full"])
+def test_full_disk_for_checkpoints_fails_the_run_cleanly(tmp_path, npz_dir, store_uri, full_from_the_start):
+    """Filling up during the run, or full before it starts (then TensorFlow's log writer meets it first)."""
     with small_disk(tmp_path / "small", "2m") as small:
+        if full_from_the_start:
+            with open(small / "filler", "wb") as filler, pytest.raises(OSError):
+                while True:
+                    filler.write(b"\0" * 65536)
         done = cli(tmp_path, *slow(npz_dir, store_uri, epochs=2), f"trainer.checkpoint_dir={small}")
         left = [p for p in small.rglob("*") if p.name.endswith(".partial") or p.suffix == ".npz"]
     assert done.returncode == 2 and "no space left on the device" in done.stderr

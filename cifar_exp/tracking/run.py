@@ -123,11 +123,13 @@ def tracked_run(
         yield run
     except KeyboardInterrupt as error:
         if run is not None:
-            _end(run, "KILLED", str(error) or "interrupted (Ctrl-C / SIGINT)", error)
+            reason = str(error) or "interrupted (Ctrl-C / SIGINT)"
+            _end(run, "KILLED", reason, reason, error)
         raise
     except BaseException as error:
         if run is not None:
-            _end(run, "FAILED", "".join(traceback.format_exception(error)), error)
+            said = "".join(traceback.format_exception_only(error)).strip()
+            _end(run, "FAILED", said.splitlines()[0], "".join(traceback.format_exception(error)), error)
         raise
     else:
         client.set_terminated(run.run_id, "FINISHED")
@@ -162,11 +164,12 @@ def _open(
     return Run(client, created.info.run_id)
 
 
-def _end(run: Run, status: str, reason: str, error: BaseException) -> None:
-    """Record why a run ended and set its status. Never raises, so the original error is what the user sees;
-    a store that cannot take the record is added to that error's message instead."""
+def _end(run: Run, status: str, summary: str, reason: str, error: BaseException) -> None:
+    """Record why a run ended (``summary``: the error's type and the first line of its message, as the tag; the
+    whole ``reason`` as error.txt) and set its status. Never raises, so the original error is what the user
+    sees; a store that cannot take the record is added to that error's message instead."""
     try:
-        run.set_tags({"error": reason.strip().splitlines()[-1][:5000]})
+        run.set_tags({"error": summary[:5000]})
         run.log_text(reason, "error.txt")
     except Exception as failure:
         log.warning("could not record why run %s ended: %s", run.run_id, failure)
