@@ -93,10 +93,10 @@ def run() -> None:
         main()
     except signals.Stopped as stop:
         print(f"error: {stop.explain()}", file=sys.stderr)
-        sys.exit(stop.exit_status)
+        signals.exit(stop.exit_status)
     if signals.received is not None:  # a sweep whose pool workers ended their jobs as stopped (signals.draining)
         print(f"error: {signals.received.explain()}", file=sys.stderr)
-        sys.exit(signals.received.exit_status)
+        signals.exit(signals.received.exit_status)
 
 
 def _disk_full(error: BaseException) -> bool:

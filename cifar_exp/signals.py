@@ -11,7 +11,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 import psutil
 
@@ -168,3 +168,12 @@ def _note(signum: int, frame: Optional[FrameType]) -> None:
 
 def _ignore(signum: int, frame: Optional[FrameType]) -> None:
     """A further stop signal while the first one's bookkeeping runs."""
+
+
+def exit(status: int) -> NoReturn:
+    """Exit with ``status`` after a stop. The stop signals are ignored from here on: as Python shuts down it puts
+    back the default action of every signal it handled, and a second signal arriving then (an impatient Ctrl-C)
+    would end the process as that signal, with another status than the one the message and the record give."""
+    for each in STOP_SIGNALS:
+        signal.signal(each, signal.SIG_IGN)
+    sys.exit(status)
