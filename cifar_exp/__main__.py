@@ -34,6 +34,7 @@ def main(cfg: DictConfig) -> Optional[float]:
     """
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    pool_worker = multiprocessing.parent_process() is not None  # a joblib launcher's worker process
     if signals.draining():  # a pool worker whose sweep was stopped: the jobs still queued are not started
         log.warning("job not started: the sweep was %s", signals.received)
         return None
@@ -71,14 +72,14 @@ def main(cfg: DictConfig) -> Optional[float]:
         print(f"error: {failure}", file=sys.stderr)
         sys.exit(2)
     except signals.Stopped as stop:
-        if multiprocessing.parent_process() is None:
+        if not pool_worker:
             raise
         # A pool worker (joblib): its run is recorded KILLED. Returned, not raised: an error coming back would make
         # joblib kill the other workers while they record their own runs' end.
         print(f"error: {stop.explain()}", file=sys.stderr)
         return None
     finally:
-        if multiprocessing.parent_process() is not None:
+        if pool_worker:
             signals.note_only()
 
 
