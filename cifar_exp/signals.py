@@ -24,6 +24,7 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, signum: int):
         self.signum = signum
         self.details: list[str] = []
+        self.run_id: Optional[str] = None  # the innermost run it ended (set by tracking), to name in the message
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
     @property

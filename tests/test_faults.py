@@ -100,6 +100,8 @@ def test_stop_signal_ends_the_run_killed_and_resume_continues_it(signum, tmp_pat
     (resumed,) = all_runs(store_uri)
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
     assert "error" not in resumed.data.tags  # the interruption is not left behind as a stale error
+    (interruption,) = MlflowClient(store_uri).list_artifacts(run.info.run_id, "errors")  # but kept as history
+    assert interruption.path.endswith("-KILLED.txt")
     history = MlflowClient(store_uri).get_metric_history(run.info.run_id, "loss")
     assert sorted(m.step for m in history) == list(range(EPOCHS))
 
@@ -128,6 +130,7 @@ def test_sigterm_during_a_sweep_closes_the_parent_too(tmp_path, npz_dir, store_u
     (child,) = [r for r in runs if r is not parent]
     assert parent.info.status == "KILLED" and "stopped by SIGTERM" in parent.data.tags["error"]
     assert child.info.status == "KILLED" and child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert "jobs still queued at the stop were not started" in parent.data.tags["mlflow.note.content"]
 
 
 def test_sigterm_to_a_joblib_sweep_ends_every_job_and_the_parent_killed(tmp_path, npz_dir, store_uri):

@@ -113,10 +113,17 @@ def test_stale_running_run_is_marked_killed(npz_dir, store_uri):
         run_name="alive",
         tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": str(os.getpid())},
     )
+    reused = client.create_run(  # its pid now belongs to another process: this one, started at another time
+        experiment_id(client, "cifar_exp"),
+        run_name="reused",
+        tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": str(os.getpid()), "pid_started": "1.00"},
+    )
     train(cfg)
     assert client.get_run(ghost.info.run_id).info.status == "KILLED"
     assert "died while RUNNING" in client.get_run(ghost.info.run_id).data.tags["error"]
+    assert client.get_run(reused.info.run_id).info.status == "KILLED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"  # a live process is left alone
+    assert float(tags["pid_started"]) > 0  # every run records when its process started
 
 
 def test_failing_job_does_not_stop_the_sweep_and_rerun_skips_finished(tmp_path, npz_dir, store_uri):
@@ -223,3 +230,23 @@ def test_a_run_another_command_is_continuing_is_not_continued_twice(tmp_path, np
     assert "is being continued by another command right now" in refused.stderr
     (run,) = all_runs(uri)
     assert run.info.run_id == killed.info.run_id and "resumed_at_epoch" not in run.data.tags
+
+
+def test_resume_auto_refuses_while_the_config_trains_in_a_live_process(tmp_path, npz_dir):
+    """A run of this configuration is RUNNING in a process that is alive (here: this test's own): continuing
+    it from another command would train one job twice."""
+    from cifar_exp.tracking import client_for, process_tags
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [*tiny(npz_dir, uri), "trainer.epochs=30", "data.train_size=200"]
+    killed = _killed_with_a_checkpoint(tmp_path, args)
+    client = client_for(uri)
+    for key, value in process_tags().items():
+        client.set_tag(killed.info.run_id, key, value)
+    client.update_run(killed.info.run_id, status="RUNNING")
+
+    refused = cli(tmp_path, *args, "resume=auto")
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert f"run {killed.info.run_id} of this configuration is RUNNING now (process {os.getpid()}" in refused.stderr
+    (run,) = all_runs(uri)
+    assert run.info.status == "RUNNING" and "resumed_at_epoch" not in run.data.tags  # left to its owner

@@ -52,6 +52,37 @@ def test_a_stop_the_store_cannot_record_still_ends_as_the_stop_saying_so(store_u
     assert _runs(store_uri)[0].data.tags["error"] == "stopped by SIGTERM"
 
 
+def test_a_stop_while_the_run_opens_names_the_run(store_uri, tmp_path, monkeypatch):
+    """The stop lands inside the opening (held until the run exists): the run is KILLED and the message names
+    it, though the job never got to see it."""
+    import os
+
+    from cifar_exp import signals
+    from cifar_exp.tracking import job, run
+
+    opened = run._open
+
+    def signalled_while_opening(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return opened(*args, **kwargs)
+
+    saved = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
+    monkeypatch.setattr(signals, "received", None)
+    monkeypatch.setattr(run, "_open", signalled_while_opening)
+    started = job.start_job(store_uri, "t", "opening", "hash", str(tmp_path / "checkpoints"))
+    signals.install()
+    try:
+        with pytest.raises(Stopped) as raised, started.open({}):
+            pytest.fail("the job must not start")
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    (stored,) = _runs(store_uri)
+    assert stored.info.status == "KILLED" and raised.value.run_id == stored.info.run_id
+    assert f"run {stored.info.run_id} (opening) is KILLED" in raised.value.explain()
+    assert "the same command starts it afresh" in raised.value.explain()
+
+
 def test_disabled_tracking_logs_nothing(store_uri):
     with tracked_run(None, "t", "off") as run:
         run.log_metrics({"x": 1.0})

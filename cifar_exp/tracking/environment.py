@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import psutil
 from mlflow.entities import Run as MlflowRun
 
 from cifar_exp.config import PROJECT_ROOT
@@ -66,13 +67,21 @@ def environment_tags() -> dict[str, str]:
     }
 
 
+def _started(pid: int) -> str:
+    """When process ``pid`` started (seconds since the epoch, to the 1/100 s the kernel keeps), so a pid the
+    system has since given to another process is not taken for the run's owner."""
+    return f"{psutil.Process(pid).create_time():.2f}"
+
+
 def process_tags() -> dict[str, str]:
     """Which process owns a RUNNING run, so a later run can tell a dead one from a live one."""
-    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": str(pid), "pid_started": _started(pid)}
 
 
 def is_stale(run: MlflowRun) -> bool:
-    """RUNNING, but its process (on this host) is gone: killed with -9, or the machine went down."""
+    """RUNNING, but its process (on this host) is gone: killed with -9, or the machine went down, or its pid
+    now belongs to another process (one that started at another time than the run's owner)."""
     if run.info.status != "RUNNING" or run.data.tags.get("host") != socket.gethostname():
         return False
     try:
@@ -82,9 +91,10 @@ def is_stale(run: MlflowRun) -> bool:
     if pid <= 0:
         return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        started = _started(pid)
+    except psutil.NoSuchProcess:
         return True
-    except PermissionError:
+    except psutil.Error:
         return False
-    return False
+    recorded = run.data.tags.get("pid_started")
+    return recorded is not None and recorded != started

@@ -83,8 +83,9 @@ class Job:
                 folder = checkpoint_folder(self.checkpoint_root, opened.run_id) if opened.enabled else Path(scratch)
                 yield opened, folder
         except Stopped as stop:
-            if opened is not None and opened.enabled:
-                stop.details.append(self._how_to_continue(opened.run_id))
+            run_id = opened.run_id if opened is not None and opened.enabled else stop.run_id
+            if run_id is not None:
+                stop.details.append(self._how_to_continue(run_id))
             raise
         finally:
             self.release()

@@ -7,6 +7,7 @@ import logging
 import time
 import traceback
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
@@ -123,6 +124,8 @@ def tracked_run(
         yield run
     except KeyboardInterrupt as error:
         if run is not None:
+            if isinstance(error, Stopped) and error.run_id is None:
+                error.run_id = run.run_id  # named in the message even when the stop came before the run was handed out
             reason = str(error) or "interrupted (Ctrl-C / SIGINT)"
             _end(run, "KILLED", reason, reason, error)
         raise
@@ -166,11 +169,13 @@ def _open(
 
 def _end(run: Run, status: str, summary: str, reason: str, error: BaseException) -> None:
     """Record why a run ended (``summary``: the error's type and the first line of its message, as the tag; the
-    whole ``reason`` as error.txt) and set its status. Never raises, so the original error is what the user
-    sees; a store that cannot take the record is added to that error's message instead."""
+    whole ``reason`` as ``errors/<UTC time>-<status>.txt``, one file per end, so a run resumed after it keeps
+    the history without a stale error at its top) and set its status. Never raises, so the original error is
+    what the user sees; a store that cannot take the record is added to that error's message instead."""
     try:
         run.set_tags({"error": summary[:5000]})
-        run.log_text(reason, "error.txt")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        run.log_text(reason, f"errors/{stamp}-{status}.txt")
     except Exception as failure:
         log.warning("could not record why run %s ended: %s", run.run_id, failure)
     try:

@@ -101,7 +101,15 @@ def close_sweep_parent(
         )
     if ended:
         summary["ended"] = reason
-        note = f"{ended}: {reason}. " + note
+        summary["not_started"] = "jobs still queued at the stop were not started"
+        note = (
+            f"{ended}: {reason}. "
+            + note
+            + (
+                "; jobs still queued at the stop were not started: the same command with resume=auto runs them, "
+                "continues the KILLED ones from their checkpoints and skips the FINISHED"
+            )
+        )
         run.set_tags({"error": reason})
     run.log_metrics(metrics)
     run.log_text(json.dumps(summary, indent=2), "sweep_summary.json")
