@@ -117,3 +117,20 @@ def test_sweep_parent_summary(store_uri):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_mlflows_logged_traceback_of_a_database_error_becomes_one_line(caplog):
+    """MLflow logs the traceback of a database error before raising it; the raised error is what we report."""
+    import logging
+
+    import sqlalchemy
+
+    import cifar_exp.tracking.store  # noqa: F401  (installs the filter)
+
+    error = sqlalchemy.exc.OperationalError("INSERT INTO metrics ...", {}, Exception("database or disk is full"))
+    try:
+        raise error
+    except sqlalchemy.exc.OperationalError as caught:
+        logging.getLogger("mlflow.store.db.utils").exception("SQLAlchemy database error. Caught:\n%s", caught)
+    (record,) = caplog.records
+    assert record.exc_info is None and record.getMessage() == "(builtins.Exception) database or disk is full"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sqlite3
 import tempfile
@@ -139,6 +140,22 @@ class StoreClient(MlflowClient):
                 return found(*args, **kwargs)
 
         return whole
+
+
+class _OneLineDatabaseErrors(logging.Filter):
+    """MLflow logs the whole traceback of a database error it then raises anyway (a full disk, a locked file):
+    keep its first line, so the user reads the raised error once, as our one paragraph."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("SQLAlchemy database error"):
+            record.msg, record.args = str(record.exc_info[1]).splitlines()[0], ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_DATABASE_LOG = logging.getLogger("mlflow.store.db.utils")
+if not any(isinstance(f, _OneLineDatabaseErrors) for f in _DATABASE_LOG.filters):
+    _DATABASE_LOG.addFilter(_OneLineDatabaseErrors())
 
 
 def client_for(uri: str) -> MlflowClient:
