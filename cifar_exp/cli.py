@@ -127,7 +127,11 @@ def train(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     """The sub-commands; a command line that names none trains. ``train`` and ``report`` hand their arguments
     on untouched (to Hydra, to the report's own parser)."""
-    top = argparse.ArgumentParser(prog="cifar-exp", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="cifar-exp",
+        description="Train the 2017 CIFAR-100 report's experiments (the default command: Hydra overrides, as "
+        "python -m cifar_exp), judge them against the report, browse the runs, and use the models they logged.",
+    )
     commands = top.add_subparsers(dest="command", required=True)
     trainer = commands.add_parser(
         "train", help="train (the default): cifar-exp [train] [Hydra overrides]", add_help=False

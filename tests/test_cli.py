@@ -43,3 +43,19 @@ def test_ui_refuses_a_port_in_use():
         port = taken.getsockname()[1]
         with pytest.raises(CifarExpError, match=f"127.0.0.1:{port}"):
             cli._check_port_free("127.0.0.1", port)
+
+
+def test_the_installed_console_script_composes_and_validates_from_any_folder(tmp_path):
+    """``cifar-exp`` reaches Hydra through the installed package (``pkg://cifar_exp.conf``), not through a file
+    path as ``python -m cifar_exp`` does; run it for real, from a folder outside the project."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "cifar-exp"
+    composed = subprocess.run(
+        [str(script), "--cfg", "job", "optimizer=sgd"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert composed.returncode == 0 and "name: sgd" in composed.stdout, composed.stderr[-2000:]
+    refused = subprocess.run([str(script), "optimizer.lr=-1"], cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 2 and "optimizer.lr=-1.0 must be > 0" in refused.stderr, refused.stderr[-2000:]
