@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from cifar_exp import signals
 from cifar_exp.config import register
-from cifar_exp.errors import CifarExpError
+from cifar_exp.errors import CifarExpError, one_paragraph
 from cifar_exp.validation import validate
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def main(cfg: DictConfig) -> Optional[float]:
 def run() -> None:
     """The command line: overrides checked one by one, stop signals turned into a clean, recorded stop."""
     signals.install()
-    bad = malformed_override(sys.argv[1:])
+    bad = malformed_override(sys.argv[1:]) or composition_error(sys.argv[1:])
     if bad:
         print(f"error: {bad}", file=sys.stderr)
         sys.exit(2)
@@ -130,6 +130,27 @@ def malformed_override(args: list[str]) -> Optional[str]:
                 "(a sweep lists values with commas and no empty value, e.g. dropout=winning,baseline; "
                 "see https://hydra.cc/docs/advanced/override_grammar/basic). Nothing was trained or logged."
             )
+    return None
+
+
+def composition_error(args: list[str]) -> Optional[str]:
+    """Hydra's own error for a single run's unknown key, unknown group option or wrong type, as one paragraph
+    (Hydra prints several lines and exits 1). A sweep's jobs are checked by the sweep (see
+    :func:`cifar_exp.sweep.check_jobs`); command lines with flags (``--cfg``, ``--help``) are left to Hydra."""
+    if any(arg.startswith("-") for arg in args):
+        return None
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    task = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        with initialize_config_module("cifar_exp.conf", version_base="1.3"):
+            compose("config", overrides=task)
+    except HydraException as error:
+        return (
+            f"{one_paragraph(error)} (python -m cifar_exp --help lists the config groups and their options). "
+            "Nothing was trained or logged."
+        )
     return None
 
 

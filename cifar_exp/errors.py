@@ -36,3 +36,13 @@ class ModelError(CifarExpError, ValueError):
 
 class InputError(CifarExpError, ValueError):
     """An image or array handed to ``cifar-exp predict`` that cannot be read as RGB images."""
+
+
+def one_paragraph(error: BaseException) -> str:
+    """Hydra's composition error (several lines, then its config search path) as one paragraph, the path left
+    out, and with the cause Hydra wraps (a wrong type's message) when its own text does not say it."""
+    said = " ".join(str(error).split()).split(" Config search path:")[0].rstrip(".")
+    cause = error.__cause__
+    if cause is not None and " ".join(str(cause).split())[:60] not in said:
+        said += f" ({' '.join(str(cause).split()).rstrip('.')})"
+    return said

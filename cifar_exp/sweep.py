@@ -21,8 +21,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import config, errors, signals, tracking
-from cifar_exp.errors import ConfigError
+from cifar_exp.errors import ConfigError, one_paragraph
 from cifar_exp.tracking.search_results import record_search
+from cifar_exp.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,46 @@ def registered_name(cfg: DictConfig) -> str | None:
         ) from error
 
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, expanded as Hydra's basic sweeper will (its ``params``, then the command line)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = parser.parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_jobs(config: DictConfig) -> None:
+    """Compose and validate every job of a grid sweep before its parent run exists or any job trains, so a bad
+    value anywhere in the grid (``optimizer.lr=1e-4,-1``, ``dropout=winning,winnig``) is one paragraph and
+    nothing is logged. Searches (Optuna) draw their jobs as they go and are checked job by job."""
+    from hydra import compose
+    from hydra.errors import HydraException
+
+    if OmegaConf.select(config, "hydra.sweeper._target_") != BASIC_SWEEPER:
+        return
+    jobs = sweep_jobs(config)
+    for number, job in enumerate(jobs):
+        try:
+            validate(compose(config_name=config.hydra.job.config_name, overrides=job))
+        except (ConfigError, HydraException) as error:
+            said = (
+                one_paragraph(error)
+                .removeprefix("Invalid configuration: ")
+                .removesuffix(". Nothing was trained or logged")
+            )
+            own = [o for o in job if any(o not in other for other in jobs)] or job  # what sets this job apart
+            raise ConfigError(
+                f"job #{number} of the {len(jobs)} in this sweep ({' '.join(own)}) is not a valid run: {said}. "
+                "No job was started and nothing was logged."
+            ) from error
+
+
 class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before its jobs and closes it with a summary after them."""
 
@@ -65,6 +106,11 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         signals.install()
+        try:
+            check_jobs(config)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         if not config.tracking.enabled:
             return
         self.uri = config.tracking.uri
