@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
 IMAGE_SHAPE = (32, 32, 3)
+ANOTHER_STORE = "point at another store with --tracking-uri (cifar-exp predict, register) or tracking.uri= (evaluate)"
 FORMS = (
     "an MLflow model URI (models:/<name>@best, models:/<name>/<version>, models:/<model id>, "
     "runs:/<run id>/report_cnn), a run id, a .h5 or .keras file, or an MLflow model folder"
@@ -63,6 +64,15 @@ def load(reference: str, tracking_uri: str) -> LoadedModel:
         return _checked(_load_keras_file(path, str(path)))
     if path.suffix in (".h5", ".keras"):
         raise ModelError(f"{reference}: no such file (resolved to {path.resolve()}).")
+    if (
+        RUN_ID.match(reference)
+        or MODEL_ID.match(reference)
+        or reference.startswith(("models:/", "runs:/"))
+        or (":/" not in reference and "@" in reference)
+    ):
+        from cifar_exp.tracking import prepare_store
+
+        prepare_store(tracking_uri, must_exist=True)  # a missing file or a silent server, said as such
     if RUN_ID.match(reference):
         return _checked(_load_run(reference, tracking_uri))
     if MODEL_ID.match(reference):
@@ -112,7 +122,14 @@ def _load_mlflow_folder(folder: Path, source: str) -> LoadedModel:
             f"{source} is an MLflow model of flavor(s) {', '.join(description.flavors)}, not Keras: "
             "not a model this harness trained."
         )
-    model = mlflow.keras.load_model(str(folder), load_model_kwargs={"compile": False})
+    try:
+        model = mlflow.keras.load_model(str(folder), load_model_kwargs={"compile": False})
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"{source}: the MLflow model is there but its files are incomplete ({str(error).splitlines()[0]}); "
+            "its weights were never stored, as for runs whose artifacts stayed on another machine. Use another "
+            "model, or copy the run's artifacts into the store."
+        ) from error
     labels = dict(description.metadata or {}) or generic_labels(int(model.output_shape[-1]))
     return LoadedModel(model, labels, source, description.model_id)
 
@@ -150,7 +167,7 @@ def _load_uri(uri: str, tracking_uri: str) -> LoadedModel:
         raise ModelError(
             f"{uri}: not found in the store {tracking_uri} ({error.message.splitlines()[0]}). "
             "Registered models and their aliases are listed in the MLflow UI's Models tab; "
-            "pass --tracking-uri for another store."
+            f"{ANOTHER_STORE}."
         ) from error
 
 
@@ -178,8 +195,7 @@ def _load_run(run_id: str, tracking_uri: str) -> LoadedModel:
         run = client.get_run(run_id)
     except MlflowException as error:
         raise ModelError(
-            f"run {run_id}: no such run in the store {tracking_uri} ({error.message.splitlines()[0]}); "
-            "pass --tracking-uri for another store."
+            f"run {run_id}: no such run in the store {tracking_uri} ({error.message.splitlines()[0]}); {ANOTHER_STORE}."
         ) from error
     outputs = run.outputs.model_outputs if run.outputs else []
     if outputs:

@@ -185,6 +185,27 @@ def test_predict_says_what_is_wrong_in_one_paragraph(sweep, tmp_path):
         assert "\n" not in str(raised.value)
 
 
+def test_a_model_whose_files_never_reached_the_store_or_a_silent_server_is_one_paragraph(sweep, tmp_path, tracking_env):
+    """A logged model without its weights (a run whose artifacts stayed on a lent machine) and a store that does
+    not answer: said as such, not as a traceback or as "not found"."""
+    import mlflow.artifacts
+    from mlflow.tracking import MlflowClient
+
+    from cifar_exp.errors import ModelError, TrackingError
+    from cifar_exp.model_ref import load
+
+    run = MlflowClient(sweep[0]).get_run(sweep[2][0].info.run_id)
+    model_uri = f"models:/{run.outputs.model_outputs[0].model_id}"
+    folder = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path), tracking_uri=sweep[0]))
+    (weights,) = folder.rglob("model.keras")
+    weights.unlink()
+    with pytest.raises(ModelError, match="its files are incomplete") as raised:
+        load(str(folder), sweep[0])
+    assert "\n" not in str(raised.value)
+    with pytest.raises(TrackingError, match="the MLflow tracking server does not answer"):
+        load(model_uri, "http://127.0.0.1:9")
+
+
 def test_evaluate_records_an_evaluation_run_linked_to_the_model(sweep, npz_dir):
     uri, _, children = sweep
     child = children[0]
