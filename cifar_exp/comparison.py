@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import pandas as pd
 from mlflow.entities import Run as MlflowRun
@@ -53,9 +53,14 @@ def _label(run: MlflowRun, varying: list[str]) -> str:
     return re.sub(r"-s\d+$", "", run.info.run_name or "")  # one configuration: its run name, seeds pooled
 
 
-def comparison_table(runs: list[MlflowRun], experiment_name: Optional[str] = None) -> pd.DataFrame:
+def comparison_table(
+    runs: list[MlflowRun], experiment_name: Optional[str] = None, epoch_seconds: Optional[Mapping[str, float]] = None
+) -> pd.DataFrame:
     """One row per configuration and length: test accuracy (mean, std, interval over seeds) and loss beside
-    the report's figures, the verdict and what falls short of the report's protocol."""
+    the report's figures, the verdict and what falls short of the report's protocol. ``epoch_seconds``: each
+    run's typical (median) epoch time by run id; without it, each run's last epoch's, which one slow epoch
+    (a paused machine) can make unrepresentative."""
+    epoch_seconds = epoch_seconds or {}
     finished = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
     if not finished:
         raise ReportError("the sweep has no finished run with a test accuracy yet")
@@ -73,7 +78,7 @@ def comparison_table(runs: list[MlflowRun], experiment_name: Optional[str] = Non
                 "test_accuracy": r.data.metrics["test_accuracy"],
                 "test_loss": r.data.metrics.get("test_loss", math.nan),
                 "val_accuracy": r.data.metrics.get("val_accuracy", math.nan),
-                "epoch_seconds": r.data.metrics.get("epoch_seconds", math.nan),
+                "epoch_seconds": epoch_seconds.get(r.info.run_id, r.data.metrics.get("epoch_seconds", math.nan)),
                 **{f"report_{key}": value for key, value in report_figure(spec, r).items()},
             }
             for r in finished

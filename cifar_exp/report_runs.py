@@ -19,7 +19,8 @@ from cifar_exp.errors import ReportError
 def find_sweep(
     client: MlflowClient, experiment_name: str, store_experiment: str, sweep_run_id: Optional[str] = None
 ) -> MlflowRun:
-    """The sweep's parent run: the given id, else the latest sweep of ``experiment_name``."""
+    """The sweep's parent run: the given id, else the latest sweep of ``experiment_name`` that has ended (a
+    running sweep's own summary would overwrite the verdict when it ends), else the latest."""
     if sweep_run_id:
         try:
             parent = client.get_run(sweep_run_id)
@@ -39,7 +40,7 @@ def find_sweep(
             [found.experiment_id],
             filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
             order_by=["attributes.start_time DESC"],
-            max_results=1,
+            max_results=1000,
         )
     )
     if not runs:
@@ -47,7 +48,12 @@ def find_sweep(
             f"no sweep of experiment {experiment_name!r} in MLflow experiment {store_experiment!r}; "
             f"run one with: python -m cifar_exp --multirun +experiment={experiment_name}"
         )
-    return runs[0]
+    return max(runs, key=_preference)
+
+
+def _preference(parent: MlflowRun) -> tuple[bool, int]:
+    """Which sweep parent gets the verdict: one that has ended before a running one, then the newest."""
+    return parent.info.status != "RUNNING", parent.info.start_time or 0
 
 
 class Stores:
@@ -90,7 +96,7 @@ class Stores:
                 errors.append(error)
         if not parents:
             raise errors[0]
-        return max(parents, key=lambda found: found[1].info.start_time or 0)
+        return max(parents, key=lambda found: _preference(found[1]))
 
 
 def experiment_runs(client: MlflowClient, experiment_id: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:

@@ -115,3 +115,11 @@ def test_a_seed_run_twice_counts_once_with_its_longest_run():
     row = comparison_table(runs).iloc[0]
     assert row["runs"] == 3 and row["seeds"] == 3 and row["epochs_run_min"] == 41
     assert row["test_accuracy_mean"] == pytest.approx((0.108 + 0.095 + 0.100) / 3)
+
+
+def test_seconds_per_epoch_is_the_typical_epoch_not_the_last():
+    """A run's last epoch took 1,570 s (the machine was paused): the table takes each run's median when given."""
+    runs = [_run("decay", s, 0.10) for s in range(2)]
+    assert comparison_table(runs).iloc[0]["seconds_per_epoch"] == 4.0  # the last epoch's, without the medians
+    row = comparison_table(runs, epoch_seconds={"decay0": 60.0, "decay1": 80.0}).iloc[0]
+    assert row["seconds_per_epoch"] == 70.0

@@ -190,3 +190,17 @@ def test_make_reproduce_runs_every_experiment_over_seeds_then_the_verdicts():
     assert "-m cifar_exp --multirun +experiment=$exp " in sweep and " seed=0,1 " in sweep
     assert "hydra/launcher=joblib hydra.launcher.n_jobs=4" in sweep
     assert plan.index("-m cifar_exp.report --all") > plan.index(sweep)
+
+
+def test_the_verdict_goes_to_the_newest_sweep_that_has_ended():
+    """A sweep still RUNNING would overwrite the verdict with its own summary when it ends."""
+    from types import SimpleNamespace
+
+    from cifar_exp.report_runs import _preference
+
+    def parent(status, start):
+        return SimpleNamespace(info=SimpleNamespace(status=status, start_time=start))
+
+    ended, newer_ended, running = parent("FINISHED", 1), parent("KILLED", 2), parent("RUNNING", 3)
+    assert max([ended, running, newer_ended], key=_preference) is newer_ended
+    assert max([running, parent("RUNNING", 1)], key=_preference) is running
