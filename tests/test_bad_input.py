@@ -105,6 +105,12 @@ ROWS = [
     ("a class missing from the training split", [], "class_missing", "no image of 1 fine class(es): 17 (fine17)"),
     ("subset too small to stratify", ["data.train_size=50"], "ok", "data.train_size=50 cannot keep"),
     ("tracking server unreachable", ["tracking.uri=http://127.0.0.1:9"], "ok", "tracking server does not answer"),
+    (
+        "database store unreachable",
+        ["tracking.uri=postgresql://u:pw@127.0.0.1:9/db"],
+        "ok",
+        "tracking.uri=postgresql://u:***@127.0.0.1:9/db: the database does not answer",
+    ),
     ("store not writable", ["tracking.uri=sqlite:////proc/cifar_exp/mlflow.db"], "ok", "not writable"),
     ("resume of an unknown run", ["resume=ffffffffffffffff"], "ok", "resume=ffffffffffffffff: no such run"),
     ("float images scaled to 0..1", [], "float_0_1", "look scaled to [0, 1]: multiply by 255"),

@@ -134,3 +134,23 @@ def test_mlflows_logged_traceback_of_a_database_error_becomes_one_line(caplog):
         logging.getLogger("mlflow.store.db.utils").exception("SQLAlchemy database error. Caught:\n%s", caught)
     (record,) = caplog.records
     assert record.exc_info is None and record.getMessage() == "(builtins.Exception) database or disk is full"
+
+
+def test_a_database_store_that_does_not_answer_is_said_at_once_without_its_password():
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(TrackingError, match="the database does not answer") as raised:
+        prepare_store("postgresql://user:secret@127.0.0.1:9/mlflow")
+    assert "secret" not in str(raised.value) and "user:***@" in str(raised.value)
+    assert time.perf_counter() - started < 30  # MLflow alone retries for about two minutes
+
+
+def test_a_relative_sqlite_store_keeps_its_artifacts_beside_it(tmp_path, monkeypatch):
+    from cifar_exp.tracking import client_for, experiment_id
+
+    monkeypatch.chdir(tmp_path)
+    prepare_store("sqlite:///relative.db")
+    client = client_for("sqlite:///relative.db")
+    found = client.get_experiment(experiment_id(client, "e"))
+    assert found.artifact_location == (tmp_path / "artifacts").as_uri()

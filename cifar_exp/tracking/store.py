@@ -41,6 +41,8 @@ def prepare_store(uri: str, must_exist: bool = False) -> None:
             _create_schema_once(uri, db)
     elif uri.startswith(("http://", "https://")):
         _check_server(uri)
+    elif uri.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "mssql"):
+        _check_database(uri)
 
 
 def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
@@ -125,6 +127,32 @@ def _check_server(uri: str) -> None:
         )
 
 
+def _check_database(uri: str) -> None:
+    """A database store (PostgreSQL, MySQL) must answer one connection within seconds: MLflow itself retries
+    for about two minutes and then fails with the driver's traceback."""
+    import sqlalchemy
+
+    dialect = uri.split(":", 1)[0].split("+", 1)[0]
+    shown = re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", uri)  # never print the password
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 5} if dialect != "mssql" else {})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except ModuleNotFoundError as error:
+        raise TrackingError(
+            f"tracking.uri={shown}: the database driver {error.name!r} is not installed; install the project "
+            "with its server extra (pip install -e '.[server]') or the driver the URI names."
+        ) from error
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        first = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+        raise TrackingError(
+            f"tracking.uri={shown}: the database does not answer or refuses the connection ({first}). Start it "
+            "(see the README's team setup), check the host, port, user and database name, or log locally by "
+            "leaving tracking.uri at its default."
+        ) from error
+
+
 class StoreClient(MlflowClient):
     """An MlflowClient whose public calls each finish before a stop signal takes effect (see
     :func:`cifar_exp.signals.deferred`), so a stop never leaves the store locked mid-transaction."""
@@ -171,7 +199,7 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     if found is not None:
         return found.experiment_id
     db = sqlite_path(client.tracking_uri)
-    location = (db.parent / "artifacts").as_uri() if db is not None else None
+    location = (db.resolve().parent / "artifacts").as_uri() if db is not None else None  # sqlite:///relative.db too
     try:
         # The kind tag marks model-training runs for MLflow 3's UI; its model-training view itself needs
         # workflowType=machine_learning in the URL (cifar-exp ui prints it), else the experiment opens on GenAI pages.
