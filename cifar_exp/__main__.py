@@ -51,7 +51,10 @@ def main(cfg: DictConfig) -> Optional[float]:
             overrides=list(hydra_cfg.overrides.task),
             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
         )
-        return train(cfg, context).metrics["test_accuracy"]
+        outcome = train(cfg, context)
+        if not multirun:
+            print(_said(outcome.run_id, outcome.metrics, cfg.tracking.uri if cfg.tracking.enabled else None))
+        return outcome.metrics["test_accuracy"]
     except CifarExpError as error:
         if multirun:
             raise
@@ -98,6 +101,16 @@ def run() -> None:
     if signals.received is not None:  # a sweep whose pool workers ended their jobs as stopped (signals.draining)
         print(f"error: {signals.received.explain()}", file=sys.stderr)
         signals.exit(signals.received.exit_status)
+
+
+def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str]) -> str:
+    """The run's result in one line, and where to look at it."""
+    measured = f"test accuracy {metrics['test_accuracy']:.2%}"
+    if "test_top5_accuracy" in metrics:
+        measured += f", top-5 {metrics['test_top5_accuracy']:.2%}"
+    if run_id is None or uri is None:
+        return f"done: {measured} (tracking off: nothing logged)"
+    return f"done: run {run_id}, {measured}; in {uri} (browse with: cifar-exp ui)"
 
 
 def _disk_full(error: BaseException) -> bool:

@@ -228,14 +228,23 @@ def format_lr(lr: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
+MODELS_WITH_DROPOUT = ("report_cnn", "report_cnn_bn")  # the others ignore the dropout group
+
+
 def run_name(cfg: DictConfig) -> str:
-    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0`` (``-trial3`` for a search's trial)."""
+    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0`` (``-trial3`` for a search's trial);
+    another model than the report's leads the name (``fast_cnn-sgd-lr2e-1-shift_flip-s0``), without the dropout
+    profile where the model has no dropout layers."""
     if cfg.tracking.run_name:
         return cfg.tracking.run_name
-    parts = [cfg.optimizer.name, f"lr{format_lr(cfg.optimizer.lr)}"]
+    model = cfg.model.name
+    parts = [] if model == "report_cnn" else [model]
+    parts += [cfg.optimizer.name, f"lr{format_lr(cfg.optimizer.lr)}"]
     if cfg.optimizer.decay:
         parts.append(f"decay{cfg.optimizer.decay:g}")
-    parts += [cfg.dropout.name, cfg.augmentation.name, f"s{cfg.seed}"]
+    if model in MODELS_WITH_DROPOUT:
+        parts.append(cfg.dropout.name)
+    parts += [cfg.augmentation.name, f"s{cfg.seed}"]
     if cfg.data.label_mode != "fine":
         parts.append(cfg.data.label_mode)  # a 20-class run must never pass for a 100-class one
     if OmegaConf.select(cfg, "search.trial") is not None:

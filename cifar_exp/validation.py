@@ -8,6 +8,7 @@ paragraph that names every problem. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,14 @@ def validate(cfg: DictConfig) -> None:
         elif not Path(path).exists():
             problems.append(
                 f"data.path={path!r} does not exist (resolved to {Path(path).resolve()}); "
-                "point it at a local CIFAR-100 copy, e.g. data.path=../shared/data/cifar100"
+                "point it at a local CIFAR-100 copy (a folder of train.npz and test.npz, the cifar-100-python "
+                "pickles, or cifar-100-python.tar.gz)"
             )
+    resume = _get(cfg, "resume")
+    check(
+        "resume",
+        resume is None or resume == "auto" or re.fullmatch(r"[0-9a-f]{32}", str(resume)) is not None,
+        "null, auto (continue this configuration's unfinished run) or a run id of 32 hex digits",
+    )
     if problems:
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ". Nothing was trained or logged.")

@@ -76,3 +76,12 @@ def test_schema_is_typed():
     cfg = compose_config([])
     assert OmegaConf.get_type(cfg.optimizer).__name__ == "OptimizerConfig"
     assert Path(cfg.tracking.uri.removeprefix("sqlite:///")).is_absolute()
+
+
+def test_run_names_say_the_model_and_leave_out_dropout_it_does_not_have():
+    from cifar_exp.config import run_name
+
+    assert run_name(compose_config([])) == "adam-lr1e-4-winning-shift_flip-s0"
+    assert run_name(compose_config(["model=report_cnn_bn"])) == "report_cnn_bn-adam-lr1e-4-winning-shift_flip-s0"
+    fast = compose_config(["model=fast_cnn", "optimizer=sgd", "optimizer.lr=0.2", "seed=1"])
+    assert run_name(fast) == "fast_cnn-sgd-lr2e-1-shift_flip-s1"

@@ -43,6 +43,8 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
     client = MlflowClient(store_uri)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "adam-lr1e-3-winning-shift_flip-s3"
+    accuracy = run.data.metrics["test_accuracy"]
+    assert f"done: run {run.info.run_id}, test accuracy {accuracy:.2%}" in done.stdout  # the result, said at the end
     assert EPOCH_METRICS | TEST_METRICS | {"epoch_test_accuracy", "epoch_test_loss"} <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
     assert run.data.metrics["epoch_test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])

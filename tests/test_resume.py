@@ -91,8 +91,8 @@ def test_resume_after_kill_9_continues_the_same_run(reference, npz_dir, tmp_path
 
 
 def test_resume_errors_are_clear(tmp_path, npz_dir, store_uri):
-    done = cli(tmp_path, *tiny(npz_dir, store_uri), "resume=0123456789abcdef")
-    assert done.returncode == 2 and "resume=0123456789abcdef" in done.stderr
+    done = cli(tmp_path, *tiny(npz_dir, store_uri), "resume=0123456789abcdef0123456789abcdef")
+    assert done.returncode == 2 and "resume=0123456789abcdef0123456789abcdef" in done.stderr
 
 
 def test_stale_running_run_is_marked_killed(npz_dir, store_uri):
