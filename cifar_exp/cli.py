@@ -22,9 +22,10 @@ def ui(args: argparse.Namespace) -> None:
     address of the experiment's runs table in the model-training view."""
     from cifar_exp import tracking
 
-    if args.backend_store_uri == default_store_uri():
+    default = args.backend_store_uri == default_store_uri()
+    if default:
         (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
-    tracking.prepare_store(args.backend_store_uri)
+    tracking.prepare_store(args.backend_store_uri, must_exist=not default)  # a mistyped path is not a new store
     _check_port_free(args.host, args.port)
     command = [
         sys.executable,

@@ -59,3 +59,11 @@ def test_the_installed_console_script_composes_and_validates_from_any_folder(tmp
     assert composed.returncode == 0 and "name: sgd" in composed.stdout, composed.stderr[-2000:]
     refused = subprocess.run([str(script), "optimizer.lr=-1"], cwd=tmp_path, capture_output=True, text=True)
     assert refused.returncode == 2 and "optimizer.lr=-1.0 must be > 0" in refused.stderr, refused.stderr[-2000:]
+
+
+def test_ui_on_a_store_file_that_does_not_exist_is_refused_not_created(tmp_path, capsys):
+    missing = tmp_path / "nosuch.db"
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["ui", "--backend-store-uri", f"sqlite:///{missing}"])
+    assert ended.value.code == 2 and "there is no such file" in capsys.readouterr().err
+    assert not missing.exists()

@@ -66,3 +66,17 @@ def test_the_registered_name_comes_from_tracking_register_as():
     assert name("tracking.register_as=null") is None
     with pytest.raises(ConfigError, match="tracking.register_as"):
         name("tracking.register_as='{nope}'")
+
+
+def test_registering_a_sweep_parent_names_its_best_job(store_uri):
+    from cifar_exp.errors import ModelError
+    from cifar_exp.tracking import client_for, experiment_id, prepare_store
+    from cifar_exp.tracking.registry import logged_model_id
+
+    prepare_store(store_uri)
+    client = client_for(store_uri)
+    parent = client.create_run(
+        experiment_id(client, "e"), tags={"cifar_exp.role": "sweep", "best_run_id": "a" * 32}
+    ).info.run_id
+    with pytest.raises(ModelError, match=f"is a sweep run, which trains no model; its best job is run {'a' * 32}"):
+        logged_model_id(client, parent)

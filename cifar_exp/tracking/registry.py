@@ -41,6 +41,13 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str:
             f"run {run_id}: no such run in the store {client.tracking_uri} ({error.message.splitlines()[0]})."
         ) from error
     outputs = run.outputs.model_outputs if run.outputs else []
+    if not outputs and run.data.tags.get("cifar_exp.role") in ("sweep", "report", "evaluation"):
+        best = run.data.tags.get("best_run_id")
+        raise ModelError(
+            f"run {run_id} ({run.info.run_name}) is a {run.data.tags['cifar_exp.role']} run, which trains no model"
+            + (f"; its best job is run {best}: cifar-exp register {best} --name <name>" if best else "")
+            + "."
+        )
     if not outputs:
         raise ModelError(
             f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no MLflow Model: it did not "
