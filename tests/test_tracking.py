@@ -154,3 +154,31 @@ def test_a_relative_sqlite_store_keeps_its_artifacts_beside_it(tmp_path, monkeyp
     client = client_for("sqlite:///relative.db")
     found = client.get_experiment(experiment_id(client, "e"))
     assert found.artifact_location == (tmp_path / "artifacts").as_uri()
+
+
+def test_two_jobs_logging_the_same_new_dataset_at_once_both_record_it(store_uri, tiny_splits):
+    """MLflow looks a dataset up, then inserts it; the job that loses the race finds it on its second try."""
+    from mlflow.exceptions import MlflowException
+
+    from cifar_exp.tracking import client_for, experiment_id, prepare_store
+    from cifar_exp.tracking.datasets import dataset_inputs, log_dataset_inputs
+    from cifar_exp.tracking.run import Run
+
+    prepare_store(store_uri)
+    client = client_for(store_uri)
+    run = Run(client, client.create_run(experiment_id(client, "e")).info.run_id)
+    calls = []
+    original = client.log_inputs
+
+    def lost_the_race(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id")
+        return original(*args, **kwargs)
+
+    client.log_inputs = lost_the_race  # type: ignore[method-assign]
+    train, test = tiny_splits
+    log_dataset_inputs(
+        run, dataset_inputs({"train": (train["x"], train["y_fine"]), "test": (test["x"], test["y_fine"])}, "/x", "fine")
+    )
+    assert len(calls) == 2 and len(client.get_run(run.run_id).inputs.dataset_inputs) == 2

@@ -4,6 +4,7 @@ and the runs table filters by them. Each split's digest is the sha256 fingerprin
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
@@ -53,10 +54,16 @@ def log_dataset_inputs(run: Run, datasets: Mapping[str, "NumpyDataset"]) -> None
     if not run.enabled:
         return
     from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.exceptions import MlflowException
 
-    run.client.log_inputs(
-        run.run_id,
-        datasets=[
-            DatasetInput(Dataset(**d.to_dict()), [InputTag(CONTEXT_TAG, context)]) for context, d in datasets.items()
-        ],
-    )
+    inputs = [DatasetInput(Dataset(**d.to_dict()), [InputTag(CONTEXT_TAG, context)]) for context, d in datasets.items()]
+    for attempt in range(3):
+        try:
+            run.client.log_inputs(run.run_id, datasets=inputs)
+            return
+        except MlflowException as error:
+            # MLflow looks a dataset up, then inserts it: two jobs logging the same new dataset at once collide on
+            # its unique key (seen with two sweeps started together on a fresh store); once it exists, both find it.
+            if attempt == 2 or "UNIQUE constraint failed" not in str(error) and "IntegrityError" not in str(error):
+                raise
+            time.sleep(0.2 * (attempt + 1))
