@@ -182,3 +182,15 @@ def test_two_jobs_logging_the_same_new_dataset_at_once_both_record_it(store_uri,
         run, dataset_inputs({"train": (train["x"], train["y_fine"]), "test": (test["x"], test["y_fine"])}, "/x", "fine")
     )
     assert len(calls) == 2 and len(client.get_run(run.run_id).inputs.dataset_inputs) == 2
+
+
+def test_the_code_version_is_read_once_per_process(monkeypatch):
+    """A commit made while a sweep trains must not be recorded on its later jobs: they run the code imported."""
+    from cifar_exp.tracking import environment
+
+    environment.code_version.cache_clear()
+    heads = iter(["a" * 40, "", "b" * 40, ""])
+    monkeypatch.setattr(environment, "_git", lambda *args: next(heads))
+    assert environment.code_version() == ("a" * 40, "false")
+    assert environment.code_version() == ("a" * 40, "false")  # the checkout moved on; the process did not
+    environment.code_version.cache_clear()

@@ -3,6 +3,7 @@ and the process that owns a RUNNING run."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -42,6 +43,16 @@ def _tensorflow_version() -> str:
     return tf.__version__
 
 
+@functools.cache
+def code_version() -> tuple[str, str]:
+    """The commit and whether tracked files differ from it, read once per process: the code a process runs is
+    the code it imported, so the later jobs of a sweep keep the first job's reading even if the checkout moves
+    on meanwhile (a commit made while a long sweep trains)."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower() if commit else "unknown"
+    return commit, dirty
+
+
 def command_line() -> str:
     """The command that started this process, as a user would type it again."""
     return " ".join([Path(sys.executable).name, "-m", "cifar_exp", *sys.argv[1:]])
@@ -51,12 +62,12 @@ def environment_tags() -> dict[str, str]:
     """Code version, library versions and the command line: what is needed to rerun a run."""
     import keras
 
-    commit = _git("rev-parse", "HEAD")
+    commit, dirty = code_version()
     backend = keras.backend.backend()
     return {
         # A copy shipped without .git (a cluster node, a container) can name its commit in CIFAR_EXP_GIT_COMMIT.
         "git_commit": commit or os.environ.get("CIFAR_EXP_GIT_COMMIT") or "unknown",
-        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower() if commit else "unknown",
+        "git_dirty": dirty,
         "python_version": platform.python_version(),
         "keras_version": keras.__version__,
         "keras_backend": backend,
