@@ -64,23 +64,16 @@ def load(reference: str, tracking_uri: str) -> LoadedModel:
         return _checked(_load_keras_file(path, str(path)))
     if path.suffix in (".h5", ".keras"):
         raise ModelError(f"{reference}: no such file (resolved to {path.resolve()}).")
-    if (
-        RUN_ID.match(reference)
-        or MODEL_ID.match(reference)
-        or reference.startswith(("models:/", "runs:/"))
-        or (":/" not in reference and "@" in reference)
-    ):
+    if MODEL_ID.match(reference) or (":/" not in reference and "@" in reference):
+        reference = f"models:/{reference}"
+    if not RUN_ID.match(reference) and ":/" not in reference:
+        raise ModelError(f"{reference!r} is not a model reference: give {FORMS}.")
+    if RUN_ID.match(reference) or reference.startswith(("models:/", "runs:/")):
         from cifar_exp.tracking import prepare_store
 
         prepare_store(tracking_uri, must_exist=True)  # a missing file or a silent server, said as such
     if RUN_ID.match(reference):
         return _checked(_load_run(reference, tracking_uri))
-    if MODEL_ID.match(reference):
-        reference = f"models:/{reference}"
-    elif ":/" not in reference and "@" in reference:
-        reference = f"models:/{reference}"
-    if ":/" not in reference:
-        raise ModelError(f"{reference!r} is not a model reference: give {FORMS}.")
     return _checked(_load_uri(reference, tracking_uri))
 
 

@@ -25,7 +25,6 @@ The report's figures come from one place: each experiment's ``report_figures`` i
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -68,17 +67,6 @@ def metric_curves(stores: Stores, runs: list[MlflowRun], metric: str) -> dict[st
             label = r.info.run_name if r.info.status == "FINISHED" else f"{r.info.run_name} [{r.info.status}]"
             curves[label] = ([m.step + 1 for m in history], [m.value for m in history])
     return curves
-
-
-def median_epoch_seconds(stores: Stores, runs: list[MlflowRun]) -> dict[str, float]:
-    """Each finished run's median ``epoch_seconds`` over its epochs: what an epoch typically took."""
-    seconds = {}
-    for r in runs:
-        if r.info.status == "FINISHED":
-            history = [m.value for m in stores.metric_history(r.info.run_id, "epoch_seconds")]
-            if history:
-                seconds[r.info.run_id] = float(statistics.median(history))
-    return seconds
 
 
 def _log_table(run: tracking.Run, table: pd.DataFrame, artifact_file: str) -> None:
@@ -126,7 +114,7 @@ def report(
         client, parent = stores.sweep(experiment_name, store_experiment)
     # the sweep's own MLflow experiment: --sweep may name a sweep outside store_experiment
     runs = stores.runs(client.get_experiment(parent.info.experiment_id).name, experiment_name)
-    table = comparison_table(runs, experiment_name, median_epoch_seconds(stores, runs))
+    table = comparison_table(runs, experiment_name, stores.median_epoch_seconds(runs))
     markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
     try:
         log_experiment_report(stores, client, parent.info.run_id, experiment_name, table, markdown, runs)
@@ -165,7 +153,7 @@ def report_all(
     tables, notes = [], []
     for name in sorted(by_name, key=_report_order):
         try:
-            table = comparison_table(by_name[name], name, median_epoch_seconds(stores, by_name[name]))
+            table = comparison_table(by_name[name], name, stores.median_epoch_seconds(by_name[name]))
         except ReportError:
             notes.append(f"{name}: no finished run yet.")
             continue

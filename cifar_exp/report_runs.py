@@ -6,6 +6,7 @@ one's without copying anything between them.
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Optional
 
 from mlflow.entities import Run as MlflowRun
@@ -85,6 +86,15 @@ class Stores:
     def metric_history(self, run_id: str, metric: str) -> list[Any]:
         """A run's per-step values of ``metric``, from whichever store holds the run."""
         return self._owner.get(run_id, self.client).get_metric_history(run_id, metric)
+
+    def median_epoch_seconds(self, runs: list[MlflowRun]) -> dict[str, float]:
+        """Each finished run's median ``epoch_seconds`` over its epochs: what an epoch typically took."""
+        seconds = {}
+        for r in (r for r in runs if r.info.status == "FINISHED"):
+            history = [m.value for m in self.metric_history(r.info.run_id, "epoch_seconds")]
+            if history:
+                seconds[r.info.run_id] = float(statistics.median(history))
+        return seconds
 
     def sweep(self, experiment_name: str, store_experiment: str) -> tuple[MlflowClient, MlflowRun]:
         """The newest sweep parent of ``experiment_name`` among the stores, with the client of its store."""

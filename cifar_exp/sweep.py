@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from cifar_exp import config, errors, signals, tracking
 from cifar_exp.errors import ConfigError, one_paragraph
 from cifar_exp.tracking.search_results import record_search
-from cifar_exp.validation import validate
+from cifar_exp.validation import problems
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +80,15 @@ def check_jobs(config: DictConfig) -> None:
     jobs = sweep_jobs(config)
     for number, job in enumerate(jobs):
         try:
-            validate(compose(config_name=config.hydra.job.config_name, overrides=job))
-        except (ConfigError, HydraException) as error:
-            said = (
-                one_paragraph(error)
-                .removeprefix("Invalid configuration: ")
-                .removesuffix(". Nothing was trained or logged")
-            )
+            said = "; ".join(problems(compose(config_name=config.hydra.job.config_name, overrides=job)))
+        except HydraException as error:
+            said = one_paragraph(error)
+        if said:
             own = [o for o in job if any(o not in other for other in jobs)] or job  # what sets this job apart
             raise ConfigError(
                 f"job #{number} of the {len(jobs)} in this sweep ({' '.join(own)}) is not a valid run: {said}. "
                 "No job was started and nothing was logged."
-            ) from error
+            )
 
 
 class MlflowSweepCallback(Callback):

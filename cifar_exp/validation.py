@@ -38,6 +38,13 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming every out-of-range setting, before any work starts."""
+    found = problems(cfg)
+    if found:
+        raise ConfigError("Invalid configuration: " + "; ".join(found) + ". Nothing was trained or logged.")
+
+
+def problems(cfg: DictConfig) -> list[str]:
+    """Every out-of-range or inconsistent setting of ``cfg``, each as ``key=value must be ...``."""
     problems: list[str] = []
     for key, allowed in _choices().items():
         if _get(cfg, key) not in allowed:
@@ -113,5 +120,4 @@ def validate(cfg: DictConfig) -> None:
         resume is None or resume == "auto" or re.fullmatch(r"[0-9a-f]{32}", str(resume)) is not None,
         "null, auto (continue this configuration's unfinished run) or a run id of 32 hex digits",
     )
-    if problems:
-        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ". Nothing was trained or logged.")
+    return problems
