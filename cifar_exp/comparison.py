@@ -10,8 +10,8 @@ from typing import Any, Mapping, Optional
 import pandas as pd
 from mlflow.entities import Run as MlflowRun
 
-from cifar_exp.config import is_bookkeeping
 from cifar_exp.errors import ReportError
+from cifar_exp.identity import is_bookkeeping
 from cifar_exp.reported import experiment_spec, report_figure
 from cifar_exp.verdicts import CONFIDENCE, shortfall, t_interval, verdict
 

@@ -17,9 +17,9 @@ import keras
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, tracking
-from cifar_exp.config import config_hash, report_figure_for, run_name
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
+from cifar_exp.identity import config_hash, report_figure_for, run_name
 from cifar_exp.inference import predict
 from cifar_exp.losses import encode_labels, make_loss
 from cifar_exp.pipeline import Batches

@@ -1,7 +1,7 @@
 """How a job starts: afresh, continued from its checkpoint (``resume=<run id>|auto``), or skipped because
 its configuration already FINISHED in this sweep's store. Also retires runs left RUNNING by a dead process.
 
-Runs are matched by ``config_hash`` (see :func:`cifar_exp.config.config_hash`), logged as a tag.
+Runs are matched by ``config_hash`` (see :func:`cifar_exp.identity.config_hash`), logged as a tag.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from cifar_exp import signals
-from cifar_exp.config import is_bookkeeping
+from cifar_exp.identity import is_bookkeeping
 from cifar_exp.search import METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
 
 log = logging.getLogger(__name__)

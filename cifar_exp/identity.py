@@ -1,0 +1,96 @@
+"""What a run is, derived from its config: the hash that finds it again, the name it is shown by, the report's
+figure it is judged against.
+
+The hash covers what changes the computation and nothing else (where a run logs or how it prints is
+bookkeeping), so ``resume=auto`` and a sweep's skipping find a run whatever store or verbosity it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Optional, cast
+
+from omegaconf import DictConfig, OmegaConf
+
+# Keys that change where a run logs or how it prints, not what it computes.
+BOOKKEEPING = ("tracking", "resume", "force", "report_figures", "trainer.verbose", "trainer.checkpoint_dir")
+
+
+def is_bookkeeping(dotted_key: str) -> bool:
+    """Whether a dotted config key is bookkeeping (see :data:`BOOKKEEPING`)."""
+    return any(dotted_key == key or dotted_key.startswith(f"{key}.") for key in BOOKKEEPING)
+
+
+# Keys added after runs were recorded, at the values that compute exactly what those runs computed: left out of
+# the hash at these values, so a run recorded before them keeps its hash (resume=auto and sweep skipping find it).
+HASH_NEUTRAL: dict[str, Any] = {
+    "optimizer.weight_decay": 0.0,
+    "optimizer.ema": None,
+    "loss": {"label_smoothing": 0.0},
+    "schedule": {"name": "keras2_decay", "warmup_fraction": 0.0, "initial_fraction": 1.0, "final_fraction": 1.0},
+    "trainer.precision": "float32",
+    "trainer.tta_flip": False,
+    "trainer.restore_best": False,
+    "search": {"study": None, "storage": None, "trial": None},
+}
+
+
+def _pop(container: Any, dotted: str, only_if: Any = ...) -> None:
+    *parents, leaf = dotted.split(".")
+    node = container
+    for parent in parents:
+        node = node.get(parent) or {}
+    if leaf in node and (only_if is ... or node[leaf] == only_if):
+        node.pop(leaf)
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of everything that changes what a run computes (not where it logs or how it prints)."""
+    container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
+    for key in BOOKKEEPING:
+        _pop(container, key)
+    for key, neutral in HASH_NEUTRAL.items():
+        _pop(container, key, neutral)
+    return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def format_lr(lr: float) -> str:
+    """1e-4 -> '1e-4', 0.0005 -> '5e-4', 0.01 -> '1e-2'."""
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+MODELS_WITH_DROPOUT = ("report_cnn", "report_cnn_bn")  # the others ignore the dropout group
+
+
+def run_name(cfg: DictConfig) -> str:
+    """A name that says what varies, e.g. ``adam-lr1e-4-winning-shift_flip-s0`` (``-trial3`` for a search's trial);
+    another model than the report's leads the name (``fast_cnn-sgd-lr2e-1-shift_flip-s0``), without the dropout
+    profile where the model has no dropout layers."""
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    model = cfg.model.name
+    parts = [] if model == "report_cnn" else [model]
+    parts += [cfg.optimizer.name, f"lr{format_lr(cfg.optimizer.lr)}"]
+    if cfg.optimizer.decay:
+        parts.append(f"decay{cfg.optimizer.decay:g}")
+    if model in MODELS_WITH_DROPOUT:
+        parts.append(cfg.dropout.name)
+    parts += [cfg.augmentation.name, f"s{cfg.seed}"]
+    if cfg.data.label_mode != "fine":
+        parts.append(cfg.data.label_mode)  # a 20-class run must never pass for a 100-class one
+    if OmegaConf.select(cfg, "search.trial") is not None:
+        parts.append(f"trial{cfg.search.trial}")
+    return "-".join(parts)
+
+
+def report_figure_for(cfg: DictConfig) -> Optional[DictConfig]:
+    """The report's figure whose ``when`` settings all match this run's config, if any; none for a run on the
+    20 coarse labels, since the report's figures are all 100-class accuracies."""
+    if OmegaConf.select(cfg, "data.label_mode") != "fine":
+        return None
+    for figure in cfg.get("report_figures") or []:
+        if all(OmegaConf.select(cfg, key) == value for key, value in figure.when.items()):
+            return figure
+    return None

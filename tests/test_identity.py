@@ -1,0 +1,43 @@
+"""A run's identity from its config: the hash that finds it again, its name, the report's figure it is judged by."""
+
+from __future__ import annotations
+
+from conftest import compose_config
+
+from cifar_exp.identity import config_hash, is_bookkeeping, report_figure_for, run_name
+
+
+def test_existing_configs_keep_their_hash():
+    """Measured before the schedule, loss, precision, weight-decay, EMA and search keys existed."""
+    assert config_hash(compose_config([])) == "29f6889ac8d438bd"
+    assert config_hash(compose_config(["optimizer=sgd", "optimizer.momentum=0.9"])) == "8f5d74943edf25ae"
+    assert config_hash(compose_config(["+experiment=decay", "optimizer.decay=0.05"])) == "5f91ac214d132218"
+    assert config_hash(compose_config(["schedule=cosine"])) != config_hash(compose_config([]))
+    assert config_hash(compose_config(["loss.label_smoothing=0.1"])) != config_hash(compose_config([]))
+
+
+def test_bookkeeping_keys_leave_the_hash_alone():
+    base = config_hash(compose_config([]))
+    assert config_hash(compose_config(["tracking.experiment=elsewhere", "trainer.verbose=0", "force=true"])) == base
+    assert config_hash(compose_config(["seed=1"])) != base
+    assert is_bookkeeping("tracking.uri") and is_bookkeeping("resume")
+    assert not is_bookkeeping("trainer.epochs") and not is_bookkeeping("tracking_extra")
+
+
+def test_report_figure_matches_the_job_settings():
+    assert report_figure_for(compose_config(["+experiment=decay", "optimizer.decay=0.05"])).test_accuracy == 0.1195
+    assert report_figure_for(compose_config(["+experiment=decay", "optimizer.decay=0"])) is None
+    assert report_figure_for(compose_config(["+experiment=sgd", "optimizer=sgd"])).test_accuracy == 0.0211
+
+
+def test_run_names_say_the_model_and_leave_out_dropout_it_does_not_have():
+    assert run_name(compose_config([])) == "adam-lr1e-4-winning-shift_flip-s0"
+    assert run_name(compose_config(["model=report_cnn_bn"])) == "report_cnn_bn-adam-lr1e-4-winning-shift_flip-s0"
+    fast = compose_config(["model=fast_cnn", "optimizer=sgd", "optimizer.lr=0.2", "seed=1"])
+    assert run_name(fast) == "fast_cnn-sgd-lr2e-1-shift_flip-s1"
+
+
+def test_a_coarse_run_says_so_and_is_never_judged_by_a_100_class_figure():
+    cfg = compose_config(["+experiment=decay", "optimizer.decay=0.05", "data.label_mode=coarse"])
+    assert run_name(cfg).endswith("-coarse")
+    assert report_figure_for(cfg) is None
