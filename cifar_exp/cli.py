@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 from typing import Optional
 
 from cifar_exp.config import PROJECT_ROOT, default_store_uri
@@ -18,8 +21,9 @@ COMMANDS = {"train", "ui", "report", "predict", "evaluate", "register", "-h", "-
 
 
 def ui(args: argparse.Namespace) -> None:
-    """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told), and print the
-    address of the experiment's runs table in the model-training view."""
+    """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told); once the server
+    answers, print the address of the experiment's runs table in the model-training view. Ends with the server
+    (Ctrl-C or SIGTERM stop both)."""
     from cifar_exp import tracking
 
     default = args.backend_store_uri == default_store_uri()
@@ -40,11 +44,61 @@ def ui(args: argparse.Namespace) -> None:
         str(args.port),
     ]
     # MLflow 3 also starts GenAI job workers (huey) with its server; browsing runs needs none of them.
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),
+    }
     base = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
-    print(f"MLflow UI on {base} over {args.backend_store_uri}", flush=True)
-    print("\n".join(_landing(base, args.backend_store_uri, args.experiment)), flush=True)
-    os.execv(sys.executable, command)
+    print(f"starting the MLflow UI over {args.backend_store_uri} ...", flush=True)
+    server = subprocess.Popen(command, env=env)
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    try:
+        if not _answers(base, server, args.start_timeout):
+            raise CifarExpError(
+                f"the MLflow UI did not start: its server {_ended(server, args.start_timeout)} (its own lines "
+                f"above say why)."
+            )
+        print(f"MLflow UI on {base} over {args.backend_store_uri}", flush=True)
+        print("\n".join(_landing(base, args.backend_store_uri, args.experiment)), flush=True)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(server)
+    if server.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):
+        raise SystemExit(server.returncode)
+
+
+def _answers(base: str, server: subprocess.Popen, seconds: float) -> bool:
+    """Whether the server answers ``/health`` before it exits or ``seconds`` pass."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def _ended(server: subprocess.Popen, seconds: float) -> str:
+    code = server.poll()
+    return f"exited with code {code}" if code is not None else f"did not answer within {seconds:.0f} s"
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -143,6 +197,9 @@ def parser() -> argparse.ArgumentParser:
     viewer.add_argument("--host", default="127.0.0.1")
     viewer.add_argument("--backend-store-uri", default=default_store_uri())
     viewer.add_argument("--experiment", default=None, help="whose runs table to print (default: tracking.experiment)")
+    viewer.add_argument(
+        "--start-timeout", type=float, default=120, help="seconds the server may take to answer (default 120)"
+    )
     viewer.set_defaults(run=ui)
     reporter = commands.add_parser(
         "report", help="judge an experiment against the report: cifar-exp report <name>", add_help=False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,13 @@ METRIC_VALUES = """(name) => {
 }"""
 
 
-def printed(log: Path, label: str) -> str:
-    """The URL that ``cifar-exp ui`` printed after ``label``."""
-    (line,) = [line for line in log.read_text().splitlines() if line.startswith(label)]
+def printed(log: Path, label: str, seconds: float = 60) -> str:
+    """The URL that ``cifar-exp ui`` printed after ``label`` (it prints once its server answers)."""
+    deadline = time.monotonic() + seconds
+    while not (lines := [line for line in log.read_text().splitlines() if line.startswith(label)]):
+        assert time.monotonic() < deadline, f"cifar-exp ui printed no '{label}': {log.read_text()[-2000:]}"
+        time.sleep(0.2)
+    (line,) = lines
     return line.split(": ", 1)[1]
 
 
