@@ -45,13 +45,16 @@ def main(cfg: DictConfig) -> Optional[float]:
             from cifar_exp.tracking import prepare_store
 
             prepare_store(cfg.tracking.uri)  # a bad store is said before TensorFlow loads
-        from cifar_exp.train import JobContext, train  # TensorFlow loads only once the config and store are good
+        from cifar_exp.data import load_dataset
+
+        data = load_dataset(**cfg.data)  # a missing or corrupt dataset too (a second or two; no TensorFlow)
+        from cifar_exp.train import JobContext, train  # TensorFlow loads only once config, store and data are good
 
         context = JobContext(
             overrides=list(hydra_cfg.overrides.task),
             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
         )
-        outcome = train(cfg, context)
+        outcome = train(cfg, context, data)
         if not multirun:
             print(_said(outcome.run_id, outcome.metrics, cfg.tracking.uri if cfg.tracking.enabled else None))
         return outcome.metrics["test_accuracy"]

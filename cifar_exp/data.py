@@ -14,8 +14,10 @@ import logging
 import os
 import pickle
 import tarfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -58,6 +60,20 @@ class Dataset:
         return len(self.class_names)
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A failure while reading ``path`` (a damaged file can raise almost anything: zipfile, pickle, zlib,
+    MemoryError, IndexError) becomes a DataError naming that file."""
+    try:
+        yield
+    except (DataError, FileNotFoundError):
+        raise
+    except Exception as error:
+        raise DataError(
+            f"{path} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset."
+        ) from error
+
+
 def _from_pickle_dict(entry: dict) -> RawSplit:
     x = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return RawSplit(x, np.asarray(entry[b"fine_labels"]), np.asarray(entry[b"coarse_labels"]))
@@ -69,15 +85,19 @@ def _names_from_pickle_meta(meta: dict) -> tuple[list[str], list[str]]:
 
 def _load_pickles(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
     def read(name: str) -> dict:
-        with open(folder / name, "rb") as f:
+        with _reading(folder / name), open(folder / name, "rb") as f:
             return pickle.load(f, encoding="bytes")
 
     meta = _names_from_pickle_meta(read("meta")) if (folder / "meta").exists() else None
-    return _from_pickle_dict(read("train")), _from_pickle_dict(read("test")), meta
+    with _reading(folder / "train"):
+        train = _from_pickle_dict(read("train"))
+    with _reading(folder / "test"):
+        test = _from_pickle_dict(read("test"))
+    return train, test, meta
 
 
 def _load_tarball(path: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
-    with tarfile.open(path, "r:gz") as tar:
+    with _reading(path), tarfile.open(path, "r:gz") as tar:
 
         def read(name: str) -> dict | None:
             try:
@@ -94,7 +114,7 @@ def _load_tarball(path: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list
 
 def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[str]] | None]:
     def read(name: str) -> RawSplit:
-        with np.load(folder / name, allow_pickle=False) as z:
+        with _reading(folder / name), np.load(folder / name, allow_pickle=False) as z:
             missing = {"x", "y_fine", "y_coarse"} - set(z.files)
             if missing:
                 raise DataError(f"{folder / name} lacks the keys {sorted(missing)} (expected x, y_fine, y_coarse).")
@@ -103,8 +123,9 @@ def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[s
     names = None
     train, test = read("train.npz"), read("test.npz")
     if (folder / "meta.json").exists():
-        meta = json.loads((folder / "meta.json").read_text())
-        names = (list(meta["fine_label_names"]), list(meta["coarse_label_names"]))
+        with _reading(folder / "meta.json"):
+            meta = json.loads((folder / "meta.json").read_text())
+            names = (list(meta["fine_label_names"]), list(meta["coarse_label_names"]))
         if "fine_to_coarse" in meta:
             check_meta_mapping(np.asarray(meta["fine_to_coarse"]), train, test, folder / "meta.json")
     return train, test, names

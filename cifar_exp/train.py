@@ -46,8 +46,10 @@ class Outcome:
     run_id: Optional[str] = None
 
 
-def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
-    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history."""
+def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[Dataset] = None) -> Outcome:
+    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history. ``data`` is
+    ``cfg.data`` already loaded (the command line loads it before TensorFlow, so a bad dataset is said at once);
+    without it the data is loaded here."""
     context = context or JobContext()
     name = run_name(cfg)
     job = tracking.start_job(
@@ -69,7 +71,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None) -> Outcome:
         return Outcome(dict(done.data.metrics), {}, done.info.run_id)
 
     try:
-        data = load_dataset(**cfg.data)
+        data = data or load_dataset(**cfg.data)
         job.check_same_data(data.fingerprint, f"data.source={cfg.data.source} data.path={cfg.data.path}")
     except BaseException:
         job.release()

@@ -93,7 +93,7 @@ def _broken(tmp_path, kind):
         ("shape", "expected (N, 32, 32, 3)"),
         ("labels", "expected 0..99"),
         ("length", "to match the images"),
-        ("truncated", "truncated or corrupt"),
+        ("truncated", "train.npz is truncated or corrupt"),
         ("missing_key", "lacks the keys ['y_coarse']"),
     ],
 )
@@ -105,11 +105,11 @@ def test_malformed_npz_is_a_clear_data_error(tmp_path, kind, message):
 def test_corrupt_tarball_and_pickles(tmp_path):
     bad_tar = tmp_path / "cifar-100-python.tar.gz"
     bad_tar.write_bytes(b"not a tarball at all")
-    with pytest.raises(DataError, match="truncated or corrupt"):
+    with pytest.raises(DataError, match="cifar-100-python.tar.gz is truncated or corrupt"):
         load_raw("local", str(bad_tar))
     folder = write_pickles(tmp_path / "p", make_split(1, 0), make_split(1, 1))
     (folder / "cifar-100-python" / "train").write_bytes(b"\x80\x04garbage")
-    with pytest.raises(DataError, match="truncated or corrupt"):
+    with pytest.raises(DataError, match="cifar-100-python/train is truncated or corrupt"):
         load_raw("local", str(folder))
 
 

@@ -148,12 +148,29 @@ def test_unknown_option_and_wrong_type(tmp_path, npz_dir, store_uri):
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()
 
 
-def test_corrupt_dataset_fails_before_any_run(tmp_path, store_uri):
+# ``python -m cifar_exp`` with TensorFlow and Keras made unimportable: a command that fails before they load
+# fails the same way under it; one that imports them says so.
+WITHOUT_TENSORFLOW = """
+import runpy, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "jax"):
+            raise ImportError(f"{name} was imported before the error")
+sys.meta_path.insert(0, Refuse())
+runpy.run_module("cifar_exp", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_corrupt_dataset_fails_before_any_run_and_before_tensorflow_loads(tmp_path, store_uri):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.npz").write_bytes(b"PK\x03\x04 truncated")
     (tmp_path / "data" / "test.npz").write_bytes(b"PK\x03\x04 truncated")
-    done = cli(tmp_path, *tiny(tmp_path / "data", store_uri))
-    assert done.returncode == 2 and "truncated or corrupt" in done.stderr
+    args = [*tiny(tmp_path / "data", store_uri), f"hydra.run.dir={tmp_path}/outputs"]
+    for command in ([sys.executable, "-m", "cifar_exp"], [sys.executable, "-c", WITHOUT_TENSORFLOW]):
+        done = subprocess.run([*command, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert f"{tmp_path / 'data' / 'train.npz'} is truncated or corrupt" in done.stderr, done.stderr[-2000:]
+        assert "was imported before the error" not in done.stderr
     assert all_runs(store_uri) == []
 
 
