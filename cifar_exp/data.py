@@ -195,6 +195,12 @@ def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[st
 def _stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int, what: str):
     if size is None or size >= len(y):
         return x, y
+    classes = len(np.unique(y))
+    if size < classes:
+        raise DataError(
+            f"data.{what}={size} is fewer images than the {classes} classes: a class-stratified subset keeps at "
+            f"least one image of each; choose at least {classes}, or null for all {len(y)} images."
+        )
     try:
         x_sub, _, y_sub, _ = train_test_split(x, y, train_size=size, stratify=y, random_state=seed)
     except ValueError as error:

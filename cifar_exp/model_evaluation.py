@@ -35,12 +35,7 @@ def compose(overrides: Sequence[str]) -> DictConfig:
     from cifar_exp.config import CONF_DIR, register
     from cifar_exp.validation import validate
 
-    foreign = [o for o in overrides if not o.startswith(ALLOWED)]
-    if foreign:
-        raise ConfigError(
-            f"cifar-exp evaluate takes data.* and tracking.* overrides (the dataset and the store); "
-            f"{', '.join(foreign)} would change a training, not an evaluation."
-        )
+    _check_overrides(overrides)
     register()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -49,6 +44,29 @@ def compose(overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(f"{' '.join(overrides)}: {' '.join(str(error).splitlines()[:3])}") from error
     validate(cfg)
     return cfg
+
+
+def _check_overrides(overrides: Sequence[str]) -> None:
+    """Only the dataset and the store may be set: a training key is refused as such, a typo as unknown."""
+    from dataclasses import fields
+
+    from cifar_exp.config import Config
+
+    training = {f.name for f in fields(Config)} - {"data", "tracking"}
+    foreign = [o for o in overrides if not o.startswith(ALLOWED)]
+    unknown = [o for o in foreign if o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] not in training]
+    problems = []
+    if unknown:
+        problems.append(f"{', '.join(unknown)}: no such option")
+    if len(unknown) < len(foreign):
+        problems.append(
+            f"{', '.join(o for o in foreign if o not in unknown)} would change a training, not an evaluation"
+        )
+    if problems:
+        raise ConfigError(
+            f"cifar-exp evaluate takes data.* and tracking.* overrides (the dataset and the store, e.g. data=local "
+            f"data.path=... tracking.uri=...); {'; '.join(problems)}."
+        )
 
 
 def evaluation_name(source: str) -> str:

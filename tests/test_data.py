@@ -119,8 +119,15 @@ def test_folder_without_a_dataset(tmp_path):
 
 
 def test_stratified_subset_too_small_names_the_setting(npz_dir):
-    with pytest.raises(DataError, match="data.train_size=50"):
+    with pytest.raises(DataError, match="data.train_size=50 is fewer images than the 100 classes"):
         load_dataset("local", str(npz_dir), train_size=50)
+    with pytest.raises(DataError, match="data.test_size=99 is fewer images than the 100 classes.*at least 100"):
+        load_dataset("local", str(npz_dir), val_split=0, test_size=99)
+    assert len(load_dataset("local", str(npz_dir), val_split=0, test_size=100).y_test) == 100
+
+
+def test_coarse_subsets_need_only_one_image_per_superclass(npz_dir):
+    assert len(load_dataset("local", str(npz_dir), label_mode="coarse", val_split=0, test_size=20).y_test) == 20
 
 
 def test_data_errors_are_user_errors():
