@@ -103,7 +103,12 @@ ROWS = [
     ("labels out of range", [], "labels", "expected 0..19"),
     ("npz without the expected keys", [], "missing_keys", "lacks the keys"),
     ("a class missing from the training split", [], "class_missing", "no image of 1 fine class(es): 17 (fine17)"),
-    ("subset too small to stratify", ["data.train_size=50"], "ok", "data.train_size=50 is fewer images than the 100 classes"),
+    (
+        "subset too small to stratify",
+        ["data.train_size=50"],
+        "ok",
+        "data.train_size=50 is fewer images than the 100 classes",
+    ),
     ("tracking server unreachable", ["tracking.uri=http://127.0.0.1:9"], "ok", "tracking server does not answer"),
     (
         "database store unreachable",
