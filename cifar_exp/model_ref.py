@@ -183,17 +183,13 @@ def _load_run(run_id: str, tracking_uri: str) -> LoadedModel:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from cifar_exp.tracking.registry import find_run, trained_model_id
+
     client = MlflowClient(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as error:
-        raise ModelError(
-            f"run {run_id}: no such run in the store {tracking_uri} ({error.message.splitlines()[0]}); {ANOTHER_STORE}."
-        ) from error
-    outputs = run.outputs.model_outputs if run.outputs else []
-    if outputs:
-        newest = max(outputs, key=lambda output: output.step)
-        return _load_uri(f"models:/{newest.model_id}", tracking_uri)
+    run = find_run(client, run_id, ANOTHER_STORE)
+    model_id = trained_model_id(run)
+    if model_id is not None:
+        return _load_uri(f"models:/{model_id}", tracking_uri)
     with tempfile.TemporaryDirectory(prefix="cifar_exp_model_") as scratch:
         try:
             h5 = client.download_artifacts(run_id, "model/model.h5", scratch)

@@ -68,7 +68,7 @@ def test_the_registered_name_comes_from_tracking_register_as():
         name("tracking.register_as='{nope}'")
 
 
-def test_registering_a_sweep_parent_names_its_best_job(store_uri):
+def test_registering_or_loading_a_sweep_parent_names_its_best_job(store_uri):
     from cifar_exp.errors import ModelError
     from cifar_exp.tracking import client_for, experiment_id, prepare_store
     from cifar_exp.tracking.registry import logged_model_id
@@ -80,3 +80,7 @@ def test_registering_a_sweep_parent_names_its_best_job(store_uri):
     ).info.run_id
     with pytest.raises(ModelError, match=f"is a sweep run, which trains no model; its best job is run {'a' * 32}"):
         logged_model_id(client, parent)
+    from cifar_exp import model_ref  # cifar-exp predict / evaluate / serve take the same run ids
+
+    with pytest.raises(ModelError, match=f"is a sweep run, which trains no model; its best job is run {'a' * 32}"):
+        model_ref.load(parent, store_uri)

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
@@ -32,29 +33,43 @@ class Registration:
         return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
 
 
-def logged_model_id(client: MlflowClient, run_id: str) -> str:
-    """The id of the MLflow Model a run logged (the one at its latest step)."""
+def find_run(client: MlflowClient, run_id: str, advice: str = "") -> MlflowRun:
+    """The run, or a ModelError saying the store holds no such run (``advice``: what to do about it)."""
     try:
-        run = client.get_run(run_id)
+        return client.get_run(run_id)
     except MlflowException as error:
         raise ModelError(
-            f"run {run_id}: no such run in the store {client.tracking_uri} ({error.message.splitlines()[0]})."
+            f"run {run_id}: no such run in the store {client.tracking_uri} ({error.message.splitlines()[0]})"
+            + (f"; {advice}." if advice else ".")
         ) from error
-    outputs = run.outputs.model_outputs if run.outputs else []
-    if not outputs and run.data.tags.get("cifar_exp.role") in ("sweep", "report", "evaluation"):
+
+
+def trained_model_id(run: MlflowRun) -> Optional[str]:
+    """The id of the MLflow Model the run logged (the one at its latest step), None if it logged none; a
+    ModelError for a run that trains nothing (a sweep's parent names its best job)."""
+    role = run.data.tags.get("cifar_exp.role")
+    if role in ("sweep", "report", "evaluation"):
         best = run.data.tags.get("best_run_id")
         raise ModelError(
-            f"run {run_id} ({run.info.run_name}) is a {run.data.tags['cifar_exp.role']} run, which trains no model"
-            + (f"; its best job is run {best}: cifar-exp register {best} --name <name>" if best else "")
+            f"run {run.info.run_id} ({run.info.run_name}) is a {role} run, which trains no model"
+            + (f"; its best job is run {best}: use that id instead" if best else "")
             + "."
         )
-    if not outputs:
+    outputs = run.outputs.model_outputs if run.outputs else []
+    return max(outputs, key=lambda output: output.step).model_id if outputs else None
+
+
+def logged_model_id(client: MlflowClient, run_id: str) -> str:
+    """The id of the MLflow Model a run logged (the one at its latest step)."""
+    run = find_run(client, run_id)
+    model_id = trained_model_id(run)
+    if model_id is None:
         raise ModelError(
             f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no MLflow Model: it did not "
             "finish, or it ran before runs logged their models as MLflow Models; only its .h5 can be "
             "used (cifar-exp predict <run id>)."
         )
-    return max(outputs, key=lambda output: output.step).model_id
+    return model_id
 
 
 def _accuracy(client: MlflowClient, run_id: str) -> Optional[float]:
