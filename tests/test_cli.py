@@ -106,7 +106,12 @@ def test_ui_prints_its_address_once_the_server_answers_and_sigterm_stops_both(tm
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(timeout=60) == 0
     finally:
-        ui.kill()
+        if ui.poll() is None:  # SIGTERM first, so the command stops its server; never leave one behind
+            ui.terminate()
+            try:
+                ui.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                ui.kill()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # the server went with it
 
