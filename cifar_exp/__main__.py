@@ -53,6 +53,7 @@ def main(cfg: DictConfig) -> Optional[float]:
         context = JobContext(
             overrides=list(hydra_cfg.overrides.task),
             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
+            job_num=hydra_cfg.job.num if multirun else None,
         )
         outcome = train(cfg, context, data)
         if not multirun:

@@ -11,13 +11,16 @@ summary, or at interpreter exit when a failed job made Hydra abort before ``on_m
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import config, errors, signals, tracking
@@ -78,9 +81,11 @@ def check_jobs(config: DictConfig) -> None:
     if OmegaConf.select(config, "hydra.sweeper._target_") != BASIC_SWEEPER:
         return
     jobs = sweep_jobs(config)
+    data_checked: dict[str, str] = {}  # each distinct dataset setting is loaded once: what was wrong with it
     for number, job in enumerate(jobs):
         try:
-            said = "; ".join(problems(compose(config_name=config.hydra.job.config_name, overrides=job)))
+            composed = compose(config_name=config.hydra.job.config_name, overrides=job)
+            said = "; ".join(problems(composed)) or _data_problem(composed.data, data_checked)
         except HydraException as error:
             said = one_paragraph(error)
         if said:
@@ -89,6 +94,22 @@ def check_jobs(config: DictConfig) -> None:
                 f"job #{number} of the {len(jobs)} in this sweep ({' '.join(own)}) is not a valid run: {said}. "
                 "No job was started and nothing was logged."
             )
+
+
+def _data_problem(data: DictConfig, checked: dict[str, str]) -> str:
+    """What is wrong with the dataset a job would load (missing, corrupt, a subset too small), '' if nothing:
+    loaded once per distinct setting, before any job starts."""
+    from cifar_exp.data import load_dataset
+
+    settings = cast(dict[str, Any], OmegaConf.to_container(data, resolve=True))
+    key = json.dumps(settings, sort_keys=True)
+    if key not in checked:
+        try:
+            load_dataset(**settings)
+            checked[key] = ""
+        except errors.DataError as error:
+            checked[key] = str(error).rstrip(".")
+    return checked[key]
 
 
 class MlflowSweepCallback(Callback):
@@ -136,6 +157,27 @@ class MlflowSweepCallback(Callback):
             sys.exit(2)
         log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
         atexit.register(self._close)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """A failed job is said at once (Hydra itself raises only the first failure, after the last job) and
+        recorded on the parent, so one that failed before its run existed still counts in the summary. Runs in
+        the job's own process, whatever the launcher."""
+        if job_return.status != JobStatus.FAILED or OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+            return
+        error = job_return._return_value
+        said = str(error) if isinstance(error, errors.CifarExpError) else f"{type(error).__name__}: {error}"
+        said = " ".join(said.split())
+        overrides = list(config.hydra.overrides.task)
+        print(f"error: job #{config.hydra.job.num} ({' '.join(overrides)}) failed: {said}", file=sys.stderr)
+        if not config.tracking.enabled:
+            return
+        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
+        try:
+            parent = tracking.find_sweep_parent(config.tracking.uri, config.tracking.experiment, sweep_dir)
+            if parent:
+                tracking.note_failed_job(config.tracking.uri, parent, config.hydra.job.num, overrides, said)
+        except Exception as unrecorded:  # the store itself may be what failed the job
+            log.warning("job #%s's failure could not be recorded on its sweep: %s", config.hydra.job.num, unrecorded)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close()

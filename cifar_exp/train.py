@@ -35,6 +35,7 @@ class JobContext:
 
     overrides: list[str] = field(default_factory=list)
     sweep_dir: Optional[str] = None  # set for the jobs of a multirun
+    job_num: Optional[int] = None  # Hydra's number of this job in its multirun
 
 
 @dataclass
@@ -92,7 +93,10 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
     if job.checkpoint is not None:
         checkpoint.restore(model, job.checkpoint)
 
-    with job.open(_run_tags(cfg, data)) as (run, folder):
+    tags = _run_tags(cfg, data)
+    if context.job_num is not None:
+        tags[tracking.TAG_JOB_NUM] = str(context.job_num)
+    with job.open(tags) as (run, folder):
         if job.checkpoint is None:
             _describe(run, cfg, context, data, model)
             tracking.log_dataset_inputs(run, inputs)

@@ -3,10 +3,11 @@ the jobs (end to end in test_main.py, test_faults.py and test_launchers.py)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cli, tiny
+from conftest import all_runs, cli, tiny
 from omegaconf import OmegaConf
 
 from cifar_exp.sweep import MlflowSweepCallback, sweep_name
@@ -53,3 +54,44 @@ def test_a_bad_value_anywhere_in_a_grid_stops_the_sweep_before_any_job_or_run(
     assert done.returncode == 2 and said in done.stderr, done.stderr[-2000:]
     assert "No job was started and nothing was logged." in done.stderr and "Traceback" not in done.stderr
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()  # no parent, no store
+
+
+@pytest.mark.parametrize("bad", ["truncated", "too_small"])
+def test_a_bad_dataset_for_any_job_stops_the_sweep_before_any_job_or_run(tmp_path, npz_dir, store_uri, bad):
+    """Each job's dataset is loaded once before the sweep starts: a damaged copy or a subset too small for one
+    job is one paragraph, and no job trains (the jobs before it would have, and the parent said FINISHED)."""
+    if bad == "truncated":
+        broken = tmp_path / "broken"
+        shutil.copytree(npz_dir, broken)
+        (broken / "test.npz").write_bytes((broken / "test.npz").read_bytes()[:500])
+        swept, said = f"data.path={npz_dir},{broken}", f"{broken / 'test.npz'} is truncated or corrupt"
+    else:
+        swept, said = "data.train_size=500,50", "data.train_size=50 is fewer images than the 100 classes"
+    done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "trainer.epochs=1", swept)
+    assert done.returncode == 2 and "job #1 of the 2 in this sweep" in done.stderr, done.stderr[-2000:]
+    assert said in done.stderr and "No job was started and nothing was logged." in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not Path(store_uri.removeprefix("sqlite:///")).exists()
+
+
+def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp_path, npz_dir, store_uri):
+    """A job refused at its start (here resume=<a run of another configuration>, known only once the store is
+    read) has no run of its own: each is said as it fails and recorded on the parent, which ends FAILED."""
+    single = cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1", "dropout=none")
+    assert single.returncode == 0, single.stderr[-2000:]
+    (other,) = all_runs(store_uri)
+    done = cli(
+        tmp_path,
+        "--multirun",
+        *tiny(npz_dir, store_uri),
+        "trainer.epochs=1",
+        "dropout=winning,baseline",
+        f"resume={other.info.run_id}",
+    )
+    assert done.returncode != 0
+    for number, dropout in ((0, "winning"), (1, "baseline")):
+        assert f"error: job #{number} (" in done.stderr and f"dropout={dropout}" in done.stderr, done.stderr[-3000:]
+    (parent,) = [r for r in all_runs(store_uri) if r.data.tags.get("cifar_exp.role") == "sweep"]
+    assert parent.info.status == "FAILED" and parent.data.metrics["failed_jobs"] == 2
+    assert parent.data.metrics["jobs"] == 2 and "#0 (" in parent.data.tags["mlflow.note.content"]
+    assert "has another config" in parent.data.tags["mlflow.note.content"]

@@ -8,7 +8,16 @@ from mlflow.tracking import MlflowClient
 
 from cifar_exp.errors import TrackingError
 from cifar_exp.signals import Stopped
-from cifar_exp.tracking import close_sweep_parent, flatten, open_sweep_parent, prepare_store, tracked_run
+from cifar_exp.tracking import (
+    TAG_JOB_NUM,
+    close_sweep_parent,
+    flatten,
+    note_failed_job,
+    note_skipped_job,
+    open_sweep_parent,
+    prepare_store,
+    tracked_run,
+)
 
 
 def _runs(uri):
@@ -113,6 +122,39 @@ def test_sweep_parent_summary(store_uri):
     stored = MlflowClient(store_uri).get_run(parent)
     assert stored.info.status == "FAILED" and stored.data.metrics["best_test_accuracy"] == 0.4
     assert close_sweep_parent(store_uri, parent) == {}
+
+
+def test_a_job_that_failed_before_its_run_existed_fails_the_sweep_and_is_named(store_uri):
+    """Job #1 failed before its run existed (only the parent's tag says so); job #2 failed with a run (counted
+    once, though both record it); job #0 FINISHED."""
+    parent = open_sweep_parent(store_uri, "t", "/sweep/dir", "sweep-x", ["data.path=a,b,c"])
+    with tracked_run(store_uri, "t", "zero", parent_run_id=parent, tags={TAG_JOB_NUM: "0"}) as run:
+        run.log_metrics({"test_accuracy": 0.3})
+    note_failed_job(store_uri, parent, 1, ["data.path=b"], "b/train.npz is truncated or corrupt")
+    with pytest.raises(RuntimeError), tracked_run(store_uri, "t", "two", parent_run_id=parent, tags={TAG_JOB_NUM: "2"}):
+        raise RuntimeError("bad job")
+    note_failed_job(store_uri, parent, 2, ["data.path=c"], "RuntimeError: bad job")
+    summary = close_sweep_parent(store_uri, parent)
+    assert summary["jobs"] == 3 and summary["failed"] == 2
+    assert summary["failed_jobs"] == ["two", "#1 (data.path=b): b/train.npz is truncated or corrupt"]
+    stored = MlflowClient(store_uri).get_run(parent)
+    assert stored.info.status == "FAILED" and "#1 (data.path=b)" in stored.data.tags["mlflow.note.content"]
+
+
+def test_a_rerun_sweep_picks_its_best_among_the_jobs_it_skipped_too(store_uri):
+    """A sweep run again skips what FINISHED before: the best job (and the model registered as @best) is chosen
+    among all of the sweep's jobs, not only among those it trained this time."""
+    earlier = open_sweep_parent(store_uri, "t", "/sweep/1", "sweep-x", ["a=1,2"])
+    with tracked_run(store_uri, "t", "good", parent_run_id=earlier) as good:
+        good.log_metrics({"test_accuracy": 0.5})
+    close_sweep_parent(store_uri, earlier)
+    again = open_sweep_parent(store_uri, "t", "/sweep/2", "sweep-x", ["a=1,2"])
+    note_skipped_job(store_uri, again, "good", good.run_id)
+    with tracked_run(store_uri, "t", "poor", parent_run_id=again) as poor:
+        poor.log_metrics({"test_accuracy": 0.02})
+    summary = close_sweep_parent(store_uri, again)
+    assert summary["best_job"] == "good" and summary["best_run_id"] == good.run_id
+    assert summary["jobs"] == 1 and summary["skipped_jobs"] == {"good": good.run_id}
 
 
 def test_flatten():

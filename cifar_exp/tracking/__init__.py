@@ -22,9 +22,11 @@ from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run, mark_killed, tracked
 from cifar_exp.tracking.stale import retire_dead_runs
 from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
 from cifar_exp.tracking.sweep_parent import (
+    TAG_JOB_NUM,
     TAG_SWEEP,
     close_sweep_parent,
     find_sweep_parent,
+    note_failed_job,
     note_skipped_job,
     open_sweep_parent,
 )
@@ -32,6 +34,7 @@ from cifar_exp.tracking.sweep_parent import (
 __all__ = [
     "TAG_NOTE",
     "TAG_ROLE",
+    "TAG_JOB_NUM",
     "TAG_SWEEP",
     "Job",
     "Run",
@@ -50,6 +53,7 @@ __all__ = [
     "log_keras_model",
     "log_linked_metrics",
     "mark_killed",
+    "note_failed_job",
     "note_skipped_job",
     "open_sweep_parent",
     "prepare_store",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
+from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -18,6 +19,8 @@ from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
 TAG_SKIPPED = "cifar_exp.skipped."
+TAG_FAILED_JOB = "cifar_exp.failed_job."  # + the job's number: a job that failed, on its sweep's parent
+TAG_JOB_NUM = "cifar_exp.job_num"  # on a sweep's child run: the Hydra job number that ran it
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +70,16 @@ def close_sweep_parent(
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10000
     )
-    failed = [c for c in children if c.info.status != "FINISHED"]
-    finished = [c for c in children if c.info.status == "FINISHED" and "test_accuracy" in c.data.metrics]
-    summary: dict[str, Any] = {
-        "jobs": len(children),
-        "failed": len(failed),
-        "failed_jobs": [c.info.run_name for c in failed],
-    }
+    skipped = {k.removeprefix(TAG_SKIPPED): v for k, v in parent.data.tags.items() if k.startswith(TAG_SKIPPED)}
+    without_run = _failed_without_run(parent, children)
+    failed = [c.info.run_name for c in children if c.info.status != "FINISHED"] + without_run
+    candidates = [c for c in [*children, *_runs(client, skipped.values())] if c.info.status == "FINISHED"]
+    finished = [c for c in candidates if "test_accuracy" in c.data.metrics]
+    jobs = len(children) + len(without_run)
+    summary: dict[str, Any] = {"jobs": jobs, "failed": len(failed), "failed_jobs": failed}
     run = Run(client, parent_run_id)
-    metrics: dict[str, float] = {"jobs": len(children), "failed_jobs": len(failed)}
-    note = f"{len(children)} jobs, {len(failed)} failed" + (f" ({', '.join(summary['failed_jobs'])})" if failed else "")
+    metrics: dict[str, float] = {"jobs": jobs, "failed_jobs": len(failed)}
+    note = f"{jobs} jobs, {len(failed)} failed" + (f" ({'; '.join(failed)})" if failed else "")
     if finished:
         best = max(finished, key=lambda c: c.data.metrics["test_accuracy"])
         summary.update(
@@ -92,7 +95,6 @@ def close_sweep_parent(
             summary["registered"] = registered
             run.set_tags({"registered_model": registered})
             note += f"; registered: {registered}"
-    skipped = {k.removeprefix(TAG_SKIPPED): v for k, v in parent.data.tags.items() if k.startswith(TAG_SKIPPED)}
     if skipped:
         summary["skipped_jobs"] = skipped
         metrics["skipped_jobs"] = len(skipped)
@@ -116,6 +118,33 @@ def close_sweep_parent(
     run.set_tags({TAG_NOTE: note + "."})
     client.set_terminated(parent_run_id, ended or ("FAILED" if failed else "FINISHED"))
     return summary
+
+
+def _failed_without_run(parent: MlflowRun, children: list[MlflowRun]) -> list[str]:
+    """The jobs that failed before their run existed (a bad dataset, a refused resume), as ``#<n> (<overrides>):
+    <error>``: recorded on the parent by :func:`note_failed_job`, left out where the job's run is a child."""
+    with_run = {c.data.tags.get(TAG_JOB_NUM) for c in children}
+    failed = {k.removeprefix(TAG_FAILED_JOB): v for k, v in parent.data.tags.items() if k.startswith(TAG_FAILED_JOB)}
+    numbers = sorted((num for num in failed if num not in with_run), key=int)
+    return [f"#{num} {failed[num]}" for num in numbers]
+
+
+def _runs(client: MlflowClient, run_ids: Iterable[str]) -> list[MlflowRun]:
+    """The runs of these ids that the store still holds."""
+    found = []
+    for run_id in run_ids:
+        try:
+            found.append(client.get_run(run_id))
+        except MlflowException:
+            log.warning("run %s, skipped by this sweep as FINISHED, is no longer in the store", run_id)
+    return found
+
+
+def note_failed_job(uri: str, parent_run_id: str, job_num: int, overrides: list[str], said: str) -> None:
+    """Record on the parent that job ``job_num`` failed and why, so a job that failed before its run existed
+    still counts in the sweep's summary (a tag's value holds at most 8,000 characters)."""
+    value = f"({' '.join(overrides) or 'no overrides'}): {said}"
+    client_for(uri).set_tag(parent_run_id, f"{TAG_FAILED_JOB}{job_num}", value[:8000])
 
 
 def note_skipped_job(uri: str, parent_run_id: str, job_name: str, finished_run_id: str) -> None:
