@@ -1,5 +1,7 @@
 """The errors a user can fix; each message names the setting and the fix, and is shown as one paragraph."""
 
+import re
+
 
 class CifarExpError(Exception):
     """Base of the errors caused by the user's input or the run's data, not by a bug."""
@@ -42,6 +44,7 @@ def one_paragraph(error: BaseException) -> str:
     """Hydra's composition error (several lines, then its config search path) as one paragraph, the path left
     out, and with the cause Hydra wraps (a wrong type's message) when its own text does not say it."""
     said = " ".join(str(error).split()).split(" Config search path:")[0].rstrip(".")
+    said = re.sub(r"\. To append to your config use \+\S+", ": not a setting", said)  # what + adds, nothing reads
     cause = error.__cause__
     if cause is not None and " ".join(str(cause).split())[:60] not in said:
         said += f" ({' '.join(str(cause).split()).rstrip('.')})"

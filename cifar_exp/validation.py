@@ -7,6 +7,8 @@ paragraph that names every problem. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import re
 from pathlib import Path
@@ -32,6 +34,31 @@ def _choices() -> dict[str, tuple[str, ...]]:
     }
 
 
+def added_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Keys that are not in the schema, each with the settings beside it: Hydra lets ``+trainer.epoch=1`` add
+    one, which nothing reads (the run would silently train ``trainer.epochs``)."""
+    kind = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(kind):
+        return []
+    allowed = [f.name for f in dataclasses.fields(kind)]
+    found: list[tuple[str, list[str]]] = []
+    for key in node.keys():
+        if key == "hydra" and not prefix:  # Hydra's own settings, where the config was composed with them
+            continue
+        if key not in allowed:
+            found.append((f"{prefix}{key!s}", allowed))
+        elif isinstance(child := node._get_node(key), DictConfig):
+            found += added_keys(child, f"{prefix}{key}.")
+    return found
+
+
+def _not_a_setting(dotted: str, beside: list[str]) -> str:
+    parent, _, leaf = dotted.rpartition(".")
+    close = difflib.get_close_matches(leaf, beside, n=1)
+    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+    return f"{dotted} is not a setting ({hint}nothing would read it; python -m cifar_exp --cfg job lists them all)"
+
+
 def _get(cfg: DictConfig, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted)
 
@@ -45,7 +72,7 @@ def validate(cfg: DictConfig) -> None:
 
 def problems(cfg: DictConfig) -> list[str]:
     """Every out-of-range or inconsistent setting of ``cfg``, each as ``key=value must be ...``."""
-    problems: list[str] = []
+    problems: list[str] = [_not_a_setting(key, beside) for key, beside in added_keys(cfg)]
     for key, allowed in _choices().items():
         if _get(cfg, key) not in allowed:
             problems.append(f"{key}={_get(cfg, key)!r} is not one of {', '.join(allowed)}")

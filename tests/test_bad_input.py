@@ -89,6 +89,12 @@ ROWS = [
         None,
         "trainer.max_minutes=-5.0 must be null (no limit) or a positive number of minutes",
     ),
+    (
+        "a key added with `+`",
+        ["+trainer.epoch=1"],
+        None,
+        "trainer.epoch is not a setting (did you mean trainer.epochs?",
+    ),
     ("validation split of 1", ["data.val_split=1.0"], None, "data.val_split"),
     ("subset of size 0", ["data.train_size=0"], None, "data.train_size"),
     ("unknown label mode", ["data.label_mode=medium"], None, "data.label_mode='medium' is not one of fine, coarse"),
