@@ -144,11 +144,19 @@ def predict(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    """Evaluate a model on a dataset's test split, as an evaluation run."""
+    """Evaluate a model on a dataset's test split, as an evaluation run; a stop signal ends that run KILLED."""
+    from cifar_exp import signals
     from cifar_exp.model_evaluation import evaluate_model
 
     _quiet()
-    outcome = evaluate_model(args.model, args.overrides)
+    signals.install()
+    try:
+        outcome = evaluate_model(args.model, args.overrides)
+    except signals.Stopped as stop:
+        if stop.run_id:
+            stop.details.append(f"evaluation run {stop.run_id} is KILLED; the same command evaluates again")
+        print(f"error: {stop.explain()}", file=sys.stderr)
+        signals.exit(stop.exit_status)
     print(f"{outcome.source}: " + ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()))
     if outcome.run_id:
         print(f"evaluation run {outcome.run_id}")

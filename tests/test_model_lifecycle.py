@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +227,36 @@ def test_evaluate_records_an_evaluation_run_linked_to_the_model(sweep, npz_dir):
         "metrics/per_class_report.csv",
         "metrics/confusion_matrix.csv",
     }
+
+
+def test_a_stop_during_evaluate_ends_its_evaluation_run_killed(sweep, npz_dir, monkeypatch, capsys):
+    """SIGTERM, sent for real while the evaluation run records, ends it KILLED (not RUNNING) and the command
+    with 128 + 15, naming the run."""
+    from cifar_exp import cli, signals, tracking
+
+    uri, _, children = sweep
+    before = {each: signal.getsignal(each) for each in signals.STOP_SIGNALS}
+    record = tracking.log_linked_metrics
+
+    def record_then_stop(*args, **kwargs):
+        record(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+
+    monkeypatch.setattr(tracking, "log_linked_metrics", record_then_stop)
+    monkeypatch.setattr(signals, "received", None)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main(["evaluate", children[1].info.run_id, "data=local", f"data.path={npz_dir}", f"tracking.uri={uri}"])
+    finally:
+        for each, handler in before.items():
+            signal.signal(each, handler)
+    assert ended.value.code == 128 + signal.SIGTERM
+    client = MlflowClient(uri)
+    evaluations = client.search_runs([children[1].info.experiment_id], "tags.`cifar_exp.role` = 'evaluation'")
+    (stopped,) = [r for r in evaluations if r.info.status != "FINISHED"]
+    assert stopped.info.status == "KILLED"
+    assert f"evaluation run {stopped.info.run_id} is KILLED" in capsys.readouterr().err
 
 
 def test_the_store_holds_dataset_inputs_and_system_metrics(sweep, npz_dir):
