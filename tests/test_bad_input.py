@@ -123,6 +123,14 @@ ROWS = [
         "tracking.uri=postgresql://u:***@127.0.0.1:9/db: the database does not answer",
     ),
     ("store not writable", ["tracking.uri=sqlite:////proc/cifar_exp/mlflow.db"], "ok", "not writable"),
+    ("a store scheme MLflow may know but this harness does not", ["tracking.uri=foo://bar"], "ok", "not a store this"),
+    ("an in-memory SQLite store", ["tracking.uri=sqlite://"], "ok", "an in-memory SQLite store keeps nothing"),
+    (
+        "tracking server with a password, unreachable",
+        ["tracking.uri=http://u:secret@127.0.0.1:9"],
+        "ok",
+        "tracking.uri=http://u:***@127.0.0.1:9: the MLflow tracking server does not answer",
+    ),
     ("resume neither auto nor a run id", ["resume=autoo"], "ok", "resume='autoo' must be null, auto"),
     (
         "resume of an unknown run",

@@ -56,6 +56,16 @@ def test_a_run_without_a_model_is_said(store_uri):
     assert register_best(client, run.run_id, "m").startswith("not registered (run ")
 
 
+@pytest.mark.parametrize("alias", ["v1", "latest", "has space"])
+def test_an_alias_mlflow_would_refuse_is_said_before_anything_is_registered(store_uri, alias):
+    with tracked_run(store_uri, "t", "bare") as run:
+        run.log_metrics({"test_accuracy": 0.1})
+    client = MlflowClient(store_uri, registry_uri=store_uri)
+    with pytest.raises(ModelError, match=f"--alias {alias}: .*Choose another alias"):
+        register_run(client, run.run_id, "m", alias)
+    assert client.search_registered_models() == []
+
+
 def test_the_registered_name_comes_from_tracking_register_as():
     def name(*overrides: str):
         return registered_name(compose_config(["+experiment=decay", *overrides], return_hydra_config=True))

@@ -72,6 +72,18 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str:
     return model_id
 
 
+def _check_alias(alias: str) -> None:
+    """MLflow's own rules for an alias, checked before anything is registered: ``latest`` and ``v<digits>``
+    are reserved (they already mean a version)."""
+    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+
+    try:
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+    except MlflowException as error:
+        raise ModelError(f"--alias {alias}: {error.message} Choose another alias, e.g. best or candidate.") from error
+
+
 def _accuracy(client: MlflowClient, run_id: str) -> Optional[float]:
     return client.get_run(run_id).data.metrics.get("test_accuracy")
 
@@ -82,6 +94,8 @@ def register_run(
     """Register the run's logged model under ``name`` (one version per run: registering it again reuses it) and
     point ``alias`` at it; with ``only_if_better``, only if its ``test_accuracy`` is at least that of the version
     the alias points at now."""
+    if alias:
+        _check_alias(alias)
     model_id = logged_model_id(client, run_id)
     try:
         client.create_registered_model(

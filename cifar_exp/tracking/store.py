@@ -18,6 +18,8 @@ from mlflow.tracking import MlflowClient
 from cifar_exp import signals
 from cifar_exp.errors import TrackingError
 
+DATABASES = ("postgresql", "mysql", "mssql")  # the database stores MLflow supports (with their drivers)
+
 
 def sqlite_path(uri: str) -> Optional[Path]:
     """The database file of a ``sqlite:///`` URI, else None."""
@@ -41,15 +43,27 @@ def prepare_store(uri: str, must_exist: bool = False) -> None:
             _create_schema_once(uri, db)
     elif uri.startswith(("http://", "https://")):
         _check_server(uri)
-    elif uri.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "mssql"):
+    elif uri.split(":", 1)[0].split("+", 1)[0] in DATABASES:
         _check_database(uri)
+    else:
+        in_memory = uri.startswith("sqlite")
+        said = "an in-memory SQLite store keeps nothing" if in_memory else "not a store this harness uses"
+        raise TrackingError(
+            f"tracking.uri={masked(uri)}: {said}; give a SQLite file (sqlite:////path/to/mlflow.db), a tracking "
+            f"server (http://host:5000) or a database ({', '.join(f'{d}://...' for d in DATABASES)})."
+        )
+
+
+def masked(uri: str) -> str:
+    """The URI with any password replaced by ``***``, for messages."""
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", uri)
 
 
 def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
     if must_exist and not db.is_file():
         raise TrackingError(
             f"tracking store {uri}: there is no such file ({db}); give the store the runs were "
-            "logged to (--uri sqlite:///<folder>/mlflow.db)."
+            "logged to (sqlite:///<folder>/mlflow.db)."
         )
     if db.is_file() and db.stat().st_size:
         with open(db, "rb") as f:
@@ -110,7 +124,7 @@ def _check_server(uri: str) -> None:
         answer.raise_for_status()
     except requests.RequestException as error:
         raise TrackingError(
-            f"tracking.uri={uri}: the MLflow tracking server does not answer ({error}). "
+            f"tracking.uri={masked(uri)}: the MLflow tracking server does not answer ({masked(str(error))}). "
             "Start it (see the README's team setup) or log locally by leaving "
             "tracking.uri at its default."
         ) from error
@@ -118,12 +132,12 @@ def _check_server(uri: str) -> None:
         body = answer.json()
     except ValueError as error:
         raise TrackingError(
-            f"tracking.uri={uri} answers, but not as an MLflow tracking server (its answer to "
+            f"tracking.uri={masked(uri)} answers, but not as an MLflow tracking server (its answer to "
             "/api/2.0/mlflow/experiments/search is not JSON); check the host and port."
         ) from error
     if not isinstance(body, dict):
         raise TrackingError(
-            f"tracking.uri={uri} answers, but not as an MLflow tracking server; check the host and port."
+            f"tracking.uri={masked(uri)} answers, but not as an MLflow tracking server; check the host and port."
         )
 
 
@@ -133,7 +147,7 @@ def _check_database(uri: str) -> None:
     import sqlalchemy
 
     dialect = uri.split(":", 1)[0].split("+", 1)[0]
-    shown = re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", uri)  # never print the password
+    shown = masked(uri)  # never print the password
     try:
         engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 5} if dialect != "mssql" else {})
         with engine.connect():
