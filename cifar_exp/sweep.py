@@ -145,7 +145,7 @@ class MlflowSweepCallback(Callback):
                 list(config.hydra.overrides.task),
                 launcher,
             )
-            tracking.retire_dead_runs(tracking.client_for(self.uri), config.tracking.experiment)
+            tracking.retire_dead_runs(tracking.client_for(self.uri))
         except Exception as error:  # Hydra would turn it into a warning and run the jobs without a parent
             message = (
                 error

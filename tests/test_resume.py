@@ -118,8 +118,14 @@ def test_stale_running_run_is_marked_killed(npz_dir, store_uri):
         run_name="reused",
         tags={"config_hash": tags["config_hash"], "host": tags["host"], "pid": str(os.getpid()), "pid_started": "1.00"},
     )
+    elsewhere = client.create_run(  # in another MLflow experiment of the same store
+        experiment_id(client, "other"),
+        run_name="ghost-elsewhere",
+        tags={"host": tags["host"], "pid": "999999999"},
+    )
     train(cfg)
     assert client.get_run(ghost.info.run_id).info.status == "KILLED"
+    assert client.get_run(elsewhere.info.run_id).info.status == "KILLED"
     assert "died while RUNNING" in client.get_run(ghost.info.run_id).data.tags["error"]
     assert client.get_run(reused.info.run_id).info.status == "KILLED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"  # a live process is left alone

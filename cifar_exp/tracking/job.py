@@ -150,7 +150,7 @@ def start_job(
     prepare_store(uri)
     _check_writable(checkpoint_root)
     client = client_for(uri)
-    retire_dead_runs(client, experiment)
+    retire_dead_runs(client)
     runs = runs_of_config(client, experiment, config_hash)
     if resume == "auto":
         _refuse_a_second_copy(runs)

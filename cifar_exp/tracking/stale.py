@@ -12,14 +12,14 @@ from cifar_exp.tracking.run import TAG_ROLE, mark_killed
 from cifar_exp.tracking.sweep_parent import close_sweep_parent
 
 
-def retire_dead_runs(client: MlflowClient, experiment: str) -> list[str]:
-    """Mark every RUNNING run of ``experiment`` whose process on this host is gone as KILLED (a sweep parent
-    with the summary of its jobs); returns their ids."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
+def retire_dead_runs(client: MlflowClient) -> list[str]:
+    """Mark every RUNNING run in the store (any experiment) whose process on this host is gone as KILLED (a sweep
+    parent with the summary of its jobs); returns their ids."""
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=50000)]
+    if not experiments:
         return []
     mine = f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'"
-    running = client.search_runs([found.experiment_id], filter_string=mine, max_results=10000)
+    running = client.search_runs(experiments, filter_string=mine, max_results=50000)
     retired = []
     for run in running:
         if not is_stale(run):
