@@ -39,6 +39,8 @@ def main(cfg: DictConfig) -> Optional[float]:
         log.warning("job not started: the sweep was %s", signals.received)
         return None
     signals.install()  # here too: a joblib or Ray worker runs only this function
+    if pool_worker:
+        signals.watch_parent()
     try:
         validate(cfg)
         if cfg.tracking.enabled:

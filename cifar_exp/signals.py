@@ -38,6 +38,7 @@ class Stopped(KeyboardInterrupt):
 
 received: Optional[Stopped] = None  # the stop this process received, for the sweep parent's record
 _depth = 0  # how many deferred() blocks the main thread is inside
+_watching = False  # whether watch_parent's thread runs in this process
 _pending: Optional[int] = None  # a stop signal that arrived inside one, raised when the outermost ends
 _python_unraisable: Callable[[Any], None] = sys.unraisablehook  # where exceptions not ours to resend go
 
@@ -88,6 +89,29 @@ def _stop(signum: int) -> None:
         psutil.wait_procs(workers, timeout=30)  # let each record its end before this process closes the sweep
     received = received or Stopped(signum)
     raise received
+
+
+def watch_parent(every: float = 2.0) -> None:
+    """In a pool worker: end with the process that started it. A parent killed with -9 (or by the OOM killer)
+    cannot pass a stop on, and the pool's workers would go on training and writing to the store on their own:
+    a worker in a job stops as if sent SIGTERM (its run ends KILLED, its checkpoint kept for ``resume=auto``),
+    an idle one exits. Started once per process; a daemon thread."""
+    global _watching
+    parent = psutil.Process().parent()
+    if _watching or parent is None:
+        return
+    _watching = True
+
+    def watch() -> None:
+        while parent.is_running():
+            threading.Event().wait(every)
+        if signal.getsignal(signal.SIGTERM) is _raise:  # in a job: end it as a stop does
+            os.kill(os.getpid(), signal.SIGTERM)
+            while signal.getsignal(signal.SIGTERM) is _raise:  # until the job has recorded its end
+                threading.Event().wait(0.5)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="cifar_exp-watch-parent", daemon=True).start()
 
 
 def draining() -> bool:

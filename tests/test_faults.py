@@ -152,6 +152,30 @@ def test_sigterm_to_a_joblib_sweep_ends_every_job_and_the_parent_killed(tmp_path
     assert all(c.data.tags["error"] == "stopped by SIGTERM" for c in children)
 
 
+def test_kill_9_of_a_joblib_sweep_takes_its_workers_with_it(tmp_path, npz_dir, store_uri):
+    """SIGKILL cannot be passed on: each worker notices its parent is gone, ends its run KILLED with its
+    checkpoint (as a SIGTERM would) and exits, instead of training on, alone, into the store."""
+    import psutil
+
+    sweep = [*slow(npz_dir, store_uri), "dropout=winning,baseline,report_exp3", "hydra/launcher=joblib"]
+    process = start(tmp_path, "--multirun", *sweep, "hydra.launcher.n_jobs=2")
+    wait_for(lambda: len(checkpoints(tmp_path / "mlruns" / "checkpoints")) == 2, process)
+    workers = [
+        w
+        for w in psutil.Process(process.pid).children(recursive=True)
+        if "resource_tracker" not in " ".join(w.cmdline())
+    ]
+    assert len(workers) >= 2
+    process.kill()
+    process.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=90)
+    assert not alive, [w.cmdline() for w in alive]
+    children = [r for r in all_runs(store_uri) if r.data.tags.get("cifar_exp.role") != "sweep"]
+    assert len(children) == 2 and [c.info.status for c in children] == ["KILLED", "KILLED"]
+    assert all(c.data.tags["error"] == "stopped by SIGTERM" for c in children)
+    assert len(checkpoints(tmp_path / "mlruns" / "checkpoints")) == 2  # resume=auto continues both
+
+
 def test_a_killed_sweep_rerun_leaves_one_coherent_record(tmp_path, npz_dir, store_uri):
     """kill -9 leaves the sweep's parent and its job RUNNING; the re-run with resume=auto closes the old parent
     (KILLED, saying why), continues the job under the new parent and notes the job it skipped."""
