@@ -127,6 +127,8 @@ def test_stale_running_run_is_marked_killed(npz_dir, store_uri):
     assert client.get_run(ghost.info.run_id).info.status == "KILLED"
     assert client.get_run(elsewhere.info.run_id).info.status == "KILLED"
     assert "died while RUNNING" in client.get_run(ghost.info.run_id).data.tags["error"]
+    (kept,) = client.list_artifacts(ghost.info.run_id, "errors")  # stays as its history once it is resumed
+    assert kept.path.endswith("-KILLED.txt")
     assert client.get_run(reused.info.run_id).info.status == "KILLED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"  # a live process is left alone
     assert float(tags["pid_started"]) > 0  # every run records when its process started

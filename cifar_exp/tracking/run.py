@@ -96,9 +96,18 @@ class NoRun(Run):
 
 
 def mark_killed(client: MlflowClient, run_id: str, reason: str) -> None:
-    """End a run whose process is gone as KILLED, saying why."""
+    """End a run whose process is gone as KILLED, saying why (the tag, and ``errors/<UTC time>-KILLED.txt``,
+    which stays as the run's history once it is resumed)."""
     client.set_tag(run_id, "error", reason)
+    try:
+        client.log_text(run_id, reason, f"errors/{_stamp()}-KILLED.txt")
+    except Exception as failure:  # the artifact store may be what killed it (a full disk): the tag says why
+        log.warning("could not keep why run %s ended as a file: %s", run_id, failure)
     client.set_terminated(run_id, "KILLED")
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 @contextmanager
@@ -174,8 +183,7 @@ def _end(run: Run, status: str, summary: str, reason: str, error: BaseException)
     what the user sees; a store that cannot take the record is added to that error's message instead."""
     try:
         run.set_tags({"error": summary[:5000]})
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-        run.log_text(reason, f"errors/{stamp}-{status}.txt")
+        run.log_text(reason, f"errors/{_stamp()}-{status}.txt")
     except Exception as failure:
         log.warning("could not record why run %s ended: %s", run.run_id, failure)
     try:
