@@ -294,6 +294,8 @@ def test_a_run_stopped_while_recording_finishes_without_logging_twice(tmp_path, 
     client = MlflowClient(store_uri)
     assert len(client.get_metric_history(run.info.run_id, "test_accuracy")) == 1
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 2
+    models = client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}'")
+    assert [str(m.status) for m in models] == ["READY"]  # the first attempt's model is not left beside it
 
 
 @contextmanager

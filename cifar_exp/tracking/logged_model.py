@@ -68,6 +68,7 @@ def log_keras_model(
 
     client = run.client
     source = client.get_run(run.run_id)
+    _drop_earlier_attempts(client, source.info.experiment_id, run.run_id)
     # Named after the architecture (report_cnn), so runs:/<run id>/report_cnn loads it. Not "model": MLflow would
     # then merge it into the run's own model/ folder (the .h5) whenever that folder is listed or downloaded.
     logged = client.create_logged_model(
@@ -103,3 +104,12 @@ def log_keras_model(
         raise
     client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
     return logged.model_id
+
+
+def _drop_earlier_attempts(client: Any, experiment_id: str, run_id: str) -> None:
+    """A run stopped or killed while it logged its model, then resumed, logs it again: the earlier attempt's
+    logged model (READY, or PENDING for ever after a kill -9 or a full disk) is deleted, so the run has one
+    model and ``runs:/<run id>/<name>`` one meaning (``mlflow gc`` frees the files of deleted models)."""
+    earlier = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    for model in earlier:
+        client.delete_logged_model(model.model_id)
