@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import multiprocessing
 import os
@@ -17,7 +16,7 @@ from omegaconf import DictConfig
 
 from cifar_exp import signals
 from cifar_exp.config import register
-from cifar_exp.errors import CifarExpError, one_paragraph
+from cifar_exp.errors import CifarExpError, disk_full, one_paragraph
 from cifar_exp.validation import validate
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def main(cfg: DictConfig) -> Optional[float]:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except Exception as error:
-        if not _disk_full(error):
+        if not disk_full(error):
             raise
         where = error.filename if isinstance(error, OSError) and error.filename else "the run records"
         failure: CifarExpError = CifarExpError(
@@ -117,19 +116,6 @@ def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str]) 
     if run_id is None or uri is None:
         return f"done: {measured} (tracking off: nothing logged)"
     return f"done: run {run_id}, {measured}; in {uri} (browse with: cifar-exp ui)"
-
-
-def _disk_full(error: BaseException) -> bool:
-    """A full disk, whether it reached us as an OSError, through the SQLite store ("database or disk is full") or
-    through TensorFlow's file writers (ResourceExhaustedError: "No space left on device")."""
-    seen: Optional[BaseException] = error
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        if any(text in str(seen) for text in ("database or disk is full", "No space left on device")):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def malformed_override(args: list[str]) -> Optional[str]:

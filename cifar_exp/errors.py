@@ -1,6 +1,8 @@
 """The errors a user can fix; each message names the setting and the fix, and is shown as one paragraph."""
 
+import errno
 import re
+from typing import Optional
 
 
 class CifarExpError(Exception):
@@ -49,3 +51,16 @@ def one_paragraph(error: BaseException) -> str:
     if cause is not None and " ".join(str(cause).split())[:60] not in said:
         said += f" ({' '.join(str(cause).split()).rstrip('.')})"
     return said
+
+
+def disk_full(error: BaseException) -> Optional[BaseException]:
+    """The error in ``error``'s chain that says the disk is full, whether it came as an OSError, through the SQLite
+    store ("database or disk is full") or through TensorFlow's file writers ("No space left on device")."""
+    seen: Optional[BaseException] = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return seen
+        if any(text in str(seen) for text in ("database or disk is full", "No space left on device")):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

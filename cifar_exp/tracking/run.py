@@ -15,6 +15,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import signals
+from cifar_exp.errors import disk_full
 from cifar_exp.signals import Stopped
 from cifar_exp.tracking.environment import process_tags
 from cifar_exp.tracking.store import client_for, experiment_id
@@ -140,8 +141,11 @@ def tracked_run(
         raise
     except BaseException as error:
         if run is not None:
-            said = "".join(traceback.format_exception_only(error)).strip()
-            _end(run, "FAILED", said.splitlines()[0], "".join(traceback.format_exception(error)), error)
+            said = "".join(traceback.format_exception_only(error)).strip().splitlines()[0]
+            full = disk_full(error)
+            if full is not None:  # said plainly: MLflow may wrap it in a database session's message
+                said = f"no space left on the device ({' '.join(str(full).split())[:300]})"
+            _end(run, "FAILED", said, "".join(traceback.format_exception(error)), error)
         raise
     else:
         client.set_terminated(run.run_id, "FINISHED")
