@@ -68,6 +68,15 @@ def _reading(path: Path) -> Iterator[None]:
         yield
     except (DataError, FileNotFoundError):
         raise
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise DataError(
+                f"{path} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset."
+            ) from error
+        raise DataError(
+            f"{path} holds Python objects (an object or pickled array), not numbers: they are not loaded, since "
+            "unpickling can run code; save the images as uint8 and the labels as integers."
+        ) from error
     except Exception as error:
         raise DataError(
             f"{path} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset."
@@ -118,7 +127,9 @@ def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[s
             missing = {"x", "y_fine", "y_coarse"} - set(z.files)
             if missing:
                 raise DataError(f"{folder / name} lacks the keys {sorted(missing)} (expected x, y_fine, y_coarse).")
-            return RawSplit(z["x"], z["y_fine"].reshape(-1), z["y_coarse"].reshape(-1))
+            return RawSplit(
+                z["x"], _labels(z["y_fine"], folder / name, "y_fine"), _labels(z["y_coarse"], folder / name, "y_coarse")
+            )
 
     names = None
     train, test = read("train.npz"), read("test.npz")
@@ -129,6 +140,16 @@ def _load_npz(folder: Path) -> tuple[RawSplit, RawSplit, tuple[list[str], list[s
         if "fine_to_coarse" in meta:
             check_meta_mapping(np.asarray(meta["fine_to_coarse"]), train, test, folder / "meta.json")
     return train, test, names
+
+
+def _labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """Class numbers as a 1-D array; (N, 1) is accepted, one-hot or probability rows are refused by name."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise DataError(
+            f"{path}: {key} has shape {y.shape}, one row of {y.shape[1]} values per image (one-hot?); give one "
+            f"class number per image, shape (N,) (e.g. {key}.argmax(axis=1))."
+        )
+    return y.reshape(-1)
 
 
 def _load_local(path: Path):

@@ -84,6 +84,11 @@ def _broken(tmp_path, kind):
         (folder / "train.npz").write_bytes(raw[: len(raw) // 2])
     if kind == "missing_key":
         np.savez(folder / "train.npz", x=train["x"], y_fine=train["y_fine"])
+    if kind == "object_array":
+        np.savez(folder / "train.npz", x=train["x"].astype(object), y_fine=train["y_fine"], y_coarse=train["y_coarse"])
+    if kind == "one_hot":
+        one_hot = np.eye(100, dtype=np.uint8)[train["y_fine"]]
+        np.savez(folder / "train.npz", x=train["x"], y_fine=one_hot, y_coarse=train["y_coarse"])
     return folder
 
 
@@ -95,6 +100,8 @@ def _broken(tmp_path, kind):
         ("length", "to match the images"),
         ("truncated", "train.npz is truncated or corrupt"),
         ("missing_key", "lacks the keys ['y_coarse']"),
+        ("object_array", "train.npz holds Python objects (an object or pickled array), not numbers"),
+        ("one_hot", "y_fine has shape (200, 100), one row of 100 values per image (one-hot?)"),
     ],
 )
 def test_malformed_npz_is_a_clear_data_error(tmp_path, kind, message):
