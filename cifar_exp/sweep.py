@@ -112,6 +112,20 @@ def _data_problem(data: DictConfig, checked: dict[str, str]) -> str:
     return checked[key]
 
 
+def prepare_store_and_check_folder(uri: str, experiment: str, sweep_dir: str) -> None:
+    """The store is usable, and no live sweep writes to this sweep's folder (with an explicit ``hydra.sweep.dir``
+    two sweeps can share one, and each job finds its parent by that folder)."""
+    tracking.prepare_store(uri)
+    other = tracking.live_sweep_parent(uri, experiment, sweep_dir)
+    if other is not None:
+        raise ConfigError(
+            f"hydra.sweep.dir={sweep_dir} is the folder of {other.info.run_name} (run {other.info.run_id}, pid "
+            f"{other.data.tags.get('pid')}), which is still running: each sweep needs a folder of its own, since its "
+            "jobs find their parent run by it. Leave hydra.sweep.dir at its default (new for every sweep) or give "
+            "another; nothing was started."
+        )
+
+
 class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before its jobs and closes it with a summary after them."""
 
@@ -137,6 +151,7 @@ class MlflowSweepCallback(Callback):
         sweep_dir = str(self.sweep_dir)  # unique per sweep: see hydra.sweep.dir
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
         try:
+            prepare_store_and_check_folder(self.uri, config.tracking.experiment, sweep_dir)
             self.parent_run_id = tracking.open_sweep_parent(
                 self.uri,
                 config.tracking.experiment,

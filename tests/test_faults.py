@@ -203,6 +203,22 @@ def test_a_killed_sweep_rerun_leaves_one_coherent_record(tmp_path, npz_dir, stor
     assert "skipped" in newest.data.tags["mlflow.note.content"]
 
 
+def test_a_second_sweep_in_the_folder_of_a_running_one_is_refused(tmp_path, npz_dir, store_uri):
+    """Jobs find their parent by the sweep's folder: a second sweep given the same explicit hydra.sweep.dir
+    would hang its jobs under the first one's parent. It is refused before anything starts."""
+    first = start(tmp_path, "--multirun", *slow(npz_dir, store_uri), "dropout=winning,baseline")
+    wait_for(lambda: len(checkpoints(tmp_path / "mlruns" / "checkpoints")) == 1, first)
+    second = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "dropout=none,report_exp3")
+    first.send_signal(signal.SIGTERM)
+    first.wait(90)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"hydra.sweep.dir={tmp_path / 'multirun'} is the folder of sweep-dropout" in second.stderr
+    assert "nothing was started" in second.stderr and "Traceback" not in second.stderr
+    runs = all_runs(store_uri)
+    assert len([r for r in runs if r.data.tags.get("cifar_exp.role") == "sweep"]) == 1
+    assert {r.data.params.get("dropout.name") for r in runs} <= {None, "winning", "baseline"}
+
+
 @pytest.mark.parametrize("fresh", [True, False], ids=["fresh store", "existing store"])
 def test_two_sweeps_started_at_once_each_get_their_own_parent(fresh, tmp_path, npz_dir, store_uri):
     if not fresh:

@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.errors import ModelError
-from cifar_exp.tracking.environment import command_line, process_tags
+from cifar_exp.tracking.environment import command_line, is_stale, process_tags
 from cifar_exp.tracking.registry import register_run
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run
 from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
@@ -55,6 +55,21 @@ def find_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[str
         return None
     runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{sweep_dir}'", max_results=1)
     return runs[0].info.run_id if runs else None
+
+
+def live_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[MlflowRun]:
+    """A sweep still running (its process alive) whose jobs write to ``sweep_dir``: a second sweep there would
+    have its jobs find the other's parent."""
+    client = client_for(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    running = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP}` = '{sweep_dir}' and attributes.status = 'RUNNING'",
+        max_results=100,
+    )
+    return next((run for run in running if not is_stale(run)), None)
 
 
 def close_sweep_parent(
