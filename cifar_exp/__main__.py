@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from cifar_exp import signals
 from cifar_exp.config import register
-from cifar_exp.errors import CifarExpError, disk_full, one_paragraph
+from cifar_exp.errors import CifarExpError, JobFailed, disk_full, one_paragraph
 from cifar_exp.validation import validate
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def main(cfg: DictConfig) -> Optional[float]:
         return outcome.metrics["test_accuracy"]
     except CifarExpError as error:
         if multirun:
-            raise
+            raise JobFailed(str(error), hydra_cfg.job.num) from error
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except Exception as error:
@@ -76,7 +76,7 @@ def main(cfg: DictConfig) -> Optional[float]:
             "its last complete checkpoint"
         )
         if multirun:
-            raise failure from error
+            raise JobFailed(str(failure), hydra_cfg.job.num) from error
         print(f"error: {failure}", file=sys.stderr)
         sys.exit(2)
     except signals.Stopped as stop:

@@ -4,6 +4,8 @@ import errno
 import re
 from typing import Optional
 
+from hydra.errors import CompactHydraException
+
 
 class CifarExpError(Exception):
     """Base of the errors caused by the user's input or the run's data, not by a bug."""
@@ -51,6 +53,18 @@ def one_paragraph(error: BaseException) -> str:
     if cause is not None and " ".join(str(cause).split())[:60] not in said:
         said += f" ({' '.join(str(cause).split()).rstrip('.')})"
     return said
+
+
+class JobFailed(CompactHydraException):
+    """A job of a multirun that ended with a user error (``said``, one paragraph). The job's callback says it as
+    the job fails; Hydra, which raises the first failed job's error after the last job, prints only this line
+    for it (a compact Hydra error), not a traceback."""
+
+    def __init__(self, said: str, job_num: int):
+        self.said = said
+        super().__init__(
+            f"error: job #{job_num} failed (said above); the sweep's parent run lists every failed job and why."
+        )
 
 
 def disk_full(error: BaseException) -> Optional[BaseException]:

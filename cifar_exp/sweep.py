@@ -180,7 +180,10 @@ class MlflowSweepCallback(Callback):
         if job_return.status != JobStatus.FAILED or OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
             return
         error = job_return._return_value
-        said = str(error) if isinstance(error, errors.CifarExpError) else f"{type(error).__name__}: {error}"
+        if isinstance(error, errors.JobFailed):
+            said = error.said
+        else:
+            said = str(error) if isinstance(error, errors.CifarExpError) else f"{type(error).__name__}: {error}"
         said = " ".join(said.split())
         overrides = list(config.hydra.overrides.task)
         print(f"error: job #{config.hydra.job.num} ({' '.join(overrides)}) failed: {said}", file=sys.stderr)

@@ -88,7 +88,8 @@ def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp
         "dropout=winning,baseline",
         f"resume={other.info.run_id}",
     )
-    assert done.returncode != 0
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "error: job #0 failed (said above); the sweep's parent run lists every failed job and why." in done.stderr
     for number, dropout in ((0, "winning"), (1, "baseline")):
         assert f"error: job #{number} (" in done.stderr and f"dropout={dropout}" in done.stderr, done.stderr[-3000:]
     (parent,) = [r for r in all_runs(store_uri) if r.data.tags.get("cifar_exp.role") == "sweep"]
