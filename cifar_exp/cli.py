@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from typing import Optional
 
-from cifar_exp.config import PROJECT_ROOT, default_store_uri
+from cifar_exp.config import default_store_uri
 from cifar_exp.errors import CifarExpError
 
 COMMANDS = {"train", "ui", "report", "predict", "evaluate", "register", "-h", "--help"}
@@ -22,111 +18,10 @@ COMMANDS = {"train", "ui", "report", "predict", "evaluate", "register", "-h", "-
 
 def ui(args: argparse.Namespace) -> None:
     """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told); once the server
-    answers, print the address of the experiment's runs table in the model-training view. Ends with the server
-    (Ctrl-C or SIGTERM stop both)."""
-    from cifar_exp import tracking
+    answers, print the address of the experiment's runs table in the model-training view."""
+    from cifar_exp.ui import serve
 
-    default = args.backend_store_uri == default_store_uri()
-    if default:
-        (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
-    tracking.prepare_store(args.backend_store_uri, must_exist=not default)  # a mistyped path is not a new store
-    _check_port_free(args.host, args.port)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        args.backend_store_uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
-    # MLflow 3 also starts GenAI job workers (huey) with its server; browsing runs needs none of them.
-    env = {
-        **os.environ,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),
-    }
-    base = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
-    print(f"starting the MLflow UI over {args.backend_store_uri} ...", flush=True)
-    server = subprocess.Popen(command, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
-    try:
-        if not _answers(base, server, args.start_timeout):
-            raise CifarExpError(
-                f"the MLflow UI did not start: its server {_ended(server, args.start_timeout)} (its own lines "
-                f"above say why)."
-            )
-        print(f"MLflow UI on {base} over {args.backend_store_uri}", flush=True)
-        print("\n".join(_landing(base, args.backend_store_uri, args.experiment)), flush=True)
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _stop(server)
-    if server.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):
-        raise SystemExit(server.returncode)
-
-
-def _answers(base: str, server: subprocess.Popen, seconds: float) -> bool:
-    """Whether the server answers ``/health`` before it exits or ``seconds`` pass."""
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.3)
-    return False
-
-
-def _ended(server: subprocess.Popen, seconds: float) -> str:
-    code = server.poll()
-    return f"exited with code {code}" if code is not None else f"did not answer within {seconds:.0f} s"
-
-
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise CifarExpError(
-                f"cannot serve the UI on {host}:{port} ({error.strerror}): another program (perhaps "
-                f"another MLflow UI) uses that port; choose another, e.g. cifar-exp ui --port "
-                f"{port + 1}."
-            ) from error
-
-
-def _landing(base: str, store: str, experiment: Optional[str]) -> list[str]:
-    """Where a newcomer should start (see :func:`cifar_exp.tracking.links.landing`); the bare address if the
-    store cannot be read (the UI will say why)."""
-    from omegaconf import OmegaConf
-
-    from cifar_exp.config import CONF_DIR
-    from cifar_exp.tracking import client_for
-    from cifar_exp.tracking.links import experiments_url, landing
-
-    experiment = experiment or OmegaConf.load(CONF_DIR / "tracking" / "local.yaml").experiment
-    try:
-        return landing(base, client_for(store), experiment)
-    except Exception as error:  # any store failure: the UI still starts, and shows the error itself
-        return [f"Experiments: {experiments_url(base)} (the store could not be read here: {error})"]
+    serve(args.host, args.port, args.backend_store_uri, args.experiment, args.start_timeout)
 
 
 def _quiet() -> None:

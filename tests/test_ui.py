@@ -1,4 +1,5 @@
-"""The MLflow UI in a real browser, where a newcomer starts: ``cifar-exp ui`` over a store holding a two-job sweep,
+"""``cifar-exp ui`` (:mod:`cifar_exp.ui`): its port, its server's start and stop; and the MLflow UI in a real
+browser, where a newcomer starts: ``cifar-exp ui`` over a store holding a two-job sweep,
 driven by headless Chromium (Playwright for Python with Debian's ``chromium``; no browser download) from the URL
 it prints and from the bare root URL clicked through as a person would, to the runs table, a run's Logged models
 and Datasets panels, its confusion matrix in the artifacts view, and the compare view of the sweep's jobs.
@@ -8,12 +9,19 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, cli, serve, sweep_runs, tiny
+import requests
+from conftest import PROJECT_ROOT, cli, free_port, serve, sweep_runs, tiny
+
+from cifar_exp import ui as ui_module
+from cifar_exp.errors import CifarExpError
 
 SCREENSHOTS = PROJECT_ROOT / "outputs" / "ui_screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -135,3 +143,68 @@ def test_a_newcomer_finds_the_runs_models_datasets_and_plots(tmp_path, npz_dir, 
             page.get_by_text("2 jobs, 0 failed").first.wait_for(timeout=60_000)
             page.screenshot(path=SCREENSHOTS / "sweep_parent.png")
     assert (SCREENSHOTS / "experiment_runs.png").stat().st_size > 10_000
+
+
+def test_ui_refuses_a_port_in_use():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CifarExpError, match=f"127.0.0.1:{port}"):
+            ui_module._check_port_free("127.0.0.1", port)
+
+
+def _ui(store: str, port: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cifar_exp.cli", "ui", "--backend-store-uri", store, "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_ui_prints_its_address_once_the_server_answers_and_sigterm_stops_both(tmp_path):
+    """The address is printed when the server already answers (not while it starts); SIGTERM to the command
+    stops the server with it, freeing the port."""
+    from cifar_exp.tracking import prepare_store
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    prepare_store(store)
+    port = free_port()
+    ui = _ui(store, port)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("MLflow UI on")):
+            line = ui.stdout.readline()
+            assert line, f"ui ended before printing its address: {ui.stderr.read()[-2000:]}"
+            lines.append(line)
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok  # answers the moment it is printed
+        following = [ui.stdout.readline()]  # the server's own access-log lines interleave with ours
+        while following[-1] and "Experiments" not in following[-1]:
+            following.append(ui.stdout.readline())
+        assert "Experiments (no run in 'cifar_exp' yet)" in following[-1], following
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(timeout=60) == 0
+    finally:
+        if ui.poll() is None:  # SIGTERM first, so the command stops its server; never leave one behind
+            ui.terminate()
+            try:
+                ui.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                ui.kill()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # the server went with it
+
+
+def test_ui_whose_server_does_not_answer_in_time_says_so_and_leaves_nothing_running(tmp_path):
+    from cifar_exp.tracking import prepare_store
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    prepare_store(store)
+    port = free_port()
+    ui = _ui(store, port, "--start-timeout", "0.5")
+    out, err = ui.communicate(timeout=60)
+    assert ui.returncode == 2 and "the MLflow UI did not start: its server did not answer within" in err, err
+    assert "MLflow UI on" not in out
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))
