@@ -61,10 +61,14 @@ class JobFailed(CompactHydraException):
     for it (a compact Hydra error), not a traceback."""
 
     def __init__(self, said: str, job_num: int):
-        self.said = said
+        self.said, self.job_num = said, job_num
         super().__init__(
             f"error: job #{job_num} failed (said above); the sweep's parent run lists every failed job and why."
         )
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
+        """Rebuilt from its own arguments: a joblib worker sends the job's error back to the sweep pickled."""
+        return JobFailed, (self.said, self.job_num)
 
 
 def disk_full(error: BaseException) -> Optional[BaseException]:

@@ -5,6 +5,7 @@ instead of dying RUNNING. SIGKILL cannot be caught: the next command on the stor
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -97,13 +98,24 @@ def watch_parent(every: float = 2.0) -> None:
     a worker in a job stops as if sent SIGTERM (its run ends KILLED, its checkpoint kept for ``resume=auto``),
     an idle one exits. Started once per process; a daemon thread."""
     global _watching
-    parent = psutil.Process().parent()
-    if _watching or parent is None:
+    parent = multiprocessing.parent_process()  # recorded at the worker's start: by now it may be gone already
+    if _watching or parent is None or parent.pid is None:
         return
     _watching = True
+    pid = parent.pid
+    try:
+        started: Optional[float] = psutil.Process(pid).create_time()
+    except psutil.Error:
+        started = None
+
+    def alive() -> bool:  # the same process: its pid may have gone to another one since
+        try:
+            return started is not None and psutil.Process(pid).create_time() == started
+        except psutil.Error:
+            return False
 
     def watch() -> None:
-        while parent.is_running():
+        while alive():
             threading.Event().wait(every)
         if signal.getsignal(signal.SIGTERM) is _raise:  # in a job: end it as a stop does
             os.kill(os.getpid(), signal.SIGTERM)

@@ -96,3 +96,37 @@ def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp
     assert parent.info.status == "FAILED" and parent.data.metrics["failed_jobs"] == 2
     assert parent.data.metrics["jobs"] == 2 and "#0 (" in parent.data.tags["mlflow.note.content"]
     assert "has another config" in parent.data.tags["mlflow.note.content"]
+
+
+def test_a_joblib_sweep_with_a_failing_job_finishes_the_others(tmp_path, npz_dir, store_uri):
+    """The failed job's error comes back from its worker pickled; it must arrive whole, or joblib breaks its pool
+    and kills the healthy jobs mid-training."""
+    single = cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1", "dropout=none")
+    assert single.returncode == 0, single.stderr[-2000:]
+    (other,) = all_runs(store_uri)
+    done = cli(
+        tmp_path,
+        "--multirun",
+        *tiny(npz_dir, store_uri),
+        "trainer.epochs=1",
+        f"resume=null,{other.info.run_id}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "error: job #1 (" in done.stderr and "has another config" in done.stderr
+    runs = all_runs(store_uri)
+    (parent,) = [r for r in runs if r.data.tags.get("cifar_exp.role") == "sweep"]
+    (healthy,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert healthy.info.status == "FINISHED"
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["jobs"] == 2 and parent.data.metrics["failed_jobs"] == 1
+
+
+def test_a_failed_jobs_error_survives_the_trip_back_from_a_worker():
+    import pickle
+
+    from cifar_exp.errors import JobFailed
+
+    back = pickle.loads(pickle.dumps(JobFailed("data.path=x: no such folder", 3)))
+    assert (back.said, back.job_num) == ("data.path=x: no such folder", 3) and "job #3 failed" in str(back)
