@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Optional
 
+import psutil
+
 from cifar_exp.config import PROJECT_ROOT, default_store_uri
 from cifar_exp.errors import CifarExpError
 
@@ -46,21 +48,32 @@ def serve(host: str, port: int, store: str, experiment: Optional[str], start_tim
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     print(f"starting the MLflow UI over {store} ...", flush=True)
     server = subprocess.Popen(command, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    stopped: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:  # SIGTERM, SIGHUP: the server goes with this command
+        stopped.append(signum)
+        _stop(server, wait=False)
+
+    for each in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(each, stop)
     try:
-        if not _answers(base, server, start_timeout):
+        if not _answers(base, server, start_timeout) and not stopped:
             raise CifarExpError(
                 f"the MLflow UI did not start: its server {_ended(server, start_timeout)} (its own lines "
                 f"above say why)."
             )
-        print(f"MLflow UI on {base} over {store}", flush=True)
-        print("\n".join(_landing(base, store, experiment)), flush=True)
+        if not stopped:
+            print(f"MLflow UI on {base} over {store}", flush=True)
+            print("\n".join(_landing(base, store, experiment)), flush=True)
         server.wait()
     except KeyboardInterrupt:
-        pass
+        stopped.append(signal.SIGINT)
     finally:
         _stop(server)
-    if server.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):
+    if stopped:
+        print(f"stopped by {signal.Signals(stopped[0]).name}; the MLflow UI server stopped with it", file=sys.stderr)
+        raise SystemExit(128 + stopped[0])
+    if server.returncode != 0:
         raise SystemExit(server.returncode)
 
 
@@ -86,18 +99,36 @@ def _ended(server: subprocess.Popen, seconds: float) -> str:
     return f"exited with code {code}" if code is not None else f"did not answer within {seconds:.0f} s"
 
 
-def _stop(server: subprocess.Popen) -> None:
+def _stop(server: subprocess.Popen, wait: bool = True) -> None:
+    """Stop the server and the processes it started (uvicorn and its workers hold the port), waiting for them
+    all unless ``wait`` is false (then the next call waits)."""
+    global _family
+    try:
+        _family += psutil.Process(server.pid).children(recursive=True)
+    except psutil.Error:
+        pass
     if server.poll() is None:
         server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    if not wait:
+        return
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    _, alive = psutil.wait_procs(_family, timeout=30)
+    for process in alive:
+        process.kill()
+
+
+_family: list[psutil.Process] = []  # the server's descendants, seen while it ran
 
 
 def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another program listens on; as servers do (uvicorn too), reuse one whose last connections
+    are only closing (TIME_WAIT after a UI just stopped)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

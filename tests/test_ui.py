@@ -163,9 +163,10 @@ def _ui(store: str, port: int, *extra: str) -> subprocess.Popen:
     )
 
 
-def test_ui_prints_its_address_once_the_server_answers_and_sigterm_stops_both(tmp_path):
-    """The address is printed when the server already answers (not while it starts); SIGTERM to the command
-    stops the server with it, freeing the port."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_ui_prints_its_address_once_the_server_answers_and_a_stop_ends_both(tmp_path, signum):
+    """The address is printed when the server already answers (not while it starts); SIGTERM or SIGHUP to the
+    command stops the server with it, freeing the port, and exits as stopped by that signal."""
     from cifar_exp.tracking import prepare_store
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -183,8 +184,9 @@ def test_ui_prints_its_address_once_the_server_answers_and_sigterm_stops_both(tm
         while following[-1] and "Experiments" not in following[-1]:
             following.append(ui.stdout.readline())
         assert "Experiments (no run in 'cifar_exp' yet)" in following[-1], following
-        ui.send_signal(signal.SIGTERM)
-        assert ui.wait(timeout=60) == 0
+        ui.send_signal(signum)
+        assert ui.wait(timeout=60) == 128 + signum
+        assert f"stopped by {signal.Signals(signum).name}; the MLflow UI server stopped with it" in ui.stderr.read()
     finally:
         if ui.poll() is None:  # SIGTERM first, so the command stops its server; never leave one behind
             ui.terminate()
@@ -193,6 +195,7 @@ def test_ui_prints_its_address_once_the_server_answers_and_sigterm_stops_both(tm
             except subprocess.TimeoutExpired:
                 ui.kill()
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: TIME_WAIT is no user
         probe.bind(("127.0.0.1", port))  # the server went with it
 
 
@@ -207,4 +210,5 @@ def test_ui_whose_server_does_not_answer_in_time_says_so_and_leaves_nothing_runn
     assert ui.returncode == 2 and "the MLflow UI did not start: its server did not answer within" in err, err
     assert "MLflow UI on" not in out
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
