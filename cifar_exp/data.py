@@ -214,8 +214,14 @@ def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[st
 
 
 def _stratified_subset(x: np.ndarray, y: np.ndarray, size: int | None, seed: int, what: str):
-    if size is None or size >= len(y):
+    if size is None or size == len(y):
         return x, y
+    if size > len(y):
+        split = "training" if what == "train_size" else "test"
+        raise DataError(
+            f"data.{what}={size} is more images than the {len(y)} of the {split} split; give at most {len(y)}, "
+            "or null for all of them (a larger number would silently mean all, under another config hash)."
+        )
     classes = len(np.unique(y))
     if size < classes:
         raise DataError(

@@ -133,6 +133,14 @@ def test_stratified_subset_too_small_names_the_setting(npz_dir):
     assert len(load_dataset("local", str(npz_dir), val_split=0, test_size=100).y_test) == 100
 
 
+def test_a_subset_larger_than_its_split_is_refused_not_taken_as_all(npz_dir):
+    with pytest.raises(DataError, match="data.train_size=401 is more images than the 400 of the training split"):
+        load_dataset("local", str(npz_dir), train_size=401)
+    with pytest.raises(DataError, match="data.test_size=5000 is more images than the 200 of the test split"):
+        load_dataset("local", str(npz_dir), val_split=0, test_size=5000)
+    assert len(load_dataset("local", str(npz_dir), val_split=0, train_size=400).y_train) == 400
+
+
 def test_coarse_subsets_need_only_one_image_per_superclass(npz_dir):
     assert len(load_dataset("local", str(npz_dir), label_mode="coarse", val_split=0, test_size=20).y_test) == 20
 

@@ -66,7 +66,7 @@ def test_a_bad_dataset_for_any_job_stops_the_sweep_before_any_job_or_run(tmp_pat
         (broken / "test.npz").write_bytes((broken / "test.npz").read_bytes()[:500])
         swept, said = f"data.path={npz_dir},{broken}", f"{broken / 'test.npz'} is truncated or corrupt"
     else:
-        swept, said = "data.train_size=500,50", "data.train_size=50 is fewer images than the 100 classes"
+        swept, said = "data.train_size=300,50", "data.train_size=50 is fewer images than the 100 classes"
     done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "trainer.epochs=1", swept)
     assert done.returncode == 2 and "job #1 of the 2 in this sweep" in done.stderr, done.stderr[-2000:]
     assert said in done.stderr and "No job was started and nothing was logged." in done.stderr
