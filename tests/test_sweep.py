@@ -74,12 +74,18 @@ def test_a_bad_dataset_for_any_job_stops_the_sweep_before_any_job_or_run(tmp_pat
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()
 
 
-def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp_path, npz_dir, store_uri):
-    """A job refused at its start (here resume=<a run of another configuration>, known only once the store is
-    read) has no run of its own: each is said as it fails and recorded on the parent, which ends FAILED."""
+def _a_run_of_another_config(tmp_path, npz_dir, store_uri):
+    """A FINISHED run that no job of the sweeps below can resume (another dropout): their resume= is refused."""
     single = cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1", "dropout=none")
     assert single.returncode == 0, single.stderr[-2000:]
     (other,) = all_runs(store_uri)
+    return other
+
+
+def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp_path, npz_dir, store_uri):
+    """A job refused at its start (here resume=<a run of another configuration>, known only once the store is
+    read) has no run of its own: each is said as it fails and recorded on the parent, which ends FAILED."""
+    other = _a_run_of_another_config(tmp_path, npz_dir, store_uri)
     done = cli(
         tmp_path,
         "--multirun",
@@ -101,9 +107,7 @@ def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp
 def test_a_joblib_sweep_with_a_failing_job_finishes_the_others(tmp_path, npz_dir, store_uri):
     """The failed job's error comes back from its worker pickled; it must arrive whole, or joblib breaks its pool
     and kills the healthy jobs mid-training."""
-    single = cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1", "dropout=none")
-    assert single.returncode == 0, single.stderr[-2000:]
-    (other,) = all_runs(store_uri)
+    other = _a_run_of_another_config(tmp_path, npz_dir, store_uri)
     done = cli(
         tmp_path,
         "--multirun",
