@@ -66,9 +66,12 @@ def main(cfg: DictConfig) -> Optional[float]:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except Exception as error:
-        if not disk_full(error):
+        full = disk_full(error)
+        if full is None:
             raise
-        where = error.filename if isinstance(error, OSError) and error.filename else "the run records"
+        where = "the run records"
+        if isinstance(full, OSError) and (full.filename2 or full.filename):  # a copy's destination, else the file
+            where = str(full.filename2 or full.filename)
         failure: CifarExpError = CifarExpError(
             f"no space left on the device while writing {where}: free some space, or "
             "point trainer.checkpoint_dir and tracking.uri at another disk; the run is FAILED where the store could "

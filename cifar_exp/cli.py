@@ -45,16 +45,20 @@ def evaluate(args: argparse.Namespace) -> None:
 
     _quiet()
     signals.install()
+    outcome = None
     try:
         outcome = evaluate_model(args.model, args.overrides)
+        with signals.deferred():  # the run is FINISHED: its outcome is said whole, whatever arrives now
+            print(f"{outcome.source}: " + ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()))
+            if outcome.run_id:
+                print(f"evaluation run {outcome.run_id}")
     except signals.Stopped as stop:
         if stop.run_id:
             stop.details.append(f"evaluation run {stop.run_id} is KILLED; the same command evaluates again")
+        elif outcome is not None:
+            stop.details.append(f"evaluation run {outcome.run_id} had FINISHED just before it")
         print(f"error: {stop.explain()}", file=sys.stderr)
         signals.exit(stop.exit_status)
-    print(f"{outcome.source}: " + ", ".join(f"{k} {v:.4f}" for k, v in outcome.metrics.items()))
-    if outcome.run_id:
-        print(f"evaluation run {outcome.run_id}")
 
 
 def register(args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 import errno
 import re
+import traceback
 from typing import Optional
 
 from hydra.errors import CompactHydraException
@@ -71,6 +72,9 @@ class JobFailed(CompactHydraException):
         return JobFailed, (self.said, self.job_num)
 
 
+FULL_DISK_SAYS = ("database or disk is full", "No space left on device")
+
+
 def disk_full(error: BaseException) -> Optional[BaseException]:
     """The error in ``error``'s chain that says the disk is full, whether it came as an OSError, through the SQLite
     store ("database or disk is full") or through TensorFlow's file writers ("No space left on device")."""
@@ -78,7 +82,18 @@ def disk_full(error: BaseException) -> Optional[BaseException]:
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
             return seen
-        if any(text in str(seen) for text in ("database or disk is full", "No space left on device")):
+        if any(text in str(seen) for text in FULL_DISK_SAYS):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def briefly(error: BaseException) -> str:
+    """One line for a tag or a warning: ``no space left on the device (...)`` when that is the cause, else the
+    error's type and first line. A store's error carries SQLAlchemy's statement and parameters on further lines,
+    and its first line may be a remark about autoflush: the line that says the disk is full is kept instead."""
+    full = disk_full(error)
+    if full is None:
+        return "".join(traceback.format_exception_only(error)).strip().splitlines()[0]
+    lines = [line.strip() for line in str(full).splitlines() if any(text in line for text in FULL_DISK_SAYS)]
+    return f"no space left on the device ({(lines or [' '.join(str(full).split())])[0][:300]})"

@@ -26,6 +26,7 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
         self.details: list[str] = []
         self.run_id: Optional[str] = None  # the innermost run it ended (set by tracking), to name in the message
+        self.finished_run_id: Optional[str] = None  # a run it arrived just after, already recorded FINISHED
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
     @property

@@ -195,7 +195,11 @@ class MlflowSweepCallback(Callback):
             if parent:
                 tracking.note_failed_job(config.tracking.uri, parent, config.hydra.job.num, overrides, said)
         except Exception as unrecorded:  # the store itself may be what failed the job
-            log.warning("job #%s's failure could not be recorded on its sweep: %s", config.hydra.job.num, unrecorded)
+            log.warning(
+                "job #%s's failure could not be recorded on its sweep: %s",
+                config.hydra.job.num,
+                errors.briefly(unrecorded),
+            )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close()

@@ -350,6 +350,7 @@ def test_full_disk_for_the_store_too_is_closed_by_the_next_command(tmp_path, npz
         done = cli(tmp_path, *slow(npz_dir, uri, epochs=2))
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
         assert "error: no space left on the device" in done.stderr
+        assert "[SQL:" not in done.stdout + done.stderr  # the store's statement is not part of what is said
         assert not list(small.rglob("*.partial"))
         shutil.rmtree(small / "checkpoints", ignore_errors=True)
         shutil.rmtree(small / "artifacts", ignore_errors=True)
@@ -361,6 +362,19 @@ def test_full_disk_for_the_store_too_is_closed_by_the_next_command(tmp_path, npz
             assert run.info.status == "KILLED" and "died while RUNNING" in run.data.tags["error"]
         else:
             assert run.info.status == "FAILED" and run.data.tags["error"].startswith("no space left on the device (")
+
+
+def test_full_disk_for_the_artifacts_names_where_it_was_writing(tmp_path, npz_dir, store_uri):
+    """The store's database has room, its artifact folder not: the paragraph names the file the artifact was
+    going to (not the temporary file it was copied from) and the run is FAILED with both in its error tag."""
+    artifacts = Path(store_uri.removeprefix("sqlite:///")).parent / "artifacts"
+    with small_disk(artifacts, "300k"):
+        done = cli(tmp_path, *tiny(npz_dir, store_uri))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    (line,) = said(done.stderr)
+    assert line.startswith(f"error: no space left on the device while writing {artifacts}/"), line
+    (run,) = all_runs(store_uri)
+    assert run.info.status == "FAILED" and run.data.tags["error"].startswith("no space left on the device (")
 
 
 def test_malformed_sweep_override_is_named(tmp_path, npz_dir, store_uri):

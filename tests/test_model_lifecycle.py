@@ -229,13 +229,27 @@ def test_evaluate_records_an_evaluation_run_linked_to_the_model(sweep, npz_dir):
     }
 
 
+def evaluate_with_signals(run_id: str, uri: str, npz_dir: Path, monkeypatch) -> int:
+    """``cifar-exp evaluate`` in this process with its stop-signal handlers (put back after); its exit status."""
+    from cifar_exp import cli, signals
+
+    before = {each: signal.getsignal(each) for each in signals.STOP_SIGNALS}
+    monkeypatch.setattr(signals, "received", None)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main(["evaluate", run_id, "data=local", f"data.path={npz_dir}", f"tracking.uri={uri}"])
+    finally:
+        for each, handler in before.items():
+            signal.signal(each, handler)
+    return ended.value.code
+
+
 def test_a_stop_during_evaluate_ends_its_evaluation_run_killed(sweep, npz_dir, monkeypatch, capsys):
     """SIGTERM, sent for real while the evaluation run records, ends it KILLED (not RUNNING) and the command
     with 128 + 15, naming the run."""
-    from cifar_exp import cli, signals, tracking
+    from cifar_exp import tracking
 
     uri, _, children = sweep
-    before = {each: signal.getsignal(each) for each in signals.STOP_SIGNALS}
     record = tracking.log_linked_metrics
 
     def record_then_stop(*args, **kwargs):
@@ -244,19 +258,52 @@ def test_a_stop_during_evaluate_ends_its_evaluation_run_killed(sweep, npz_dir, m
         time.sleep(5)  # the handler raises here
 
     monkeypatch.setattr(tracking, "log_linked_metrics", record_then_stop)
-    monkeypatch.setattr(signals, "received", None)
-    try:
-        with pytest.raises(SystemExit) as ended:
-            cli.main(["evaluate", children[1].info.run_id, "data=local", f"data.path={npz_dir}", f"tracking.uri={uri}"])
-    finally:
-        for each, handler in before.items():
-            signal.signal(each, handler)
-    assert ended.value.code == 128 + signal.SIGTERM
+    assert evaluate_with_signals(children[1].info.run_id, uri, npz_dir, monkeypatch) == 128 + signal.SIGTERM
     client = MlflowClient(uri)
     evaluations = client.search_runs([children[1].info.experiment_id], "tags.`cifar_exp.role` = 'evaluation'")
     (stopped,) = [r for r in evaluations if r.info.status != "FINISHED"]
     assert stopped.info.status == "KILLED"
     assert f"evaluation run {stopped.info.run_id} is KILLED" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("moment", ["while its run is marked FINISHED", "while its outcome is printed"])
+def test_a_stop_after_evaluate_finished_its_run_says_so(moment, sweep, npz_dir, monkeypatch, capsys):
+    """SIGTERM, sent for real once the evaluation is recorded, leaves the run FINISHED (not cut off RUNNING
+    or called KILLED); the command exits 128 + 15 saying the run had finished, and a started printout ends."""
+    from mlflow.tracking import MlflowClient as Client
+
+    from cifar_exp import cli
+
+    uri, _, children = sweep
+    if moment == "while its run is marked FINISHED":
+        terminate = Client.set_terminated
+
+        def terminate_then_stop(self, run_id, status=None, end_time=None):
+            terminate(self, run_id, status, end_time)
+            if status == "FINISHED":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.5)  # the signal lands here, inside the write's deferred block
+
+        monkeypatch.setattr(Client, "set_terminated", terminate_then_stop)
+    else:
+
+        def print_then_stop(*args, **kwargs):
+            print(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)
+
+        monkeypatch.setattr(cli, "print", print_then_stop, raising=False)
+    assert evaluate_with_signals(children[0].info.run_id, uri, npz_dir, monkeypatch) == 128 + signal.SIGTERM
+    evaluations = MlflowClient(uri).search_runs(
+        [children[0].info.experiment_id], "tags.`cifar_exp.role` = 'evaluation'", order_by=["start_time DESC"]
+    )
+    newest = evaluations[0]
+    assert newest.info.status == "FINISHED"
+    out, err = capsys.readouterr()
+    assert f"run {newest.info.run_id} had FINISHED just before it" in err
+    assert "KILLED" not in err
+    if moment == "while its outcome is printed":
+        assert f"evaluation run {newest.info.run_id}" in out  # both lines printed whole
 
 
 def test_the_store_holds_dataset_inputs_and_system_metrics(sweep, npz_dir):

@@ -84,7 +84,9 @@ class Job:
                 yield opened, folder
         except Stopped as stop:
             run_id = opened.run_id if opened is not None and opened.enabled else stop.run_id
-            if run_id is not None:
+            if run_id is not None and run_id == stop.finished_run_id:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif run_id is not None:
                 stop.details.append(self._how_to_continue(run_id))
             raise
         finally:

@@ -15,7 +15,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import signals
-from cifar_exp.errors import disk_full
+from cifar_exp.errors import briefly
 from cifar_exp.signals import Stopped
 from cifar_exp.tracking.environment import process_tags
 from cifar_exp.tracking.store import client_for, experiment_id
@@ -103,7 +103,7 @@ def mark_killed(client: MlflowClient, run_id: str, reason: str) -> None:
     try:
         client.log_text(run_id, reason, f"errors/{_stamp()}-KILLED.txt")
     except Exception as failure:  # the artifact store may be what killed it (a full disk): the tag says why
-        log.warning("could not keep why run %s ended as a file: %s", run_id, failure)
+        log.warning("could not keep why run %s ended as a file: %s", run_id, briefly(failure))
     client.set_terminated(run_id, "KILLED")
 
 
@@ -141,14 +141,16 @@ def tracked_run(
         raise
     except BaseException as error:
         if run is not None:
-            said = "".join(traceback.format_exception_only(error)).strip().splitlines()[0]
-            full = disk_full(error)
-            if full is not None:  # said plainly: MLflow may wrap it in a database session's message
-                said = f"no space left on the device ({' '.join(str(full).split())[:300]})"
-            _end(run, "FAILED", said, "".join(traceback.format_exception(error)), error)
+            _end(run, "FAILED", briefly(error), "".join(traceback.format_exception(error)), error)
         raise
     else:
-        client.set_terminated(run.run_id, "FINISHED")
+        try:
+            with signals.deferred():  # cut in the middle, the write would leave the run RUNNING
+                client.set_terminated(run.run_id, "FINISHED")
+        except Stopped as stop:
+            stop.finished_run_id = run.run_id
+            stop.details.append(f"run {run.run_id} had FINISHED just before it")
+            raise
 
 
 def _open(
@@ -189,12 +191,12 @@ def _end(run: Run, status: str, summary: str, reason: str, error: BaseException)
         run.set_tags({"error": summary[:5000]})
         run.log_text(reason, f"errors/{_stamp()}-{status}.txt")
     except Exception as failure:
-        log.warning("could not record why run %s ended: %s", run.run_id, failure)
+        log.warning("could not record why run %s ended: %s", run.run_id, briefly(failure))
     try:
         run.client.set_terminated(run.run_id, status)
     except Exception as failure:
         said = (
-            f"the store could not mark run {run.run_id} {status} ({str(failure).splitlines()[0]}); "
+            f"the store could not mark run {run.run_id} {status} ({briefly(failure)}); "
             "the next command on this store marks it KILLED"
         )
         if isinstance(error, Stopped):

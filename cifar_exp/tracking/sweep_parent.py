@@ -11,7 +11,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.errors import ModelError
+from cifar_exp.errors import ModelError, briefly
 from cifar_exp.tracking.environment import command_line, is_stale, process_tags
 from cifar_exp.tracking.registry import register_run
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run
@@ -173,7 +173,7 @@ def register_best(client: MlflowClient, run_id: str, name: str) -> str:
     try:
         registration = register_run(client, run_id, name, only_if_better=True)
     except (ModelError, MlflowException) as error:
-        log.warning("could not register the sweep's best run %s as %r: %s", run_id, name, error)
+        log.warning("could not register the sweep's best run %s as %r: %s", run_id, name, briefly(error))
         return f"not registered ({error})"
     if registration.alias:
         return f"models:/{name}@{registration.alias} (version {registration.version})"
