@@ -1,0 +1,89 @@
+"""Every accepted copy of CIFAR-100 reads the same, and a damaged one is named (cifar_exp.sources)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from conftest import make_split, write_npz, write_pickles, write_tarball
+
+from cifar_exp.errors import DataError
+from cifar_exp.sources import load_raw
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory, tiny_splits):
+    root = tmp_path_factory.mktemp("formats")
+    return {
+        "npz": write_npz(root / "npz", *tiny_splits),
+        "pickles": write_pickles(root / "pickles", *tiny_splits),
+        "pickles_inner": write_pickles(root / "pickles2", *tiny_splits) / "cifar-100-python",
+        "tarball": write_tarball(root / "tar", *tiny_splits),
+        "tarball_dir": write_tarball(root / "tardir", *tiny_splits).parent,
+    }
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pickles", "pickles_inner", "tarball", "tarball_dir"])
+def test_every_format_loads_the_same_images_and_labels(copies, tiny_splits, fmt):
+    train, test, fine, coarse = load_raw("local", str(copies[fmt]))
+    np.testing.assert_array_equal(train.x, tiny_splits[0]["x"])
+    np.testing.assert_array_equal(train.y_fine, tiny_splits[0]["y_fine"])
+    np.testing.assert_array_equal(test.y_coarse, tiny_splits[1]["y_coarse"])
+    assert train.x.dtype == np.uint8 and train.x.shape == (400, 32, 32, 3)
+    assert fine[3] == "fine3" and coarse[19] == "coarse19"
+
+
+def _broken(tmp_path, kind):
+    train, test = make_split(2, 0), make_split(1, 1)
+    if kind == "shape":
+        train["x"] = train["x"][:, :16]
+    elif kind == "labels":
+        train["y_fine"] = train["y_fine"] + 100
+    elif kind == "length":
+        train["y_coarse"] = train["y_coarse"][:-1]
+    folder = write_npz(tmp_path / kind, train, test)
+    if kind == "truncated":
+        raw = (folder / "train.npz").read_bytes()
+        (folder / "train.npz").write_bytes(raw[: len(raw) // 2])
+    if kind == "missing_key":
+        np.savez(folder / "train.npz", x=train["x"], y_fine=train["y_fine"])
+    if kind == "object_array":
+        np.savez(folder / "train.npz", x=train["x"].astype(object), y_fine=train["y_fine"], y_coarse=train["y_coarse"])
+    if kind == "one_hot":
+        one_hot = np.eye(100, dtype=np.uint8)[train["y_fine"]]
+        np.savez(folder / "train.npz", x=train["x"], y_fine=one_hot, y_coarse=train["y_coarse"])
+    return folder
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("shape", "expected (N, 32, 32, 3)"),
+        ("labels", "expected 0..99"),
+        ("length", "to match the images"),
+        ("truncated", "train.npz is truncated or corrupt"),
+        ("missing_key", "lacks the keys ['y_coarse']"),
+        ("object_array", "train.npz holds Python objects (an object or pickled array), not numbers"),
+        ("one_hot", "y_fine has shape (200, 100), one row of 100 values per image (one-hot?)"),
+    ],
+)
+def test_malformed_npz_is_a_clear_data_error(tmp_path, kind, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_raw("local", str(_broken(tmp_path, kind)))
+
+
+def test_corrupt_tarball_and_pickles(tmp_path):
+    bad_tar = tmp_path / "cifar-100-python.tar.gz"
+    bad_tar.write_bytes(b"not a tarball at all")
+    with pytest.raises(DataError, match="cifar-100-python.tar.gz is truncated or corrupt"):
+        load_raw("local", str(bad_tar))
+    folder = write_pickles(tmp_path / "p", make_split(1, 0), make_split(1, 1))
+    (folder / "cifar-100-python" / "train").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(DataError, match="cifar-100-python/train is truncated or corrupt"):
+        load_raw("local", str(folder))
+
+
+def test_folder_without_a_dataset(tmp_path):
+    with pytest.raises(DataError, match="holds no CIFAR-100 copy"):
+        load_raw("local", str(tmp_path))
