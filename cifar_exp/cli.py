@@ -13,8 +13,6 @@ from typing import Optional
 from cifar_exp.config import default_store_uri
 from cifar_exp.errors import CifarExpError
 
-COMMANDS = {"train", "ui", "report", "predict", "evaluate", "register", "-h", "--help"}
-
 
 def ui(args: argparse.Namespace) -> None:
     """Serve the MLflow UI on 127.0.0.1 over a store (the project's default one unless told); once the server
@@ -149,14 +147,20 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def commands(top: argparse.ArgumentParser) -> list[str]:
+    """The sub-commands ``top`` knows: anything else on the command line is a training's Hydra overrides."""
+    (sub,) = [action for action in top._actions if isinstance(action, argparse._SubParsersAction)]
+    return list(sub.choices)
+
+
 PASS_THROUGH = {"train", "report"}  # their arguments belong to Hydra and to the report's parser
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        argv = ["train", *argv]
     top = parser()
+    if not argv or argv[0] not in {*commands(top), "-h", "--help"}:
+        argv = ["train", *argv]
     if argv[0] in PASS_THROUGH:
         args = top.parse_args(argv[:1])
         args.args = argv[1:]

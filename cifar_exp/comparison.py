@@ -9,13 +9,14 @@ from typing import Any, Mapping, Optional
 
 import pandas as pd
 from mlflow.entities import Run as MlflowRun
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from cifar_exp.errors import ReportError
 from cifar_exp.identity import is_bookkeeping
 from cifar_exp.reported import experiment_spec, report_figure
 from cifar_exp.verdicts import CONFIDENCE, shortfall, t_interval, verdict
 
-MAX_NOTE = 8000  # MLflow's limit on a tag value (the run description is a tag)
+MAX_NOTE = MAX_TAG_VAL_LENGTH  # MLflow's limit on a tag value (the run description is a tag)
 # Not what a sweep compares: seeds are pooled, epochs have their own column, the rest is bookkeeping (the data
 # itself is identified by the dataset_fingerprint tag, not by where it was read from; a time budget shows as
 # the epochs a run got through).

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -36,10 +34,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from cifar_exp import plots, tracking
+from cifar_exp import plots, signals, tracking
 from cifar_exp.comparison import MAX_NOTE, comparison_table, to_markdown, verdict_tag
 from cifar_exp.config import default_store_uri, options
-from cifar_exp.errors import CifarExpError, ReportError
+from cifar_exp.errors import CifarExpError, ReportError, briefly
 from cifar_exp.report_runs import Stores, find_sweep
 from cifar_exp.reported import REPORT_ORDER, printed_epochs
 from cifar_exp.verdicts import verdict_counts
@@ -69,13 +67,6 @@ def metric_curves(stores: Stores, runs: list[MlflowRun], metric: str) -> dict[st
     return curves
 
 
-def _log_table(run: tracking.Run, table: pd.DataFrame, artifact_file: str) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / Path(artifact_file).name
-        table.to_csv(path, index=False)
-        run.log_artifact(path, str(Path(artifact_file).parent))
-
-
 def log_experiment_report(
     stores: Stores,
     client: MlflowClient,
@@ -91,10 +82,10 @@ def log_experiment_report(
     figure = plots.curves_beside_report(
         curves, printed_epochs(experiment_name), f"{experiment_name}: validation per epoch, ours and the 2017 report's"
     )
-    run.log_figure(figure, "report/validation_curves.png")
-    plots.close(figure)
+    tracking.log_figures_and_tables(
+        run, {"report/validation_curves.png": figure}, {"report/comparison.csv": table.reset_index(drop=True)}
+    )
     run.log_text(markdown, "report/comparison.md")
-    _log_table(run, table, "report/comparison.csv")
     run.set_tags({tracking.TAG_NOTE: _note(markdown, "report/comparison.md"), TAG_VERDICT: verdict_tag(table)})
 
 
@@ -119,15 +110,11 @@ def report(
     try:
         log_experiment_report(stores, client, parent.info.run_id, experiment_name, table, markdown, runs)
     except WRITE_ERRORS as error:
-        markdown += f"\n(not logged to the store, which cannot be written: {_first_line(error)})\n"
+        markdown += f"\n(not logged to the store, which cannot be written: {briefly(error)})\n"
     return table, markdown
 
 
 WRITE_ERRORS = (MlflowException, OSError, SQLAlchemyError)  # a read-only store, a full disk
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _report_order(name: str) -> tuple[int, str]:
@@ -167,7 +154,7 @@ def report_all(
         try:
             log_experiment_report(stores, sweep_client, parent.info.run_id, name, table, markdown, by_name[name])
         except WRITE_ERRORS as error:
-            notes.append(f"{name}: not logged to its sweep, the store cannot be written ({_first_line(error)}).")
+            notes.append(f"{name}: not logged to its sweep, the store cannot be written ({briefly(error)}).")
     missing = [name for name in REPORT_ORDER if name not in by_name]
     if missing:
         notes.append(f"Not in the store yet: {', '.join(missing)}.")
@@ -187,31 +174,24 @@ def report_all(
         "The 2017 report's test accuracy beside ours",
     )
     counts = verdict_counts(combined)
-    try:
-        experiment_id = found.experiment_id if found else client.create_experiment(store_experiment)
-        run_id = client.create_run(
-            experiment_id,
-            run_name=ALL_RUN_NAME,
-            tags={
-                tracking.TAG_ROLE: "report",
-                "mlflow.runName": ALL_RUN_NAME,
-                TAG_VERDICT: ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "arms"),
-                tracking.TAG_NOTE: _note(markdown, "report/report_all.md"),
-            },
-        ).info.run_id
+    tags = {
+        tracking.TAG_ROLE: "report",
+        TAG_VERDICT: ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "arms"),
+        tracking.TAG_NOTE: _note(markdown, "report/report_all.md"),
+    }
+    opened: Optional[tracking.Run] = None
+    try:  # a run like a training's: FAILED or KILLED with its reason if cut short, never left RUNNING
+        with tracking.tracked_run(uri, store_experiment, ALL_RUN_NAME, tags=tags) as opened:
+            tracking.log_figures_and_tables(
+                opened, {"report/verdicts.png": figure}, {"report/report_all.csv": combined}
+            )
+            opened.log_text(markdown, "report/report_all.md")
+            opened.log_metrics(counts)
     except WRITE_ERRORS as error:
         plots.close(figure)
-        return combined, markdown + f"\n(not logged: the store cannot be written: {_first_line(error)})\n", ""
-    run = tracking.Run(client, run_id)
-    try:
-        run.log_figure(figure, "report/verdicts.png")
-        run.log_text(markdown, "report/report_all.md")
-        _log_table(run, combined, "report/report_all.csv")
-        run.log_metrics(counts)
-    finally:
-        plots.close(figure)
-        client.set_terminated(run_id, "FINISHED")
-    return combined, markdown, run_id
+        where = f" (run {opened.run_id} is FAILED)" if opened is not None else ""
+        return combined, markdown + f"\n(not logged: the store cannot be written{where}: {briefly(error)})\n", ""
+    return combined, markdown, opened.run_id
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -241,6 +221,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         parser.error("--all reports on every experiment: name no experiment and no --sweep")
     if not every and not args.experiment:
         parser.error("name an experiment (e.g. decay), or all / --all for the whole report")
+    signals.install()
     try:
         if not every and args.experiment not in options("experiment"):
             raise ReportError(
@@ -259,6 +240,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     except CifarExpError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except signals.Stopped as stop:
+        if stop.run_id:
+            stop.details.append(f"run {stop.run_id} ({ALL_RUN_NAME}) is KILLED; the same command reports again")
+        print(f"error: {stop.explain()}", file=sys.stderr)
+        signals.exit(stop.exit_status)
     print(markdown)
 
 

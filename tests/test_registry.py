@@ -14,8 +14,7 @@ from mlflow.tracking import MlflowClient
 from cifar_exp.errors import ConfigError, ModelError
 from cifar_exp.sweep import registered_name
 from cifar_exp.tracking import log_keras_model, tracked_run
-from cifar_exp.tracking.registry import register_run
-from cifar_exp.tracking.sweep_parent import register_best
+from cifar_exp.tracking.registry import register_best, register_run
 
 LABELS = {"label_mode": "fine", "class_names": ["a", "b", "c"], "coarse_names": ["x"], "fine_to_coarse": [0, 0, 0]}
 

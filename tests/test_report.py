@@ -165,6 +165,29 @@ def test_all_reports_the_whole_store_in_a_run_of_its_own(decay_sweep, npz_dir, t
     assert len(client.search_runs([experiment_id], filter_string="attributes.run_name = 'report-all'")) == 2
 
 
+def test_a_report_all_run_cut_short_is_failed_not_finished(decay_sweep, monkeypatch, capsys):
+    """Its run is opened like a training's: the owning process recorded (so a kill -9 is retired by the next
+    command), and a store error while logging ends it FAILED, said in the printed report."""
+    from mlflow.exceptions import MlflowException
+
+    from cifar_exp.tracking import Run
+
+    def refused(self, metrics, step=0):
+        raise MlflowException("the store refused the metrics")
+
+    monkeypatch.setattr(Run, "log_metrics", refused)
+    main(["--all", "--uri", decay_sweep])
+    printed = capsys.readouterr().out
+    client = MlflowClient(decay_sweep)
+    experiment_id = client.get_experiment_by_name("cifar_exp").experiment_id
+    (newest, *_) = client.search_runs(
+        [experiment_id], filter_string="attributes.run_name = 'report-all'", order_by=["start_time DESC"]
+    )
+    assert newest.info.status == "FAILED" and "the store refused the metrics" in newest.data.tags["error"]
+    assert {"host", "pid"} <= set(newest.data.tags)
+    assert f"(not logged: the store cannot be written (run {newest.info.run_id} is FAILED): " in printed
+
+
 def test_all_of_an_empty_store_is_a_clear_error(tmp_path, capsys):
     from cifar_exp.tracking import prepare_store
 

@@ -69,7 +69,7 @@ def test_a_stop_while_the_run_opens_names_the_run(store_uri, tmp_path, monkeypat
     from cifar_exp import signals
     from cifar_exp.tracking import job, run
 
-    opened = run._open
+    opened = run.open_run
 
     def signalled_while_opening(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -77,7 +77,7 @@ def test_a_stop_while_the_run_opens_names_the_run(store_uri, tmp_path, monkeypat
 
     saved = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
     monkeypatch.setattr(signals, "received", None)
-    monkeypatch.setattr(run, "_open", signalled_while_opening)
+    monkeypatch.setattr(run, "open_run", signalled_while_opening)
     started = job.start_job(store_uri, "t", "opening", "hash", str(tmp_path / "checkpoints"))
     signals.install()
     try:

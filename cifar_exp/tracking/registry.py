@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,9 +14,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
-from cifar_exp.errors import ModelError
+from cifar_exp.errors import ModelError, briefly
+from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_ROLE
 
 ALIAS = "best"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,9 +51,9 @@ def find_run(client: MlflowClient, run_id: str, advice: str = "") -> MlflowRun:
 def trained_model_id(run: MlflowRun) -> Optional[str]:
     """The id of the MLflow Model the run logged (the one at its latest step), None if it logged none; a
     ModelError for a run that trains nothing (a sweep's parent names its best job)."""
-    role = run.data.tags.get("cifar_exp.role")
+    role = run.data.tags.get(TAG_ROLE)
     if role in ("sweep", "report", "evaluation"):
-        best = run.data.tags.get("best_run_id")
+        best = run.data.tags.get(TAG_BEST_RUN)
         raise ModelError(
             f"run {run.info.run_id} ({run.info.run_name}) is a {role} run, which trains no model"
             + (f"; its best job is run {best}: use that id instead" if best else "")
@@ -135,3 +139,16 @@ def register_run(
     if alias:
         client.set_registered_model_alias(name, alias, str(version.version))
     return Registration(name, str(version.version), run_id, alias)
+
+
+def register_best(client: MlflowClient, run_id: str, name: str) -> str:
+    """Register the sweep's best run under ``name``; the alias ``@best`` moves to it unless the version it holds
+    scored higher. Returns what happened, in words; a failure is logged and said, never raised (the sweep ran)."""
+    try:
+        registration = register_run(client, run_id, name, only_if_better=True)
+    except (ModelError, MlflowException) as error:
+        log.warning("could not register the sweep's best run %s as %r: %s", run_id, name, briefly(error))
+        return f"not registered ({error})"
+    if registration.alias:
+        return f"models:/{name}@{registration.alias} (version {registration.version})"
+    return f"models:/{name}/{registration.version} (@best stays on a version with a higher test accuracy)"

@@ -81,14 +81,18 @@ def write_h5_labels(path: Path, labels: Mapping[str, Any]) -> None:
 
 
 def log_figures_and_tables(run: Run, figures: Mapping[str, "Figure"], tables: Mapping[str, pd.DataFrame]) -> None:
-    """Figures as PNG and tables as CSV, at their artifact paths; the figures are closed."""
+    """Figures as PNG and tables as CSV, at their artifact paths; the figures are closed, logged or not. A table's
+    index is written when it names its rows (class names), not when it only numbers them."""
     import matplotlib.pyplot as plt
 
-    for artifact_file, figure in figures.items():
-        run.log_figure(figure, artifact_file)
-        plt.close(figure)
+    try:
+        for artifact_file, figure in figures.items():
+            run.log_figure(figure, artifact_file)
+    finally:
+        for figure in figures.values():
+            plt.close(figure)
     for artifact_file, table in tables.items():
-        run.log_text(table.to_csv(), artifact_file)
+        run.log_text(table.to_csv(index=not isinstance(table.index, pd.RangeIndex)), artifact_file)
 
 
 def log_linked_metrics(

@@ -13,6 +13,8 @@ from typing import Any, Iterator, Mapping, Optional
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from cifar_exp import signals
 from cifar_exp.errors import briefly
@@ -20,9 +22,9 @@ from cifar_exp.signals import Stopped
 from cifar_exp.tracking.environment import process_tags
 from cifar_exp.tracking.store import client_for, experiment_id
 
-TAG_NOTE = "mlflow.note.content"  # the run's description, shown as markdown on its page in the MLflow UI
+TAG_NOTE = MLFLOW_RUN_NOTE  # the run's description, shown as markdown on its page in the MLflow UI
 TAG_ROLE = "cifar_exp.role"
-MAX_PARAM_LENGTH = 6000
+TAG_BEST_RUN = "best_run_id"  # on a sweep's parent: its best job's run
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class Run:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         # log_batch splits long lists into the store's batch limits itself
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()])
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in params.items()])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
@@ -130,7 +132,7 @@ def tracked_run(
     run: Optional[Run] = None
     try:
         with signals.deferred():  # a stop while the run opens ends it KILLED once it is open, not left RUNNING
-            run = _open(client, experiment, run_name, parent_run_id, tags, resume_run_id)
+            run = open_run(client, experiment, run_name, parent_run_id, tags, resume_run_id)
         yield run
     except KeyboardInterrupt as error:
         if run is not None:
@@ -153,7 +155,7 @@ def tracked_run(
             raise
 
 
-def _open(
+def open_run(
     client: MlflowClient,
     experiment: str,
     run_name: str,
@@ -169,15 +171,15 @@ def _open(
         for stale in ("error", "superseded"):
             if stale in previous:
                 client.delete_tag(resume_run_id, stale)  # the interruption is history once the run goes on
-        if parent_run_id and previous.get("mlflow.parentRunId") not in (None, parent_run_id):
-            all_tags["resumed_from_sweep"] = previous["mlflow.parentRunId"]  # now found under the sweep that ends it
-            all_tags["mlflow.parentRunId"] = parent_run_id
+        if parent_run_id and previous.get(MLFLOW_PARENT_RUN_ID) not in (None, parent_run_id):
+            all_tags["resumed_from_sweep"] = previous[MLFLOW_PARENT_RUN_ID]  # now found under the sweep that ends it
+            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         run = Run(client, resume_run_id)
         run.set_tags(all_tags)
         return run
-    all_tags["mlflow.runName"] = run_name
+    all_tags[MLFLOW_RUN_NAME] = run_name
     if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
+        all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     created = client.create_run(experiment_id(client, experiment), tags=all_tags, run_name=run_name)
     return Run(client, created.info.run_id)
 

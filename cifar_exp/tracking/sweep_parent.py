@@ -10,12 +10,12 @@ from typing import Any, Iterable, Optional
 from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
-from cifar_exp.errors import ModelError, briefly
-from cifar_exp.tracking.environment import command_line, is_stale, process_tags
-from cifar_exp.tracking.registry import register_run
-from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run
-from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
+from cifar_exp.tracking.environment import command_line, is_stale
+from cifar_exp.tracking.registry import register_best
+from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, TAG_ROLE, Run, open_run
+from cifar_exp.tracking.store import client_for, prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
 TAG_SKIPPED = "cifar_exp.skipped."
@@ -31,20 +31,10 @@ def open_sweep_parent(
     """Create the parent run of a sweep (and with it the store's schema, before parallel jobs race on it)."""
     prepare_store(uri)
     client = client_for(uri)
-    run = client.create_run(
-        experiment_id(client, experiment),
-        run_name=name,
-        tags={
-            TAG_SWEEP: sweep_dir,
-            TAG_ROLE: "sweep",
-            "mlflow.runName": name,
-            "launcher": launcher,
-            **process_tags(),
-            "command": command_line(),
-        },
-    )
-    Run(client, run.info.run_id).log_params({"sweep_overrides": " ".join(overrides)})
-    return run.info.run_id
+    tags = {TAG_SWEEP: sweep_dir, TAG_ROLE: "sweep", "launcher": launcher, "command": command_line()}
+    run = open_run(client, experiment, name, None, tags, None)
+    run.log_params({"sweep_overrides": " ".join(overrides)})
+    return run.run_id
 
 
 def find_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[str]:
@@ -103,7 +93,7 @@ def close_sweep_parent(
             best_test_accuracy=best.data.metrics["test_accuracy"],
         )
         metrics["best_test_accuracy"] = best.data.metrics["test_accuracy"]
-        run.set_tags({"best_job": best.info.run_name, "best_run_id": best.info.run_id})
+        run.set_tags({"best_job": best.info.run_name, TAG_BEST_RUN: best.info.run_id})
         note += f"; best: **{best.info.run_name}**, test accuracy {best.data.metrics['test_accuracy']:.2%}"
         if register_as:
             registered = register_best(client, best.info.run_id, register_as)
@@ -157,24 +147,11 @@ def _runs(client: MlflowClient, run_ids: Iterable[str]) -> list[MlflowRun]:
 
 def note_failed_job(uri: str, parent_run_id: str, job_num: int, overrides: list[str], said: str) -> None:
     """Record on the parent that job ``job_num`` failed and why, so a job that failed before its run existed
-    still counts in the sweep's summary (a tag's value holds at most 8,000 characters)."""
+    still counts in the sweep's summary (cut to MLflow's limit on a tag's value)."""
     value = f"({' '.join(overrides) or 'no overrides'}): {said}"
-    client_for(uri).set_tag(parent_run_id, f"{TAG_FAILED_JOB}{job_num}", value[:8000])
+    client_for(uri).set_tag(parent_run_id, f"{TAG_FAILED_JOB}{job_num}", value[:MAX_TAG_VAL_LENGTH])
 
 
 def note_skipped_job(uri: str, parent_run_id: str, job_name: str, finished_run_id: str) -> None:
     """Record on the parent that a job was skipped because its config already FINISHED as another run."""
     client_for(uri).set_tag(parent_run_id, f"{TAG_SKIPPED}{job_name}", finished_run_id)
-
-
-def register_best(client: MlflowClient, run_id: str, name: str) -> str:
-    """Register the sweep's best run under ``name``; the alias ``@best`` moves to it unless the version it holds
-    scored higher. Returns what happened, in words; a failure is logged and said, never raised (the sweep ran)."""
-    try:
-        registration = register_run(client, run_id, name, only_if_better=True)
-    except (ModelError, MlflowException) as error:
-        log.warning("could not register the sweep's best run %s as %r: %s", run_id, name, briefly(error))
-        return f"not registered ({error})"
-    if registration.alias:
-        return f"models:/{name}@{registration.alias} (version {registration.version})"
-    return f"models:/{name}/{registration.version} (@best stays on a version with a higher test accuracy)"
