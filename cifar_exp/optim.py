@@ -1,26 +1,23 @@
 """Optimizers (one registry), including the Keras-2 ``decay`` the report used.
 
-Keras 2 applied ``decay`` every step as lr_t = lr / (1 + decay * iterations); Keras 3 ignores a
-``decay=`` argument (with only a warning), so it is rebuilt here as Keras' own ``InverseTimeDecay``
-with ``decay_steps=1``, which computes exactly that (:func:`learning_rate`; the ``keras2_decay`` schedule).
-Other schedules come from :mod:`cifar_exp.schedules`. Weight decay is Keras' decoupled one and skips biases
+Each optimizer takes its learning rate from a schedule of :mod:`cifar_exp.schedules`: Keras 2 applied ``decay``
+every step as lr_t = lr / (1 + decay * iterations), and Keras 3 ignores a ``decay=`` argument (with only a
+warning), so the report's decay is that module's ``keras2_decay`` schedule (Keras' own ``InverseTimeDecay`` with
+``decay_steps=1``), not an optimizer argument. Weight decay is Keras' decoupled one and skips biases
 and batch-norm scales and offsets; ``ema`` is Keras' own weight average (``use_ema``). A new optimizer is one
 function in :data:`OPTIMIZERS` plus one YAML file in ``conf/optimizer/``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import keras
 from omegaconf import DictConfig
 
-from cifar_exp.schedules import LearningRate, inverse_time_decay
+from cifar_exp.schedules import LearningRate
 
 NO_WEIGHT_DECAY = ["bias", "gamma", "beta"]  # biases, batch-norm scales and offsets
-
-
-learning_rate = inverse_time_decay  # a constant ``lr``, or the Keras-2 per-step decay when ``decay > 0``
 
 
 def _common(cfg: DictConfig) -> dict[str, Any]:
@@ -52,10 +49,9 @@ OPTIMIZERS: dict[str, Callable[[DictConfig, LearningRate], keras.optimizers.Opti
 }
 
 
-def make_optimizer(cfg: DictConfig, rate: Optional[LearningRate] = None) -> keras.optimizers.Optimizer:
-    """The optimizer of an ``optimizer`` config group at learning rate ``rate`` (default: ``lr`` with its Keras-2
-    decay)."""
-    optimizer = OPTIMIZERS[cfg.name](cfg, learning_rate(cfg.lr, cfg.decay) if rate is None else rate)
+def make_optimizer(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
+    """The optimizer of an ``optimizer`` config group, at learning rate ``rate`` (a number or a schedule)."""
+    optimizer = OPTIMIZERS[cfg.name](cfg, rate)
     if optimizer.weight_decay is not None:
         optimizer.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return optimizer

@@ -17,7 +17,7 @@ from cifar_exp.errors import CheckpointError
 def _model() -> keras.Model:
     model = models.report_cnn(100, (0.1, 0.25, 0.5))
     model.compile(
-        optimizer=optim.make_optimizer(OmegaConf.create({"name": "adam", "lr": 1e-3, "decay": 0.0})),
+        optimizer=optim.make_optimizer(OmegaConf.create({"name": "adam", "lr": 1e-3, "decay": 0.0}), 1e-3),
         loss="sparse_categorical_crossentropy",
     )
     return model

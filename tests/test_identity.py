@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import compose_config
 
-from cifar_exp.identity import config_hash, is_bookkeeping, report_figure_for, run_name
+from cifar_exp.identity import MODELS_WITH_DROPOUT, config_hash, is_bookkeeping, report_figure_for, run_name
+from cifar_exp.models import BUILDERS, build
 
 
 def test_existing_configs_keep_their_hash():
@@ -41,3 +43,15 @@ def test_a_coarse_run_says_so_and_is_never_judged_by_a_100_class_figure():
     cfg = compose_config(["+experiment=decay", "optimizer.decay=0.05", "data.label_mode=coarse"])
     assert run_name(cfg).endswith("-coarse")
     assert report_figure_for(cfg) is None
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_the_run_name_shows_dropout_exactly_for_the_models_that_have_dropout_layers(name):
+    """MODELS_WITH_DROPOUT decides whether the dropout profile is part of a run's name: a new model with dropout
+    left out of it would give its dropout arms one name."""
+    import keras
+
+    model = build(name, num_classes=10, dropout=(0.1, 0.25, 0.5))
+    has_dropout = any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
+    assert has_dropout == (name in MODELS_WITH_DROPOUT)
+    assert ("-winning-" in run_name(compose_config([f"model={name}"]))) == has_dropout

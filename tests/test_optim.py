@@ -5,22 +5,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from cifar_exp.optim import current_learning_rate, learning_rate, make_optimizer
-
-
-@pytest.mark.parametrize("step", [0, 1, 2, 10, 1000, 100_000])
-def test_keras2_decay_values(step):
-    schedule = learning_rate(1e-4, 0.05)
-    expected = 1e-4 / (1 + 0.05 * step)
-    assert float(keras.ops.convert_to_numpy(schedule(step))) == pytest.approx(expected, rel=1e-6)
-
-
-def test_no_decay_is_a_constant():
-    assert learning_rate(1e-3, 0.0) == 1e-3
+from cifar_exp.optim import OPTIMIZERS, current_learning_rate, make_optimizer
+from cifar_exp.schedules import inverse_time_decay
+from cifar_exp.validation import MOMENTUM_OPTIMIZERS
 
 
 def test_optimizer_applies_the_decay_every_step():
-    optimizer = make_optimizer(OmegaConf.create({"name": "adam", "lr": 1e-4, "decay": 0.05}))
+    optimizer = make_optimizer(OmegaConf.create({"name": "adam", "lr": 1e-4}), inverse_time_decay(1e-4, 0.05))
     variable = keras.Variable(np.ones(3, dtype="float32"))
     optimizer.build([variable])
     for _ in range(20):
@@ -30,7 +21,7 @@ def test_optimizer_applies_the_decay_every_step():
 
 def test_sgd_settings():
     optimizer = make_optimizer(
-        OmegaConf.create({"name": "sgd", "lr": 0.01, "decay": 0.0, "momentum": 0.9, "nesterov": True})
+        OmegaConf.create({"name": "sgd", "lr": 0.01, "decay": 0.0, "momentum": 0.9, "nesterov": True}), 0.01
     )
     assert isinstance(optimizer, keras.optimizers.SGD)
     assert optimizer.momentum == 0.9 and optimizer.nesterov
@@ -39,7 +30,7 @@ def test_sgd_settings():
 
 def test_adamw_and_sgd_weight_decay_skip_biases_and_batch_norm():
     adamw = make_optimizer(
-        OmegaConf.create({"name": "adamw", "lr": 1e-3, "decay": 0.0, "weight_decay": 0.004, "ema": None})
+        OmegaConf.create({"name": "adamw", "lr": 1e-3, "decay": 0.0, "weight_decay": 0.004, "ema": None}), 1e-3
     )
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.004 and not adamw.use_ema
     kernel = keras.Variable(np.ones(3, "float32"), name="kernel")
@@ -55,7 +46,8 @@ def test_adamw_and_sgd_weight_decay_skip_biases_and_batch_norm():
                 "weight_decay": 0.5,
                 "ema": None,
             }
-        )
+        ),
+        0.1,
     )
     sgd.build([kernel, bias])
     sgd.apply_gradients([(keras.ops.zeros(3), kernel), (keras.ops.zeros(3), bias)])
@@ -65,7 +57,7 @@ def test_adamw_and_sgd_weight_decay_skip_biases_and_batch_norm():
 
 def test_ema_is_keras_own():
     optimizer = make_optimizer(
-        OmegaConf.create({"name": "adam", "lr": 1e-3, "decay": 0.0, "weight_decay": 0.0, "ema": 0.99})
+        OmegaConf.create({"name": "adam", "lr": 1e-3, "decay": 0.0, "weight_decay": 0.0, "ema": 0.99}), 1e-3
     )
     assert optimizer.use_ema and optimizer.ema_momentum == 0.99 and optimizer.weight_decay is None
 
@@ -87,3 +79,12 @@ def test_schedule_drives_the_optimizer():
     for _ in range(5):
         optimizer.apply_gradients([(keras.ops.ones(3), variable)])
     assert current_learning_rate(optimizer) == pytest.approx(0.2)  # the end of the warm-up
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_momentum_is_refused_exactly_for_the_optimizers_without_it(name):
+    """validation.MOMENTUM_OPTIMIZERS decides where optimizer.momentum may be set: it must name exactly the
+    optimizers that apply it."""
+    cfg = OmegaConf.create({"name": name, "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01})
+    applies_momentum = getattr(make_optimizer(cfg, 0.1), "momentum", None) == 0.9
+    assert applies_momentum == (name in MOMENTUM_OPTIMIZERS)

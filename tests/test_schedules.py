@@ -8,7 +8,7 @@ import keras
 import pytest
 from conftest import compose_config
 
-from cifar_exp.schedules import make_schedule
+from cifar_exp.schedules import inverse_time_decay, make_schedule
 
 TOTAL = 1000
 
@@ -62,3 +62,14 @@ def test_default_is_todays_keras2_decay(step):
 
 def test_constant():
     assert make_schedule(compose_config(["schedule=constant"]).schedule, 3e-3, 0.0, TOTAL) == 3e-3
+
+
+@pytest.mark.parametrize("step", [0, 1, 2, 10, 1000, 100_000])
+def test_keras2_decay_values(step):
+    schedule = inverse_time_decay(1e-4, 0.05)
+    expected = 1e-4 / (1 + 0.05 * step)
+    assert float(keras.ops.convert_to_numpy(schedule(step))) == pytest.approx(expected, rel=1e-6)
+
+
+def test_no_decay_is_a_constant():
+    assert inverse_time_decay(1e-3, 0.0) == 1e-3
