@@ -93,7 +93,7 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
             f"the data has {data.num_classes} ({data.label_mode} labels): "
             f"set data.label_mode={trained_on}."
         )
-    probabilities = loaded.model.predict(data.x_test, batch_size=256, verbose=0)
+    probabilities = loaded.probabilities(data.x_test)
     result = evaluate.evaluate(
         probabilities, data.y_test, data.class_names, data.coarse_names, data.fine_to_coarse, data.label_mode
     )
@@ -108,7 +108,8 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
     }
     with tracking.tracked_run(uri, cfg.tracking.experiment, name, tags=tags) as run:
         data_params = tracking.flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
-        run.log_params({"model": loaded.source, **data_params, "data.test_images": len(data.y_test)})
+        tta = bool(loaded.labels.get("tta_flip", False))
+        run.log_params({"model": loaded.source, **data_params, "data.test_images": len(data.y_test), "tta_flip": tta})
         tracking.log_dataset_inputs(run, {"test": test_set})
         if run.enabled and loaded.model_id:
             from mlflow.entities import LoggedModelInput

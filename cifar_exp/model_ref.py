@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+import numpy as np
+
 from cifar_exp.errors import ModelError
 
 if TYPE_CHECKING:
@@ -38,9 +40,17 @@ class LoadedModel:
     """A Keras model with the names of its outputs, and where it came from."""
 
     model: "keras.Model"
-    labels: dict[str, Any]  # label_mode, class_names, coarse_names (may be empty), fine_to_coarse (may be empty)
+    labels: dict[str, Any]  # label_mode, class_names, coarse_names (may be empty), fine_to_coarse (may be empty),
+    # tta_flip (whether its run measured it with flip test-time augmentation; absent in older models: no)
     source: str  # the URI or file it was loaded from
     model_id: Optional[str] = None  # the MLflow logged model's id, where it is one
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities of uint8 images (N, 32, 32, 3), measured as its run measured its test accuracy (with
+        flip test-time augmentation if the run used it), so evaluating on the same data gives the same figure."""
+        from cifar_exp.inference import predict
+
+        return np.asarray(predict(self.model, images, bool(self.labels.get("tta_flip", False))))
 
 
 def generic_labels(num_classes: int) -> dict[str, Any]:

@@ -68,6 +68,6 @@ def predict(reference: str, paths: Sequence[str], tracking_uri: str, as_json_out
 
     x, names = images.read_inputs(paths)  # before the model: a bad image fails in a second, not after TensorFlow
     loaded = model_ref.load(reference, tracking_uri)
-    probabilities = np.asarray(loaded.model.predict(x, batch_size=256, verbose=0))
+    probabilities = loaded.probabilities(x)
     tops = top_classes(probabilities, loaded.labels)
     return (as_json if as_json_output else as_table)(names, tops, loaded.source)

@@ -161,7 +161,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
             evaluation_files.tables(result, data.class_names, data.coarse_names),
             model,
             folder / "tensorboard",
-            _labels(data),
+            _labels(data, cfg.trainer.tta_flip),
             inputs["test"],
             skip_logged=job.checkpoint is not None,
         )
@@ -311,10 +311,12 @@ def _restore_best(
     return epoch
 
 
-def _labels(data: Dataset) -> dict[str, object]:
-    """What turns the model's output into names: stored with the MLflow Model and beside the ``.h5``."""
+def _labels(data: Dataset, tta_flip: bool) -> dict[str, object]:
+    """What turns the model's output into names, and how the run measured it: stored with the MLflow Model and in
+    the ``.h5``, so ``predict`` and ``evaluate`` measure as the run did."""
     return {
         "label_mode": data.label_mode,
+        "tta_flip": bool(tta_flip),
         "class_names": list(data.class_names),
         "coarse_names": list(data.coarse_names),
         "fine_to_coarse": [int(c) for c in data.fine_to_coarse],

@@ -229,6 +229,24 @@ def test_evaluate_records_an_evaluation_run_linked_to_the_model(sweep, npz_dir):
     }
 
 
+def test_evaluate_measures_a_flip_tta_run_as_the_run_did(tmp_path, npz_dir):
+    """A run trained with trainer.tta_flip=true measured its test figures on each image and its mirror image; its
+    model carries that, and evaluate on the same data gives the same figures (the loss too, which a plain
+    prediction would change)."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    args = ["trainer.tta_flip=true", "augmentation=none", "optimizer.lr=3e-3", "trainer.epochs=3"]
+    done = cli(tmp_path, *tiny(npz_dir, uri), *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(uri)
+    (trained,) = client.search_runs([client.get_experiment_by_name("cifar_exp").experiment_id])
+    evaluated = cifar_exp("evaluate", trained.info.run_id, "data=local", f"data.path={npz_dir}", f"tracking.uri={uri}")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    (found,) = client.search_runs([trained.info.experiment_id], "tags.`cifar_exp.role` = 'evaluation'")
+    assert found.data.params["tta_flip"] == "True"
+    for metric in ("test_loss", "test_accuracy", "test_top5_accuracy"):
+        assert found.data.metrics[metric] == pytest.approx(trained.data.metrics[metric], rel=1e-6), metric
+
+
 def evaluate_with_signals(run_id: str, uri: str, npz_dir: Path, monkeypatch) -> int:
     """``cifar-exp evaluate`` in this process with its stop-signal handlers (put back after); its exit status."""
     from cifar_exp import cli, signals
