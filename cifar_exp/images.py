@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from cifar_exp.errors import InputError
+from cifar_exp.data_checks import exact_uint8
+from cifar_exp.errors import DataError, InputError
 
 SIZE = (32, 32)
 
@@ -59,12 +60,10 @@ def read_npz(path: Path) -> np.ndarray:
         x = x[None]
     if x.ndim != 4 or x.shape[1:] != (*SIZE, 3):
         raise InputError(f"{path}: images of shape {x.shape}, expected (N, 32, 32, 3) RGB (HWC), or one (32, 32, 3).")
-    if not np.issubdtype(x.dtype, np.integer) or (x.size and (x.min() < 0 or x.max() > 255)):
-        raise InputError(
-            f"{path}: {x.dtype} values in [{x.min()}, {x.max()}], expected integers 0-255 (raw pixels; "
-            "the model rescales them itself)."
-        )
-    return x.astype(np.uint8)
+    try:  # the same rule as a dataset's images: whole values 0-255, whatever the dtype (the model rescales them)
+        return exact_uint8(x, f"{path}: the images")
+    except DataError as error:
+        raise InputError(str(error)) from error
 
 
 def read_inputs(paths: Sequence[str]) -> tuple[np.ndarray, list[str]]:

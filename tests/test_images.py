@@ -67,8 +67,9 @@ def test_unreadable_images_are_one_paragraph(tmp_path, name, content, message):
     "arrays,message",
     [
         ({"x": np.zeros((2, 28, 28, 3), np.uint8)}, "expected \\(N, 32, 32, 3\\)"),
-        ({"x": np.full((1, 32, 32, 3), 0.5)}, "expected integers 0-255"),
-        ({"x": np.full((1, 32, 32, 3), 300)}, "expected integers 0-255"),
+        ({"x": np.full((1, 32, 32, 3), 0.5)}, "hold fractional values \\(they look scaled to \\[0, 1\\]"),
+        ({"x": np.full((1, 32, 32, 3), 300)}, "hold values in \\[300, 300\\], outside 0..255"),
+        ({"x": np.full((1, 32, 32, 3), np.nan)}, "hold 3072 NaN or infinite values"),
         ({"a": np.zeros(1), "b": np.zeros(1)}, "expected one named x"),
     ],
 )
@@ -82,3 +83,10 @@ def test_a_truncated_npz_is_named(tmp_path):
     (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 cut")
     with pytest.raises(InputError, match="not a readable .npz"):
         read_npz(tmp_path / "cut.npz")
+
+
+def test_whole_valued_float_images_are_taken_as_a_dataset_takes_them(tmp_path):
+    """The rule of data_checks.exact_uint8: an .npz that trains also predicts."""
+    np.savez(tmp_path / "floats.npz", x=np.full((2, 32, 32, 3), 7.0, np.float32))
+    x = read_npz(tmp_path / "floats.npz")
+    assert x.dtype == np.uint8 and (x == 7).all()
