@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Optional, cast
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -85,12 +85,27 @@ def run_name(cfg: DictConfig) -> str:
     return "-".join(parts)
 
 
-def report_figure_for(cfg: DictConfig) -> Optional[DictConfig]:
-    """The report's figure whose ``when`` settings all match this run's config, if any; none for a run on the
-    20 coarse labels, since the report's figures are all 100-class accuracies."""
-    if OmegaConf.select(cfg, "data.label_mode") != "fine":
+Figure = TypeVar("Figure", bound=Mapping[str, Any])
+
+
+def matching_figure(
+    figures: Iterable[Figure], label_mode: str, matches: Callable[[str, Any], bool]
+) -> Optional[Figure]:
+    """The first of the report's figures whose ``when`` settings all match (``matches(key, value)``), if any; none
+    for a run on the 20 coarse labels, since the report's figures are all 100-class accuracies. The one rule for a
+    run being trained (its config) and a run being judged (its logged params)."""
+    if label_mode != "fine":
         return None
-    for figure in cfg.get("report_figures") or []:
-        if all(OmegaConf.select(cfg, key) == value for key, value in figure.when.items()):
+    for figure in figures:
+        if all(matches(key, value) for key, value in (figure.get("when") or {}).items()):
             return figure
     return None
+
+
+def report_figure_for(cfg: DictConfig) -> Optional[DictConfig]:
+    """The report's figure for this run's config (see :func:`matching_figure`)."""
+    return matching_figure(
+        cfg.get("report_figures") or [],
+        str(OmegaConf.select(cfg, "data.label_mode")),
+        lambda key, value: OmegaConf.select(cfg, key) == value,
+    )

@@ -13,6 +13,7 @@ from mlflow.entities import Run as MlflowRun
 from omegaconf import OmegaConf
 
 from cifar_exp.config import CONF_DIR
+from cifar_exp.identity import matching_figure
 from cifar_exp.plots import Curve
 
 EXPERIMENTS_DIR = CONF_DIR / "experiment"
@@ -55,20 +56,21 @@ def _same(param: Optional[str], wanted: Any) -> bool:
 def report_figure(spec: ExperimentSpec, run: MlflowRun) -> dict[str, Any]:
     """The report's test accuracy, test loss and words for a run: the first of the experiment's figures whose
     ``when`` matches the run's params; for an experiment without a YAML, the tags the run was given."""
-    if run.data.params.get("data.label_mode", "fine") != "fine":  # the report's figures are 100-class accuracies
+    label_mode = run.data.params.get("data.label_mode", "fine")
+    if label_mode != "fine":
         return {"test_accuracy": None, "test_loss": None, "note": "20 superclasses: not comparable with the report"}
     if spec.figures is None:
         tags = run.data.tags
         accuracy = float(tags["report_test_accuracy"]) if "report_test_accuracy" in tags else None
         return {"test_accuracy": accuracy, "test_loss": None, "note": tags.get("report_note", "")}
-    for figure in spec.figures:
-        if all(_same(run.data.params.get(key), value) for key, value in (figure.get("when") or {}).items()):
-            return {
-                "test_accuracy": figure.get("test_accuracy"),
-                "test_loss": figure.get("test_loss"),
-                "note": figure.get("note", ""),
-            }
-    return {"test_accuracy": None, "test_loss": None, "note": ""}
+    figure = matching_figure(spec.figures, label_mode, lambda key, value: _same(run.data.params.get(key), value))
+    if figure is None:
+        return {"test_accuracy": None, "test_loss": None, "note": ""}
+    return {
+        "test_accuracy": figure.get("test_accuracy"),
+        "test_loss": figure.get("test_loss"),
+        "note": figure.get("note", ""),
+    }
 
 
 def printed_epochs(experiment_name: str, path: Path = PRINTED_EPOCHS) -> dict[str, Curve]:
