@@ -33,6 +33,14 @@ def default_store_uri() -> str:
     return f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
 
 
+def default_experiment() -> str:
+    """The MLflow experiment runs go to unless ``tracking.experiment`` says otherwise (its one home is the YAML),
+    for the commands that read a store without composing a training config (report, ui)."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(CONF_DIR / "tracking" / "local.yaml").experiment)
+
+
 @dataclass
 class DataConfig:
     source: str = MISSING

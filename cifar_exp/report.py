@@ -36,13 +36,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cifar_exp import plots, signals, tracking
 from cifar_exp.comparison import MAX_NOTE, comparison_table, to_markdown, verdict_tag
-from cifar_exp.config import default_store_uri, options
+from cifar_exp.config import default_experiment, default_store_uri, options
 from cifar_exp.errors import CifarExpError, ReportError, briefly
 from cifar_exp.report_runs import Stores, find_sweep
 from cifar_exp.reported import REPORT_ORDER, printed_epochs
 from cifar_exp.verdicts import verdict_counts
 
-DEFAULT_URI = default_store_uri()
 ALL_RUN_NAME = "report-all"
 TAG_VERDICT = "verdict"
 
@@ -91,13 +90,14 @@ def log_experiment_report(
 
 def report(
     experiment_name: str,
-    uri: str = DEFAULT_URI,
-    store_experiment: str = "cifar_exp",
+    uri: Optional[str] = None,
+    store_experiment: Optional[str] = None,
     sweep_run_id: Optional[str] = None,
     also_from: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, str]:
     """Build, log (to the sweep's parent run) and return the comparison table and its markdown; ``also_from``:
-    further stores whose runs join the table."""
+    further stores whose runs join the table. The store and MLflow experiment default to the project's."""
+    uri, store_experiment = uri or default_store_uri(), store_experiment or default_experiment()
     stores = Stores(uri, also_from)
     if sweep_run_id:
         client, parent = stores.client, find_sweep(stores.client, experiment_name, store_experiment, sweep_run_id)
@@ -122,11 +122,12 @@ def _report_order(name: str) -> tuple[int, str]:
 
 
 def report_all(
-    uri: str = DEFAULT_URI, store_experiment: str = "cifar_exp", also_from: tuple[str, ...] = ()
+    uri: Optional[str] = None, store_experiment: Optional[str] = None, also_from: tuple[str, ...] = ()
 ) -> tuple[pd.DataFrame, str, str]:
     """Every report experiment in the store (and in ``also_from``): each one's report on its latest sweep
     parent, then one table and one figure of them all, logged to a new ``report-all`` run in ``uri``'s store.
     Returns the table, its markdown and the run id."""
+    uri, store_experiment = uri or default_store_uri(), store_experiment or default_experiment()
     stores = Stores(uri, also_from)
     client = stores.client
     found = client.get_experiment_by_name(store_experiment)
@@ -204,8 +205,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         action="store_true",
         help=f"every experiment in the store, one table and figure, logged to a new run named {ALL_RUN_NAME}",
     )
-    parser.add_argument("--uri", default=DEFAULT_URI, help="tracking URI (default: the project's store)")
-    parser.add_argument("--store-experiment", default="cifar_exp", help="MLflow experiment holding the sweeps")
+    parser.add_argument("--uri", default=default_store_uri(), help="tracking URI (default: the project's store)")
+    parser.add_argument("--store-experiment", default=default_experiment(), help="MLflow experiment holding the sweeps")
     parser.add_argument("--sweep", help="the sweep parent run to log the report to (default: the latest one)")
     parser.add_argument(
         "--also-from",

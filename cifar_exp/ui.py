@@ -48,11 +48,12 @@ def serve(host: str, port: int, store: str, experiment: Optional[str], start_tim
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     print(f"starting the MLflow UI over {store} ...", flush=True)
     server = subprocess.Popen(command, env=env)
+    family: list[psutil.Process] = []  # the server's descendants, seen while it ran
     stopped: list[int] = []
 
     def stop(signum: int, frame: object) -> None:  # SIGTERM, SIGHUP: the server goes with this command
         stopped.append(signum)
-        _stop(server, wait=False)
+        _stop(server, family, wait=False)
 
     for each in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(each, stop)
@@ -69,7 +70,7 @@ def serve(host: str, port: int, store: str, experiment: Optional[str], start_tim
     except KeyboardInterrupt:
         stopped.append(signal.SIGINT)
     finally:
-        _stop(server)
+        _stop(server, family)
     if stopped:
         print(f"stopped by {signal.Signals(stopped[0]).name}; the MLflow UI server stopped with it", file=sys.stderr)
         raise SystemExit(128 + stopped[0])
@@ -99,12 +100,11 @@ def _ended(server: subprocess.Popen, seconds: float) -> str:
     return f"exited with code {code}" if code is not None else f"did not answer within {seconds:.0f} s"
 
 
-def _stop(server: subprocess.Popen, wait: bool = True) -> None:
-    """Stop the server and the processes it started (uvicorn and its workers hold the port), waiting for them
-    all unless ``wait`` is false (then the next call waits)."""
-    global _family
+def _stop(server: subprocess.Popen, family: list[psutil.Process], wait: bool = True) -> None:
+    """Stop the server and the processes it started (uvicorn and its workers hold the port; ``family`` gathers
+    them across calls), waiting for them all unless ``wait`` is false (then the next call waits)."""
     try:
-        _family += psutil.Process(server.pid).children(recursive=True)
+        family += psutil.Process(server.pid).children(recursive=True)
     except psutil.Error:
         pass
     if server.poll() is None:
@@ -116,12 +116,9 @@ def _stop(server: subprocess.Popen, wait: bool = True) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
-    _, alive = psutil.wait_procs(_family, timeout=30)
+    _, alive = psutil.wait_procs(family, timeout=30)
     for process in alive:
         process.kill()
-
-
-_family: list[psutil.Process] = []  # the server's descendants, seen while it ran
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -142,13 +139,11 @@ def _check_port_free(host: str, port: int) -> None:
 def _landing(base: str, store: str, experiment: Optional[str]) -> list[str]:
     """Where a newcomer should start (see :func:`cifar_exp.tracking.links.landing`); the bare address if the
     store cannot be read (the UI will say why)."""
-    from omegaconf import OmegaConf
-
-    from cifar_exp.config import CONF_DIR
+    from cifar_exp.config import default_experiment
     from cifar_exp.tracking import client_for
     from cifar_exp.tracking.links import experiments_url, landing
 
-    experiment = experiment or OmegaConf.load(CONF_DIR / "tracking" / "local.yaml").experiment
+    experiment = experiment or default_experiment()
     try:
         return landing(base, client_for(store), experiment)
     except Exception as error:  # any store failure: the UI still starts, and shows the error itself
