@@ -110,8 +110,11 @@ def _schema_revision(db: Path) -> Optional[str]:
 
 
 def _known_revisions() -> set[str]:
-    versions = Path(mlflow.__file__).parent / "store" / "db_migrations" / "versions"
-    return {m.group(1) for f in versions.glob("*.py") if (m := re.search(r'^revision = "(\w+)"', f.read_text(), re.M))}
+    """Every schema revision this MLflow's migrations know, read by Alembic from MLflow's own migration scripts."""
+    from alembic.script import ScriptDirectory
+
+    migrations = ScriptDirectory(str(Path(mlflow.__file__).parent / "store" / "db_migrations"))
+    return {script.revision for script in migrations.walk_revisions()}
 
 
 def _check_server(uri: str) -> None:
