@@ -16,7 +16,8 @@ from omegaconf import DictConfig
 
 from cifar_exp import signals
 from cifar_exp.config import register
-from cifar_exp.errors import CifarExpError, JobFailed, disk_full, one_paragraph
+from cifar_exp.errors import CifarExpError, JobFailed, disk_full
+from cifar_exp.preflight import composition_error, malformed_override
 from cifar_exp.validation import validate
 
 log = logging.getLogger(__name__)
@@ -119,47 +120,6 @@ def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str]) 
     if run_id is None or uri is None:
         return f"done: {measured} (tracking off: nothing logged)"
     return f"done: run {run_id}, {measured}; in {uri} (browse with: cifar-exp ui)"
-
-
-def malformed_override(args: list[str]) -> Optional[str]:
-    """A message naming the first override Hydra's grammar cannot parse (Hydra's own message does not name it)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    parser = OverridesParser.create()
-    for arg in args:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        try:
-            parser.parse_overrides([arg])
-        except OverrideParseException as error:
-            return (
-                f"cannot parse the override {arg!r}: {error.message.splitlines()[0]} "
-                "(a sweep lists values with commas and no empty value, e.g. dropout=winning,baseline; "
-                "see https://hydra.cc/docs/advanced/override_grammar/basic). Nothing was trained or logged."
-            )
-    return None
-
-
-def composition_error(args: list[str]) -> Optional[str]:
-    """Hydra's own error for a single run's unknown key, unknown group option or wrong type, as one paragraph
-    (Hydra prints several lines and exits 1). A sweep's jobs are checked by the sweep (see
-    :func:`cifar_exp.sweep.check_jobs`); command lines with flags (``--cfg``, ``--help``) are left to Hydra."""
-    if any(arg.startswith("-") for arg in args):
-        return None
-    from hydra import compose, initialize_config_module
-    from hydra.errors import HydraException
-
-    task = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
-    try:
-        with initialize_config_module("cifar_exp.conf", version_base="1.3"):
-            compose("config", overrides=task)
-    except HydraException as error:
-        return (
-            f"{one_paragraph(error)} (python -m cifar_exp --help lists the config groups and their options). "
-            "Nothing was trained or logged."
-        )
-    return None
 
 
 if __name__ == "__main__":

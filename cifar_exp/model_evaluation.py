@@ -27,21 +27,14 @@ class EvaluationOutcome:
 
 def compose(overrides: Sequence[str]) -> DictConfig:
     """The project's config with ``overrides`` (data and tracking keys only), validated."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from cifar_exp.config import CONF_DIR, register
+    from cifar_exp import preflight
     from cifar_exp.validation import validate
 
     _check_overrides(overrides)
-    register()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(f"{' '.join(overrides)}: {' '.join(str(error).splitlines()[:3])}") from error
+        cfg = preflight.compose(overrides)
+    except ConfigError as error:
+        raise ConfigError(f"{' '.join(overrides)}: {error}") from error
     validate(cfg)
     return cfg
 

@@ -11,11 +11,10 @@ summary, or at interpreter exit when a failed job made Hydra abort before ``on_m
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
@@ -23,10 +22,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_exp import config, errors, signals, tracking
-from cifar_exp.errors import ConfigError, one_paragraph
+from cifar_exp import errors, signals, tracking
+from cifar_exp.config import register
+from cifar_exp.errors import ConfigError
+from cifar_exp.preflight import check_jobs
 from cifar_exp.tracking.search_results import record_search
-from cifar_exp.validation import problems
 
 log = logging.getLogger(__name__)
 
@@ -57,61 +57,6 @@ def registered_name(cfg: DictConfig) -> str | None:
         ) from error
 
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-def sweep_jobs(config: DictConfig) -> list[list[str]]:
-    """Each job's overrides, expanded as Hydra's basic sweeper will (its ``params``, then the command line)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
-
-    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    parsed = parser.parse_overrides([*params, *config.hydra.overrides.task])
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-
-
-def check_jobs(config: DictConfig) -> None:
-    """Compose and validate every job of a grid sweep before its parent run exists or any job trains, so a bad
-    value anywhere in the grid (``optimizer.lr=1e-4,-1``, ``dropout=winning,winnig``) is one paragraph and
-    nothing is logged. Searches (Optuna) draw their jobs as they go and are checked job by job."""
-    from hydra import compose
-    from hydra.errors import HydraException
-
-    if OmegaConf.select(config, "hydra.sweeper._target_") != BASIC_SWEEPER:
-        return
-    jobs = sweep_jobs(config)
-    data_checked: dict[str, str] = {}  # each distinct dataset setting is loaded once: what was wrong with it
-    for number, job in enumerate(jobs):
-        try:
-            composed = compose(config_name=config.hydra.job.config_name, overrides=job)
-            said = "; ".join(problems(composed)) or _data_problem(composed.data, data_checked)
-        except HydraException as error:
-            said = one_paragraph(error)
-        if said:
-            own = [o for o in job if any(o not in other for other in jobs)] or job  # what sets this job apart
-            raise ConfigError(
-                f"job #{number} of the {len(jobs)} in this sweep ({' '.join(own)}) is not a valid run: {said}. "
-                "No job was started and nothing was logged."
-            )
-
-
-def _data_problem(data: DictConfig, checked: dict[str, str]) -> str:
-    """What is wrong with the dataset a job would load (missing, corrupt, a subset too small), '' if nothing:
-    loaded once per distinct setting, before any job starts."""
-    from cifar_exp.data import load_dataset
-
-    settings = cast(dict[str, Any], OmegaConf.to_container(data, resolve=True))
-    key = json.dumps(settings, sort_keys=True)
-    if key not in checked:
-        try:
-            load_dataset(**settings)
-            checked[key] = ""
-        except errors.DataError as error:
-            checked[key] = str(error).rstrip(".")
-    return checked[key]
-
-
 def prepare_store_and_check_folder(uri: str, experiment: str, sweep_dir: str) -> None:
     """The store is usable, and no live sweep writes to this sweep's folder (with an explicit ``hydra.sweep.dir``
     two sweeps can share one, and each job finds its parent by that folder)."""
@@ -130,7 +75,7 @@ class MlflowSweepCallback(Callback):
     """Opens the sweep's parent run before its jobs and closes it with a summary after them."""
 
     def __init__(self) -> None:
-        config.register()
+        register()
         self.parent_run_id: str | None = None
         self.uri: str | None = None
         self.sweep_dir: Path | None = None

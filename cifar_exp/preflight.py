@@ -1,0 +1,124 @@
+"""What is checked before any work starts: each override of the command line against Hydra's grammar, the
+composed config, and every job of a grid sweep (its config and its dataset), each problem said in one paragraph
+and nothing trained or logged. The checks a composed config must pass are :mod:`cifar_exp.validation`'s."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Sequence, cast
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from cifar_exp import errors
+from cifar_exp.config import register
+from cifar_exp.errors import ConfigError, one_paragraph
+from cifar_exp.validation import problems
+
+
+def compose(overrides: Sequence[str]) -> DictConfig:
+    """The project's config with ``overrides`` (no ``hydra.*`` keys), as Hydra composes it; a ConfigError in one
+    paragraph for an unknown key or option or a wrong type."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register()
+    try:
+        with initialize_config_module("cifar_exp.conf", version_base="1.3"):
+            return hydra_compose("config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(one_paragraph(error)) from error
+
+
+def malformed_override(args: list[str]) -> Optional[str]:
+    """A message naming the first override Hydra's grammar cannot parse (Hydra's own message does not name it)."""
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as error:
+            return (
+                f"cannot parse the override {arg!r}: {error.message.splitlines()[0]} "
+                "(a sweep lists values with commas and no empty value, e.g. dropout=winning,baseline; "
+                "see https://hydra.cc/docs/advanced/override_grammar/basic). Nothing was trained or logged."
+            )
+    return None
+
+
+def composition_error(args: list[str]) -> Optional[str]:
+    """Hydra's own error for a single run's unknown key, unknown group option or wrong type, as one paragraph
+    (Hydra prints several lines and exits 1). A sweep's jobs are checked by the sweep (see
+    :func:`check_jobs`); command lines with flags (``--cfg``, ``--help``) are left to Hydra."""
+    if any(arg.startswith("-") for arg in args):
+        return None
+    task = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        compose(task)
+    except ConfigError as error:
+        return (
+            f"{error} (python -m cifar_exp --help lists the config groups and their options). "
+            "Nothing was trained or logged."
+        )
+    return None
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, expanded as Hydra's basic sweeper will (its ``params``, then the command line)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = parser.parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_jobs(config: DictConfig) -> None:
+    """Compose and validate every job of a grid sweep before its parent run exists or any job trains, so a bad
+    value anywhere in the grid (``optimizer.lr=1e-4,-1``, ``dropout=winning,winnig``) is one paragraph and
+    nothing is logged. Searches (Optuna) draw their jobs as they go and are checked job by job. Called from the
+    sweep's callback, inside the Hydra that runs the sweep, whose config search path it composes with."""
+    from hydra import compose as compose_in_this_hydra
+    from hydra.errors import HydraException
+
+    if OmegaConf.select(config, "hydra.sweeper._target_") != BASIC_SWEEPER:
+        return
+    jobs = sweep_jobs(config)
+    data_checked: dict[str, str] = {}  # each distinct dataset setting is loaded once: what was wrong with it
+    for number, job in enumerate(jobs):
+        try:
+            composed = compose_in_this_hydra(config_name=config.hydra.job.config_name, overrides=job)
+            said = "; ".join(problems(composed)) or _data_problem(composed.data, data_checked)
+        except HydraException as error:
+            said = one_paragraph(error)
+        if said:
+            own = [o for o in job if any(o not in other for other in jobs)] or job  # what sets this job apart
+            raise ConfigError(
+                f"job #{number} of the {len(jobs)} in this sweep ({' '.join(own)}) is not a valid run: {said}. "
+                "No job was started and nothing was logged."
+            )
+
+
+def _data_problem(data: DictConfig, checked: dict[str, str]) -> str:
+    """What is wrong with the dataset a job would load (missing, corrupt, a subset too small), '' if nothing:
+    loaded once per distinct setting, before any job starts."""
+    from cifar_exp.data import load_dataset
+
+    settings = cast(dict[str, Any], OmegaConf.to_container(data, resolve=True))
+    key = json.dumps(settings, sort_keys=True)
+    if key not in checked:
+        try:
+            load_dataset(**settings)
+            checked[key] = ""
+        except errors.DataError as error:
+            checked[key] = str(error).rstrip(".")
+    return checked[key]

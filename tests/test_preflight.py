@@ -1,0 +1,37 @@
+"""What is checked before any work starts (cifar_exp.preflight); end to end, through the command line, in
+test_bad_input.py and test_sweep.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from cifar_exp.errors import ConfigError
+from cifar_exp.preflight import composition_error, compose, malformed_override
+
+
+def test_compose_gives_the_projects_config():
+    cfg = compose(["optimizer=sgd", "trainer.epochs=3"])
+    assert cfg.optimizer.name == "sgd" and cfg.trainer.epochs == 3 and cfg.dropout.name == "winning"
+
+
+@pytest.mark.parametrize(
+    "override,said",
+    [
+        ("optimizer=adamm", "Could not find 'optimizer/adamm'"),
+        ("trainer.epochs=many", "trainer.epochs"),
+        ("trainer.epoch=3", "trainer.epoch"),
+    ],
+)
+def test_compose_errors_are_one_paragraph(override, said):
+    with pytest.raises(ConfigError) as refused:
+        compose([override])
+    assert said in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_malformed_override_is_named_and_flags_are_left_to_hydra():
+    said = malformed_override(["trainer.epochs=3", "dropout=winning,"])
+    assert said is not None and said.startswith("cannot parse the override 'dropout=winning,'")
+    assert malformed_override(["--cfg", "job", "trainer.epochs=3"]) is None
+    assert composition_error(["--cfg", "job", "optimizer=adamm"]) is None  # Hydra's --cfg says it itself
+    assert "Nothing was trained or logged." in composition_error(["optimizer=adamm"])
+    assert composition_error(["optimizer=sgd", "hydra.job.chdir=true"]) is None
