@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cifar_exp.errors import ConfigError
-from cifar_exp.preflight import composition_error, compose, malformed_override
+from cifar_exp.preflight import compose, composition_error, malformed_override
 
 
 def test_compose_gives_the_projects_config():
