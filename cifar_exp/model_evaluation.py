@@ -79,7 +79,7 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
         tracking.prepare_store(uri)
     loaded = model_ref.load(reference, cfg.tracking.uri)
     data = load_dataset(**cfg.data)
-    trained_on = loaded.labels.get("label_mode")
+    trained_on = loaded.labels.label_mode
     if loaded.model.output_shape[-1] != data.num_classes:
         raise ModelError(
             f"{loaded.source} predicts {loaded.model.output_shape[-1]} classes ({trained_on} labels), "
@@ -101,7 +101,7 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
     }
     with tracking.tracked_run(uri, cfg.tracking.experiment, name, tags=tags) as run:
         data_params = tracking.flatten({"data": OmegaConf.to_container(cfg.data, resolve=True)})
-        tta = bool(loaded.labels.get("tta_flip", False))
+        tta = loaded.labels.tta_flip
         run.log_params({"model": loaded.source, **data_params, "data.test_images": len(data.y_test), "tta_flip": tta})
         tracking.log_dataset_inputs(run, {"test": test_set})
         if run.enabled and loaded.model_id:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from cifar_exp.errors import ModelError
+from cifar_exp.labels import Labels
 
 if TYPE_CHECKING:
     import keras
@@ -40,8 +40,7 @@ class LoadedModel:
     """A Keras model with the names of its outputs, and where it came from."""
 
     model: "keras.Model"
-    labels: dict[str, Any]  # label_mode, class_names, coarse_names (may be empty), fine_to_coarse (may be empty),
-    # tta_flip (whether its run measured it with flip test-time augmentation; absent in older models: no)
+    labels: Labels
     source: str  # the URI or file it was loaded from
     model_id: Optional[str] = None  # the MLflow logged model's id, where it is one
 
@@ -50,17 +49,7 @@ class LoadedModel:
         flip test-time augmentation if the run used it), so evaluating on the same data gives the same figure."""
         from cifar_exp.inference import predict
 
-        return np.asarray(predict(self.model, images, bool(self.labels.get("tta_flip", False))))
-
-
-def generic_labels(num_classes: int) -> dict[str, Any]:
-    """Labels for a model that came without any: class_00, class_01, ...; no superclasses."""
-    return {
-        "label_mode": "fine" if num_classes != 20 else "coarse",
-        "class_names": [f"class_{i:02d}" for i in range(num_classes)],
-        "coarse_names": [],
-        "fine_to_coarse": [],
-    }
+        return np.asarray(predict(self.model, images, self.labels.tta_flip))
 
 
 def load(reference: str, tracking_uri: str) -> LoadedModel:
@@ -98,21 +87,7 @@ def _load_keras_file(path: Path, source: str, model_id: Optional[str] = None) ->
             f"{source} is not a Keras model file that this Keras can load ({type(error).__name__}: "
             f"{reason}); give {FORMS}."
         ) from error
-    return LoadedModel(model, _file_labels(path) or generic_labels(int(model.output_shape[-1])), source, model_id)
-
-
-def _file_labels(path: Path) -> Optional[dict[str, Any]]:
-    """The labels a run wrote into its ``.h5``, else those of a ``labels.json`` beside the file, else None."""
-    from cifar_exp.tracking.results import H5_LABELS
-
-    if path.suffix == ".h5":
-        import h5py
-
-        with h5py.File(path, "r") as h5:
-            if H5_LABELS in h5.attrs:
-                return json.loads(h5.attrs[H5_LABELS])
-    beside = path.with_name("labels.json")
-    return json.loads(beside.read_text()) if beside.exists() else None
+    return LoadedModel(model, Labels.of_file(path) or Labels.generic(int(model.output_shape[-1])), source, model_id)
 
 
 def _load_mlflow_folder(folder: Path, source: str) -> LoadedModel:
@@ -133,7 +108,8 @@ def _load_mlflow_folder(folder: Path, source: str) -> LoadedModel:
             "its weights were never stored, as for runs whose artifacts stayed on another machine. Use another "
             "model, or copy the run's artifacts into the store."
         ) from error
-    labels = dict(description.metadata or {}) or generic_labels(int(model.output_shape[-1]))
+    metadata = description.metadata or {}
+    labels = Labels.from_dict(metadata) if metadata else Labels.generic(int(model.output_shape[-1]))
     return LoadedModel(model, labels, source, description.model_id)
 
 
@@ -220,9 +196,9 @@ def _checked(loaded: LoadedModel) -> LoadedModel:
             "(None, 32, 32, 3): not a CIFAR model of this harness."
         )
     classes = int(model.output_shape[-1])
-    if classes != len(loaded.labels.get("class_names", [])):
+    if classes != len(loaded.labels.class_names):
         raise ModelError(
             f"{loaded.source} gives {classes} outputs but its labels name "
-            f"{len(loaded.labels.get('class_names', []))} classes: the labels belong to another model."
+            f"{len(loaded.labels.class_names)} classes: the labels belong to another model."
         )
     return loaded

@@ -9,20 +9,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cifar_exp.labels import Labels
+
 TOP = 5
 
 
-def superclass_of(index: int, labels: dict[str, Any]) -> str:
-    """The superclass name of class ``index``: itself for a coarse-label model, "" where the model has no map."""
-    if labels.get("label_mode") == "coarse":
-        return labels["class_names"][index]
-    mapping, coarse = labels.get("fine_to_coarse") or [], labels.get("coarse_names") or []
-    if index < len(mapping) and 0 <= mapping[index] < len(coarse):
-        return coarse[mapping[index]]
-    return ""
-
-
-def top_classes(probabilities: np.ndarray, labels: dict[str, Any], k: int = TOP) -> list[list[dict[str, Any]]]:
+def top_classes(probabilities: np.ndarray, labels: Labels, k: int = TOP) -> list[list[dict[str, Any]]]:
     """For each row of class probabilities, its ``k`` likeliest classes, likeliest first."""
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return [
@@ -30,8 +22,8 @@ def top_classes(probabilities: np.ndarray, labels: dict[str, Any], k: int = TOP)
             {
                 "rank": rank + 1,
                 "index": int(i),
-                "class": labels["class_names"][i],
-                "superclass": superclass_of(int(i), labels),
+                "class": labels.class_names[i],
+                "superclass": labels.superclass_of(int(i)),
                 "probability": float(row[i]),
             }
             for rank, i in enumerate(order)

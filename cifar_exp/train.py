@@ -21,6 +21,7 @@ from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
 from cifar_exp.identity import config_hash, report_figure_for, run_name
 from cifar_exp.inference import predict
+from cifar_exp.labels import Labels
 from cifar_exp.losses import encode_labels, make_loss
 from cifar_exp.pipeline import Batches
 from cifar_exp.schedules import make_schedule
@@ -161,7 +162,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
             evaluation_files.tables(result, data.class_names, data.coarse_names),
             model,
             folder / "tensorboard",
-            _labels(data, cfg.trainer.tta_flip),
+            Labels.of_dataset(data, cfg.trainer.tta_flip),
             inputs["test"],
             skip_logged=job.checkpoint is not None,
         )
@@ -309,15 +310,3 @@ def _restore_best(
             }
         )
     return epoch
-
-
-def _labels(data: Dataset, tta_flip: bool) -> dict[str, object]:
-    """What turns the model's output into names, and how the run measured it: stored with the MLflow Model and in
-    the ``.h5``, so ``predict`` and ``evaluate`` measure as the run did."""
-    return {
-        "label_mode": data.label_mode,
-        "tta_flip": bool(tta_flip),
-        "class_names": list(data.class_names),
-        "coarse_names": list(data.coarse_names),
-        "fine_to_coarse": [int(c) for c in data.fine_to_coarse],
-    }

@@ -7,14 +7,15 @@ import re
 
 import numpy as np
 
-from cifar_exp.predict import as_json, as_table, superclass_of, top_classes
+from cifar_exp.labels import Labels
+from cifar_exp.predict import as_json, as_table, top_classes
 
-FINE = {
-    "label_mode": "fine",
-    "class_names": [f"fine{i}" for i in range(100)],
-    "coarse_names": [f"coarse{i}" for i in range(20)],
-    "fine_to_coarse": [i % 20 for i in range(100)],
-}
+FINE = Labels(
+    label_mode="fine",
+    class_names=[f"fine{i}" for i in range(100)],
+    coarse_names=[f"coarse{i}" for i in range(20)],
+    fine_to_coarse=[i % 20 for i in range(100)],
+)
 
 
 def test_top_classes_are_the_likeliest_first_with_superclasses():
@@ -23,12 +24,6 @@ def test_top_classes_are_the_likeliest_first_with_superclasses():
     (top,) = top_classes(probabilities, FINE)
     assert [c["index"] for c in top] == [42, 7, 99, 3, 55]
     assert top[0] == {"rank": 1, "index": 42, "class": "fine42", "superclass": "coarse2", "probability": 0.5}
-
-
-def test_coarse_models_are_their_own_superclass_and_unknown_maps_are_blank():
-    coarse = {"label_mode": "coarse", "class_names": [f"coarse{i}" for i in range(20)]}
-    assert superclass_of(3, coarse) == "coarse3"
-    assert superclass_of(3, {"label_mode": "fine", "class_names": ["a"] * 10}) == ""
 
 
 def test_table_and_json():

@@ -3,7 +3,6 @@ test metrics, figures, tables, the ``.h5``, TensorBoard logs)."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -15,12 +14,12 @@ import pandas as pd
 from cifar_exp.tracking.logged_model import log_keras_model
 from cifar_exp.tracking.run import TAG_NOTE, Run
 
-H5_LABELS = "cifar_exp_labels"  # the root attribute of a run's .h5 that holds its labels as JSON
-
 if TYPE_CHECKING:
     import keras
     from matplotlib.figure import Figure
     from mlflow.data.numpy_dataset import NumpyDataset
+
+    from cifar_exp.labels import Labels
 
 
 def flatten(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,7 +46,7 @@ def record_results(
     tables: Mapping[str, pd.DataFrame],
     model: "keras.Model",
     tensorboard_dir: Path,
-    labels: Mapping[str, Any],
+    labels: "Labels",
     test_set: "NumpyDataset",
     skip_logged: bool = False,
 ) -> None:
@@ -57,7 +56,7 @@ def record_results(
     out metrics already logged at ``step`` by the process that was stopped while recording."""
     if skip_logged:
         metrics = {k: v for k, v in metrics.items() if step not in run.logged_steps(k)}
-    model_id = log_keras_model(run, model, labels, np.asarray(test_set.features)[:2], step)
+    model_id = log_keras_model(run, model, labels.to_dict(), np.asarray(test_set.features)[:2], step)
     log_linked_metrics(run, metrics, step, model_id, test_set)
     run.set_tags({TAG_NOTE: note})
     log_figures_and_tables(run, figures, tables)
@@ -66,18 +65,10 @@ def record_results(
     with tempfile.TemporaryDirectory(prefix="cifar_exp_model_") as scratch:
         path = Path(scratch) / "model.h5"
         model.save(path)
-        write_h5_labels(path, labels)
+        labels.write_h5(path)
         run.log_artifact(path, "model")
     if tensorboard_dir.exists():
         run.log_artifacts(tensorboard_dir, "tensorboard")
-
-
-def write_h5_labels(path: Path, labels: Mapping[str, Any]) -> None:
-    """Store the labels in the ``.h5`` itself (a root attribute Keras ignores), so the file names its classes."""
-    import h5py
-
-    with h5py.File(path, "a") as h5:
-        h5.attrs[H5_LABELS] = json.dumps(dict(labels))
 
 
 def log_figures_and_tables(run: Run, figures: Mapping[str, "Figure"], tables: Mapping[str, pd.DataFrame]) -> None:
