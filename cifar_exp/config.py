@@ -19,13 +19,14 @@ from omegaconf import MISSING, OmegaConf
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
-def _project_root() -> Path:
-    """The checkout holding this package (where ``mlruns/`` lives), else the working directory (an installed wheel)."""
-    checkout = Path(__file__).resolve().parents[1]
-    return checkout if (checkout / "pyproject.toml").exists() else Path.cwd().resolve()
+def _checkout() -> Optional[Path]:
+    """The source checkout holding this package, None for an installed wheel."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").exists() else None
 
 
-PROJECT_ROOT = _project_root()
+CHECKOUT = _checkout()  # the code's own folder: its git commit is the code version a run records
+PROJECT_ROOT = CHECKOUT or Path.cwd().resolve()  # where ``mlruns/`` lives: the checkout, else the working directory
 
 
 def default_store_uri() -> str:

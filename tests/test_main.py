@@ -60,6 +60,7 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
         "tensorflow_version",
         "keras_version",
         "mlflow_version",
+        "cifar_exp_version",
         "command",
     ):
         assert tags.get(key), key

@@ -226,6 +226,43 @@ def test_two_jobs_logging_the_same_new_dataset_at_once_both_record_it(store_uri,
     assert len(calls) == 2 and len(client.get_run(run.run_id).inputs.dataset_inputs) == 2
 
 
+def test_an_installed_package_run_inside_another_repository_records_no_commit(tmp_path, monkeypatch):
+    """Installed as a wheel, the package has no checkout of its own: the git repository around the working
+    directory is someone else's code, and its commit must not pass for this code's version."""
+    import subprocess
+
+    from cifar_exp.tracking import environment
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(tmp_path),
+            "-c",
+            "user.name=x",
+            "-c",
+            "user.email=x@y",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "other",
+        ],
+        check=True,
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(environment, "CHECKOUT", None)
+    environment.code_version.cache_clear()
+    try:
+        assert environment.code_version() == ("", "unknown")
+    finally:
+        environment.code_version.cache_clear()
+    monkeypatch.undo()
+    assert len(environment.code_version()[0]) == 40  # from its own checkout, this one
+    environment.code_version.cache_clear()
+
+
 def test_the_code_version_is_read_once_per_process(monkeypatch):
     """A commit made while a sweep trains must not be recorded on its later jobs: they run the code imported."""
     from cifar_exp.tracking import environment

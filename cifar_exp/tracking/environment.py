@@ -16,12 +16,16 @@ import mlflow
 import psutil
 from mlflow.entities import Run as MlflowRun
 
-from cifar_exp.config import PROJECT_ROOT
+from cifar_exp.config import CHECKOUT
 
 
 def _git(*args: str) -> str:
+    """Git's answer about the package's own checkout; "" for an installed wheel (run from inside another
+    repository, git would answer about that one) or where git cannot answer."""
+    if CHECKOUT is None:
+        return ""
     try:
-        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", *args], cwd=CHECKOUT, capture_output=True, text=True, timeout=10)
         return done.stdout.strip() if done.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -74,6 +78,7 @@ def environment_tags() -> dict[str, str]:
         "keras_backend_version": _distribution_version(backend),
         "tensorflow_version": _tensorflow_version(),
         "mlflow_version": mlflow.__version__,
+        "cifar_exp_version": _distribution_version("cifar_exp"),
         "command": command_line(),
     }
 
