@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from cifar_exp.data_checks import check_every_class, check_superclasses
 from cifar_exp.errors import DataError
-from cifar_exp.sources import load_raw
+from cifar_exp.sources import described, load_raw
 
 
 @dataclass
@@ -85,7 +85,7 @@ def load_dataset(
     (possibly subset) training pool, as in the report; ``val_split=0`` validates on the test set.
     """
     train, test, fine_names, coarse_names = load_raw(source, path)
-    where = "keras.datasets.cifar100" if source == "keras" else str(path)
+    where = described(source, path)
     check_every_class(train, label_mode, fine_names if label_mode == "fine" else coarse_names, where)
     mapping = check_superclasses(train, test, where)
     y_train = train.y_fine if label_mode == "fine" else train.y_coarse

@@ -23,6 +23,15 @@ from cifar_exp.errors import DataError
 TARBALL = "cifar-100-python.tar.gz"
 
 
+def described(source: str, path: str | None) -> str:
+    """How messages name a dataset: the local copy's path, or keras.datasets."""
+    return "keras.datasets.cifar100" if source == "keras" else str(path)
+
+
+def _corrupt(where: object, error: BaseException) -> DataError:
+    return DataError(f"{where} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset.")
+
+
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
     """A failure while reading ``path`` (a damaged file can raise almost anything: zipfile, pickle, zlib,
@@ -33,17 +42,13 @@ def _reading(path: Path) -> Iterator[None]:
         raise
     except ValueError as error:
         if "allow_pickle" not in str(error):
-            raise DataError(
-                f"{path} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset."
-            ) from error
+            raise _corrupt(path, error) from error
         raise DataError(
             f"{path} holds Python objects (an object or pickled array), not numbers: they are not loaded, since "
             "unpickling can run code; save the images as uint8 and the labels as integers."
         ) from error
     except Exception as error:
-        raise DataError(
-            f"{path} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset."
-        ) from error
+        raise _corrupt(path, error) from error
 
 
 def _from_pickle_dict(entry: dict) -> RawSplit:
@@ -156,7 +161,7 @@ def _load_keras():
 
 def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[str], list[str]]:
     """Load both official splits and the label names from ``source`` ('keras' or 'local')."""
-    where = "keras.datasets.cifar100" if source == "keras" else str(path)
+    where = described(source, path)
     try:
         train, test, names = _load_keras() if source == "keras" else _load_local(Path(str(path)))
     except DataError:
@@ -164,9 +169,7 @@ def load_raw(source: str, path: str | None) -> tuple[RawSplit, RawSplit, list[st
     except FileNotFoundError as error:
         raise DataError(f"{where}: missing file {error.filename}.") from error
     except Exception as error:  # a damaged pickle can raise almost anything (MemoryError, IndexError, ...)
-        raise DataError(
-            f"{where} is truncated or corrupt ({type(error).__name__}: {error}); re-copy the dataset."
-        ) from error
+        raise _corrupt(where, error) from error
     train, test = check_split("train", train, where), check_split("test", test, where)
     check_names(names, where)
     fine_names, coarse_names = names or (
