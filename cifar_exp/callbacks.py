@@ -1,6 +1,7 @@
 """The Keras callbacks of a run: epoch timing, test-set curves, the time budget, per-epoch checkpoints,
-per-epoch metric logging and a search's pruning. Each adds to or acts on the epoch's ``logs``; later callbacks see
-what earlier ones added."""
+per-epoch metric logging, a search's pruning, system metrics (MLflow's sampler, paused with training), the weights
+of the lowest-val_loss epoch (``trainer.restore_best``) and Keras' own TensorBoard writer. Each adds to or acts on
+the epoch's ``logs``; later callbacks see what earlier ones added."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 class Batches(keras.utils.PyDataset):
-    """Shuffled (and optionally augmented) uint8 batches of ``x`` with integer labels ``y``."""
+    """Shuffled (and optionally augmented) uint8 batches of ``x`` with labels ``y``: class numbers, or one-hot rows
+    where label smoothing needs them."""
 
     def __init__(
         self,

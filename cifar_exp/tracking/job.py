@@ -1,5 +1,6 @@
 """How a job starts: afresh, continued from its checkpoint (``resume=<run id>|auto``), or skipped because
-its configuration already FINISHED in this sweep's store. Also retires runs left RUNNING by a dead process.
+its configuration already FINISHED in this sweep's store (runs left RUNNING by a dead process are retired
+first, by :mod:`cifar_exp.tracking.stale`).
 
 Runs are matched by ``config_hash`` (see :func:`cifar_exp.identity.config_hash`), logged as a tag.
 """
