@@ -67,18 +67,9 @@ def main(cfg: DictConfig) -> Optional[float]:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except Exception as error:
-        full = disk_full(error)
-        if full is None:
+        failure = _outside_failure(error, cfg.tracking.uri if cfg.tracking.enabled else None)
+        if failure is None:
             raise
-        where = "the run records"
-        if isinstance(full, OSError) and (full.filename2 or full.filename):  # a copy's destination, else the file
-            where = str(full.filename2 or full.filename)
-        failure: CifarExpError = CifarExpError(
-            f"no space left on the device while writing {where}: free some space, or "
-            "point trainer.checkpoint_dir and tracking.uri at another disk; the run is FAILED where the store could "
-            "still be written (else the next command on the store closes it), and resume=auto continues it from "
-            "its last complete checkpoint"
-        )
         if multirun:
             raise JobFailed(str(failure), hydra_cfg.job.num) from error
         print(f"error: {failure}", file=sys.stderr)
@@ -93,6 +84,37 @@ def main(cfg: DictConfig) -> Optional[float]:
     finally:
         if pool_worker:
             signals.note_only()
+
+
+AFTERWARDS = (
+    "the run is FAILED where the store could still be written (else the next command on the store marks it "
+    "KILLED), its checkpoints are kept, and the same command with resume=auto continues it from its last "
+    "complete epoch"
+)
+
+
+def _outside_failure(error: BaseException, uri: Optional[str]) -> Optional[CifarExpError]:
+    """A failure of the machine or the store around the run, not of the run itself, as one paragraph: a full
+    disk, or a tracking store that stopped answering or refused a write mid-run. None for anything else."""
+    from cifar_exp.errors import briefly, store_failure
+    from cifar_exp.tracking.store import masked
+
+    full = disk_full(error)
+    if full is not None:
+        where = "the run records"
+        if isinstance(full, OSError) and (full.filename2 or full.filename):  # a copy's destination, else the file
+            where = str(full.filename2 or full.filename)
+        return CifarExpError(
+            f"no space left on the device while writing {where}: free some space, or point "
+            f"trainer.checkpoint_dir and tracking.uri at another disk; {AFTERWARDS}"
+        )
+    failed = store_failure(error)
+    if failed is None or uri is None:
+        return None
+    return CifarExpError(
+        f"the tracking store {masked(uri)} failed while the run was being recorded ({briefly(failed)[:400]}): "
+        f"{AFTERWARDS} once the store answers and can be written again"
+    )
 
 
 def run() -> None:

@@ -11,7 +11,7 @@ import sys
 from typing import Optional
 
 from cifar_exp.config import default_store_uri
-from cifar_exp.errors import CifarExpError
+from cifar_exp.errors import CifarExpError, briefly, store_failure
 
 
 def ui(args: argparse.Namespace) -> None:
@@ -170,6 +170,17 @@ def main(argv: Optional[list[str]] = None) -> None:
         args.run(args)
     except CifarExpError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as error:
+        failed = store_failure(error)
+        if failed is None:
+            raise
+        print(
+            f"error: the tracking store failed ({briefly(failed)[:400]}); a run this command had opened is FAILED "
+            "where the store could still be written (else the next command on the store marks it KILLED); the "
+            "same command runs again once the store answers and can be written.",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 

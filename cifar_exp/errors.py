@@ -97,3 +97,18 @@ def briefly(error: BaseException) -> str:
         return "".join(traceback.format_exception_only(error)).strip().splitlines()[0]
     lines = [line.strip() for line in str(full).splitlines() if any(text in line for text in FULL_DISK_SAYS)]
     return f"no space left on the device ({(lines or [' '.join(str(full).split())])[0][:300]})"
+
+
+def store_failure(error: BaseException) -> Optional[BaseException]:
+    """The error in ``error``'s chain that came from the tracking store rather than from the work: a server that
+    stopped answering or refused a request (MLflow's REST client, requests), or a database that cannot be
+    written (SQLAlchemy)."""
+    from mlflow.exceptions import MlflowException
+    from requests import RequestException
+
+    seen: Optional[BaseException] = error
+    while seen is not None:
+        if isinstance(seen, (MlflowException, RequestException)) or type(seen).__module__.startswith("sqlalchemy"):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

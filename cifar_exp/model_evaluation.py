@@ -77,6 +77,7 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
     uri = cfg.tracking.uri if cfg.tracking.enabled else None
     if uri:
         tracking.prepare_store(uri)
+        tracking.retire_dead_runs(tracking.client_for(uri))  # an evaluation killed earlier is not left RUNNING
     loaded = model_ref.load(reference, cfg.tracking.uri)
     data = load_dataset(**cfg.data)
     trained_on = loaded.labels.label_mode

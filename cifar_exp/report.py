@@ -230,6 +230,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                 f"{', '.join(options('experiment'))} (or all / --all for every one)."
             )
         tracking.prepare_store(args.uri, must_exist=True)
+        tracking.retire_dead_runs(tracking.client_for(args.uri))  # a run whose process died shows as KILLED
         for other in args.also_from:
             tracking.prepare_store(other, must_exist=True)
         also_from = tuple(args.also_from)

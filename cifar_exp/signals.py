@@ -27,6 +27,7 @@ class Stopped(KeyboardInterrupt):
         self.details: list[str] = []
         self.run_id: Optional[str] = None  # the innermost run it ended (set by tracking), to name in the message
         self.finished_run_id: Optional[str] = None  # a run it arrived just after, already recorded FINISHED
+        self.unmarked_run_id: Optional[str] = None  # a run the store could not mark KILLED (the next command will)
         super().__init__(f"stopped by {signal.Signals(signum).name}")
 
     @property

@@ -150,16 +150,27 @@ class MlflowSweepCallback(Callback):
         self._close()
 
     def _close(self) -> None:
+        """Close the parent with its summary, once (after the last job, else at exit); a store that cannot take
+        it is said in one line: the next command on the store closes the parent then."""
         if self.parent_run_id is None or self.uri is None or self.sweep_dir is None:
             return
+        parent_run_id, self.parent_run_id = self.parent_run_id, None
         stop = signals.received
-        summary = tracking.close_sweep_parent(
-            self.uri,
-            self.parent_run_id,
-            None if stop else self.register_as,
-            ended="KILLED" if stop else None,
-            reason=f"the sweep was {stop}" if stop else "",
-        )
+        try:
+            summary = tracking.close_sweep_parent(
+                self.uri,
+                parent_run_id,
+                None if stop else self.register_as,
+                ended="KILLED" if stop else None,
+                reason=f"the sweep was {stop}" if stop else "",
+            )
+        except Exception as error:  # raised here it would be a traceback at exit, after the jobs' own messages
+            print(
+                f"error: the sweep's parent run {parent_run_id} could not be closed in {tracking.masked(self.uri)} "
+                f"({errors.briefly(error)[:400]}); the next command on this store closes it.",
+                file=sys.stderr,
+            )
+            return
         if summary:
             log.info("sweep summary: %s", summary)
-            record_search(self.uri, self.parent_run_id, self.sweep_dir / "optuna")
+            record_search(self.uri, parent_run_id, self.sweep_dir / "optuna")

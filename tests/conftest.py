@@ -12,7 +12,7 @@ import tarfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import pytest
@@ -191,10 +191,11 @@ def mlflow_server_command(backend_store_uri: str, artifacts: Path) -> list[str]:
 
 
 @contextmanager
-def serve(command: list[str], log_dir: Path) -> Iterator[str]:
-    """Run an MLflow server ``command`` (host and port appended) on a free loopback port until the block
-    ends; yields its URI. Its output goes to a log file in ``log_dir``, shown if it fails to start."""
-    port = free_port()
+def serve(command: list[str], log_dir: Path, port: Optional[int] = None) -> Iterator[str]:
+    """Run an MLflow server ``command`` (host and port appended) on ``port`` (a free loopback one by default)
+    until the block ends; yields its URI. Its output goes to a log file in ``log_dir``, shown if it fails to
+    start."""
+    port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"mlflow-server-{port}.log"
     with open(log, "w") as output:  # a file, not a pipe: a chatty server must never block on a full pipe

@@ -247,6 +247,21 @@ def test_evaluate_measures_a_flip_tta_run_as_the_run_did(tmp_path, npz_dir):
         assert found.data.metrics[metric] == pytest.approx(trained.data.metrics[metric], rel=1e-6), metric
 
 
+def test_an_evaluation_whose_process_died_is_retired_by_the_next_evaluate(sweep, npz_dir):
+    """Its message promised that the next command on the store marks it KILLED: evaluate is such a command."""
+    import socket
+
+    uri, _, children = sweep
+    client = MlflowClient(uri)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    tags = {"cifar_exp.role": "evaluation", "host": socket.gethostname(), "pid": gone.stdout.strip()}
+    dead = client.create_run(children[0].info.experiment_id, tags=tags, run_name="evaluate-killed")
+    done = cifar_exp("evaluate", children[0].info.run_id, "data=local", f"data.path={npz_dir}", f"tracking.uri={uri}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    retired = client.get_run(dead.info.run_id)
+    assert retired.info.status == "KILLED" and "died while RUNNING" in retired.data.tags["error"]
+
+
 def evaluate_with_signals(run_id: str, uri: str, npz_dir: Path, monkeypatch) -> int:
     """``cifar-exp evaluate`` in this process with its stop-signal handlers (put back after); its exit status."""
     from cifar_exp import cli, signals
@@ -279,7 +294,7 @@ def test_a_stop_during_evaluate_ends_its_evaluation_run_killed(sweep, npz_dir, m
     assert evaluate_with_signals(children[1].info.run_id, uri, npz_dir, monkeypatch) == 128 + signal.SIGTERM
     client = MlflowClient(uri)
     evaluations = client.search_runs([children[1].info.experiment_id], "tags.`cifar_exp.role` = 'evaluation'")
-    (stopped,) = [r for r in evaluations if r.info.status != "FINISHED"]
+    (stopped,) = [r for r in evaluations if r.info.status != "FINISHED" and r.info.run_name != "evaluate-killed"]
     assert stopped.info.status == "KILLED"
     assert f"evaluation run {stopped.info.run_id} is KILLED" in capsys.readouterr().err
 

@@ -105,3 +105,47 @@ def test_a_server_on_postgresql_keeps_the_runs_in_the_database(tmp_path, npz_dir
         ).fetchone()
     assert status == ("FINISHED",)
     assert accuracy[0] == pytest.approx(run.data.metrics["test_accuracy"])
+
+
+def test_a_server_that_dies_mid_run_is_one_paragraph_and_resume_continues_the_run(tmp_path, npz_dir):
+    """The server goes away at a run's first checkpoint and stays away: the run ends with one paragraph naming the
+    store and resume=auto (not Hydra's traceback, not a wait of minutes: MLflow's retries are bounded, here
+    further by the user's own settings); once the server is back, resume=auto continues the same run."""
+    import sys
+    import time
+
+    command = mlflow_server_command(f"sqlite:///{tmp_path}/server.db", tmp_path / "server-artifacts")
+    port = free_port()
+    store = f"http://127.0.0.1:{port}"
+    args = [a for a in tiny(npz_dir, "sqlite:////unused/mlflow.db") if not a.startswith(("tracking.uri=", "trainer."))]
+    args += [f"tracking.uri={store}", f"trainer.checkpoint_dir={tmp_path}/ckpt", "trainer.epochs=40"]
+    args += ["trainer.verbose=0", "data.train_size=200", "augmentation=none", f"hydra.run.dir={tmp_path}/outputs"]
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HYDRA_FULL_ERROR": "0", **quick}
+    with open(tmp_path / "run.log", "w+") as log:
+        with serve(command, tmp_path, port):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cifar_exp", *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            deadline = time.time() + 240
+            while not list((tmp_path / "ckpt").glob("*/epoch_*.npz")):
+                assert process.poll() is None and time.time() < deadline, Path(log.name).read_text()[-3000:]
+                time.sleep(0.05)
+        gone = time.time()  # the server stopped with the block
+        assert process.wait(timeout=300) == 2
+        waited = time.time() - gone
+        said = Path(log.name).read_text()
+    assert "Traceback" not in said, said[-3000:]
+    (line,) = [x for x in said.splitlines() if x.startswith("error: ")]
+    assert line.startswith(f"error: the tracking store {store} failed while the run was being recorded (")
+    assert "resume=auto continues it" in line
+    assert waited < 120, waited  # three store calls, each one retry of at most 5 s, after the server went
+    with serve(command, tmp_path, port):
+        (stopped,) = all_runs(store)
+        assert stopped.info.status in ("RUNNING", "FAILED")  # the store could not take its end
+        done = cli(tmp_path, *args[:-1], "resume=auto")
+        assert done.returncode == 0, done.stderr[-3000:]
+        (run,) = all_runs(store)
+        assert run.info.run_id == stopped.info.run_id and run.info.status == "FINISHED"
+        history = MlflowClient(store).get_metric_history(run.info.run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(40))

@@ -134,3 +134,27 @@ def test_a_failed_jobs_error_survives_the_trip_back_from_a_worker():
 
     back = pickle.loads(pickle.dumps(JobFailed("data.path=x: no such folder", 3)))
     assert (back.said, back.job_num) == ("data.path=x: no such folder", 3) and "job #3 failed" in str(back)
+
+
+def test_a_parent_the_store_cannot_close_is_said_in_one_line_once(monkeypatch, capsys, tmp_path):
+    """A server gone by the sweep's end: one line naming the parent, not a traceback at exit, and not twice
+    (the callback closes after the last job and again at exit)."""
+    from mlflow.exceptions import MlflowException
+
+    from cifar_exp import tracking
+
+    calls = []
+
+    def gone(*args, **kwargs):
+        calls.append(args)
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/runs/get failed with exception")
+
+    monkeypatch.setattr(tracking, "close_sweep_parent", gone)
+    callback = MlflowSweepCallback()
+    callback.parent_run_id, callback.uri, callback.sweep_dir = "abc", "http://user:pw@127.0.0.1:9", tmp_path
+    callback.on_multirun_end(OmegaConf.create({}))
+    callback._close()  # at exit
+    err = capsys.readouterr().err
+    assert len(calls) == 1 and err.count("error: ") == 1
+    assert err.startswith("error: the sweep's parent run abc could not be closed in http://user:***@127.0.0.1:9 (")
+    assert err.rstrip().endswith("the next command on this store closes it.")

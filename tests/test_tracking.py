@@ -61,6 +61,27 @@ def test_a_stop_the_store_cannot_record_still_ends_as_the_stop_saying_so(store_u
     assert _runs(store_uri)[0].data.tags["error"] == "stopped by SIGTERM"
 
 
+def test_a_store_back_before_the_status_is_written_gets_the_reason_too(store_uri, monkeypatch):
+    """A server restarting as a run fails: the reason's first write fails, the status goes through; the reason
+    is written after it, so the FAILED run is not left without one."""
+    from cifar_exp.tracking import Run
+
+    real, attempts = Run.set_tags, []
+
+    def down_once(self, tags):
+        attempts.append(tags)
+        if len(attempts) == 1:
+            raise MlflowException("API request to endpoint /api/2.0/mlflow/runs/set-tag failed with exception")
+        real(self, tags)
+
+    with pytest.raises(ZeroDivisionError), tracked_run(store_uri, "t", "boom") as run:
+        monkeypatch.setattr(Run, "set_tags", down_once)
+        1 / 0
+    (stored,) = _runs(store_uri)
+    assert stored.info.status == "FAILED" and "ZeroDivisionError" in stored.data.tags["error"]
+    assert [a.path for a in MlflowClient(store_uri).list_artifacts(run.run_id, "errors")]
+
+
 def test_a_stop_while_the_run_opens_names_the_run(store_uri, tmp_path, monkeypatch):
     """The stop lands inside the opening (held until the run exists): the run is KILLED and the message names
     it, though the job never got to see it."""
@@ -273,3 +294,15 @@ def test_the_code_version_is_read_once_per_process(monkeypatch):
     assert environment.code_version() == ("a" * 40, "false")
     assert environment.code_version() == ("a" * 40, "false")  # the checkout moved on; the process did not
     environment.code_version.cache_clear()
+
+
+def test_server_retries_are_bounded_unless_the_user_set_them(monkeypatch):
+    """MLflow's own 7 retries with 120 s waits froze a run minutes per call on a dead server."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
+
+    from cifar_exp.tracking.store import bound_server_retries
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    bound_server_retries()
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 4 and MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 60

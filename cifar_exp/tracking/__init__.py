@@ -20,7 +20,7 @@ from cifar_exp.tracking.results import (
 )
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run, mark_killed, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
-from cifar_exp.tracking.store import client_for, experiment_id, prepare_store
+from cifar_exp.tracking.store import client_for, experiment_id, masked, prepare_store
 from cifar_exp.tracking.sweep_parent import (
     TAG_JOB_NUM,
     TAG_SWEEP,
@@ -58,6 +58,7 @@ __all__ = [
     "note_failed_job",
     "note_skipped_job",
     "open_sweep_parent",
+    "masked",
     "prepare_store",
     "process_tags",
     "record_results",

@@ -88,7 +88,7 @@ class Job:
             if run_id is not None and run_id == stop.finished_run_id:
                 shutil.rmtree(folder, ignore_errors=True)
             elif run_id is not None:
-                stop.details.append(self._how_to_continue(run_id))
+                stop.details.append(self._how_to_continue(run_id, marked=stop.unmarked_run_id != run_id))
             raise
         finally:
             self.release()
@@ -103,15 +103,18 @@ class Job:
         if parent:
             note_skipped_job(self.uri, parent, self.name, self.finished_run.info.run_id)
 
-    def _how_to_continue(self, run_id: str) -> str:
+    def _how_to_continue(self, run_id: str, marked: bool) -> str:
+        """What a stopped run's user needs: its state (``marked``: the store took the KILLED status), its
+        checkpoint, and the command that continues it."""
         found = checkpoint.newest(checkpoint_folder(self.checkpoint_root, run_id))
+        state = "is KILLED in" if marked else "is marked KILLED by the next command on"
         if not found:
             return (
-                f"run {run_id} ({self.name}) is KILLED in {self.uri}; it had not finished an epoch, so there is "
+                f"run {run_id} ({self.name}) {state} {self.uri}; it had not finished an epoch, so there is "
                 "nothing to continue: the same command starts it afresh"
             )
         return (
-            f"run {run_id} ({self.name}) is KILLED in {self.uri}; its checkpoint after epoch {found[0]} is kept in "
+            f"run {run_id} ({self.name}) {state} {self.uri}; its checkpoint after epoch {found[0]} is kept in "
             f"{found[1].parent}; the same command with resume=auto continues it into the same run"
         )
 

@@ -55,9 +55,8 @@ def trained_model_id(run: MlflowRun) -> Optional[str]:
     if role in ("sweep", "report", "evaluation"):
         best = run.data.tags.get(TAG_BEST_RUN)
         raise ModelError(
-            f"run {run.info.run_id} ({run.info.run_name}) is a {role} run, which trains no model"
-            + (f"; its best job is run {best}: use that id instead" if best else "")
-            + "."
+            f"run {run.info.run_id} ({run.info.run_name}) is {'an' if role[0] in 'aeiou' else 'a'} {role} run, "
+            "which trains no model" + (f"; its best job is run {best}: use that id instead" if best else "") + "."
         )
     outputs = run.outputs.model_outputs if run.outputs else []
     return max(outputs, key=lambda output: output.step).model_id if outputs else None

@@ -188,12 +188,20 @@ def _end(run: Run, status: str, summary: str, reason: str, error: BaseException)
     """Record why a run ended (``summary``: the error's type and the first line of its message, as the tag; the
     whole ``reason`` as ``errors/<UTC time>-<status>.txt``, one file per end, so a run resumed after it keeps
     the history without a stale error at its top) and set its status. Never raises, so the original error is
-    what the user sees; a store that cannot take the record is added to that error's message instead."""
-    try:
-        run.set_tags({"error": summary[:5000]})
-        run.log_text(reason, f"errors/{_stamp()}-{status}.txt")
-    except Exception as failure:
-        log.warning("could not record why run %s ended: %s", run.run_id, briefly(failure))
+    what the user sees; a store that cannot take the record is added to that error's message instead. A store
+    that comes back while this runs (a server restarting) gets the reason after the status, not never."""
+    stamp = _stamp()
+
+    def record_why() -> bool:
+        try:
+            run.set_tags({"error": summary[:5000]})
+            run.log_text(reason, f"errors/{stamp}-{status}.txt")
+            return True
+        except Exception as failure:
+            log.warning("could not record why run %s ended: %s", run.run_id, briefly(failure))
+            return False
+
+    recorded = record_why()
     try:
         run.client.set_terminated(run.run_id, status)
     except Exception as failure:
@@ -202,6 +210,10 @@ def _end(run: Run, status: str, summary: str, reason: str, error: BaseException)
             "the next command on this store marks it KILLED"
         )
         if isinstance(error, Stopped):
+            error.unmarked_run_id = run.run_id
             error.details.append(said)
         else:
             error.add_note(said)
+        return
+    if not recorded:
+        record_why()
