@@ -52,7 +52,8 @@ def evaluate(args: argparse.Namespace) -> None:
                 print(f"evaluation run {outcome.run_id}")
     except signals.Stopped as stop:
         if stop.run_id:
-            stop.details.append(f"evaluation run {stop.run_id} is KILLED; the same command evaluates again")
+            state = "is KILLED" if stop.unmarked_run_id != stop.run_id else "is marked KILLED by the next command"
+            stop.details.append(f"evaluation run {stop.run_id} {state}; the same command evaluates again")
         elif outcome is not None:
             stop.details.append(f"evaluation run {outcome.run_id} had FINISHED just before it")
         print(f"error: {stop.explain()}", file=sys.stderr)
@@ -176,7 +177,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         if failed is None:
             raise
         print(
-            f"error: the tracking store failed ({briefly(failed)[:400]}); a run this command had opened is FAILED "
+            f"error: the tracking store failed ({briefly(failed)[:400]}); any run this command had opened is FAILED "
             "where the store could still be written (else the next command on the store marks it KILLED); the "
             "same command runs again once the store answers and can be written.",
             file=sys.stderr,

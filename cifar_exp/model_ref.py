@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from cifar_exp.errors import ModelError
+from cifar_exp.errors import ModelError, briefly
 from cifar_exp.labels import Labels
 
 if TYPE_CHECKING:
@@ -143,6 +143,11 @@ def _load_uri(uri: str, tracking_uri: str) -> LoadedModel:
                 raise ModelError(f"{uri} holds no MLflow model (no MLmodel file); give {FORMS}.")
             return _load_mlflow_folder(local, uri)
     except MlflowException as error:
+        if "API request to" in error.message:  # the REST client gave up on the server: the store failed, not the name
+            raise ModelError(
+                f"{uri}: the store {tracking_uri} failed while the model was being read ({briefly(error)[:300]}); "
+                "the same command reads it again once the store answers."
+            ) from error
         raise ModelError(
             f"{uri}: not found in the store {tracking_uri} ({error.message.splitlines()[0]}). "
             "Registered models and their aliases are listed in the MLflow UI's Models tab; "

@@ -244,7 +244,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(2)
     except signals.Stopped as stop:
         if stop.run_id:
-            stop.details.append(f"run {stop.run_id} ({ALL_RUN_NAME}) is KILLED; the same command reports again")
+            state = "is KILLED" if stop.unmarked_run_id != stop.run_id else "is marked KILLED by the next command"
+            stop.details.append(f"run {stop.run_id} ({ALL_RUN_NAME}) {state}; the same command reports again")
         print(f"error: {stop.explain()}", file=sys.stderr)
         signals.exit(stop.exit_status)
     print(markdown)

@@ -77,6 +77,7 @@ class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         register()
         self.parent_run_id: str | None = None
+        self.store_failed = False  # a failure could not be recorded on the parent: the store is not answering
         self.uri: str | None = None
         self.sweep_dir: Path | None = None
         self.register_as: str | None = None
@@ -132,14 +133,16 @@ class MlflowSweepCallback(Callback):
         said = " ".join(said.split())
         overrides = list(config.hydra.overrides.task)
         print(f"error: job #{config.hydra.job.num} ({' '.join(overrides)}) failed: {said}", file=sys.stderr)
-        if not config.tracking.enabled:
-            return
+        store_failed = errors.store_failure(error) is not None or isinstance(error.__cause__, errors.TrackingError)
+        if not config.tracking.enabled or store_failed or self.store_failed:
+            return  # the store failed this job or an earlier record: each try would wait out its retries
         sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
         try:
             parent = tracking.find_sweep_parent(config.tracking.uri, config.tracking.experiment, sweep_dir)
             if parent:
                 tracking.note_failed_job(config.tracking.uri, parent, config.hydra.job.num, overrides, said)
         except Exception as unrecorded:  # the store itself may be what failed the job
+            self.store_failed = True
             log.warning(
                 "job #%s's failure could not be recorded on its sweep: %s",
                 config.hydra.job.num,

@@ -158,3 +158,49 @@ def test_a_parent_the_store_cannot_close_is_said_in_one_line_once(monkeypatch, c
     assert len(calls) == 1 and err.count("error: ") == 1
     assert err.startswith("error: the sweep's parent run abc could not be closed in http://user:***@127.0.0.1:9 (")
     assert err.rstrip().endswith("the next command on this store closes it.")
+
+
+def test_jobs_failed_by_the_store_do_not_each_wait_on_it_to_record_their_failure(monkeypatch, capsys):
+    """A server gone mid-sweep fails every job left; recording each failure on the parent would wait out MLflow's
+    retries once per job (30 s each): a job the store failed, or any job after a record that failed, is said
+    only."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.types import RunMode
+    from mlflow.exceptions import MlflowException
+
+    from cifar_exp import tracking
+    from cifar_exp.errors import JobFailed
+
+    asked = []
+
+    def unreachable(*args):
+        asked.append(args)
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/runs/search failed with exception")
+
+    monkeypatch.setattr(tracking, "find_sweep_parent", unreachable)
+    callback = MlflowSweepCallback()
+
+    def job(num: int, error: BaseException) -> None:
+        config = OmegaConf.create(
+            {
+                "hydra": {
+                    "mode": "MULTIRUN",
+                    "job": {"num": num},
+                    "overrides": {"task": [f"seed={num}"]},
+                    "sweep": {"dir": "/tmp/s"},
+                },
+                "tracking": {"enabled": True, "uri": "http://127.0.0.1:9", "experiment": "e"},
+            }
+        )
+        config.hydra.mode = RunMode.MULTIRUN
+        returned = JobReturn(status=JobStatus.FAILED, _return_value=error)
+        callback.on_job_end(config, returned)
+
+    try:
+        raise JobFailed("the tracking store failed", 0) from MlflowException("API request to ... failed")
+    except JobFailed as by_the_store:
+        job(0, by_the_store)
+    job(1, ValueError("a bug"))  # tries to record: the store fails
+    job(2, ValueError("a bug"))  # not tried again
+    assert len(asked) == 1
+    assert capsys.readouterr().err.count("error: job #") == 3

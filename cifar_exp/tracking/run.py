@@ -203,17 +203,16 @@ def _end(run: Run, status: str, summary: str, reason: str, error: BaseException)
 
     recorded = record_why()
     try:
+        if not recorded and isinstance(error, Stopped):  # a stop is not kept waiting on a store that just failed
+            raise RuntimeError("the store did not take the reason either")
         run.client.set_terminated(run.run_id, status)
     except Exception as failure:
-        said = (
-            f"the store could not mark run {run.run_id} {status} ({briefly(failure)}); "
-            "the next command on this store marks it KILLED"
-        )
-        if isinstance(error, Stopped):
+        said = f"the store could not mark run {run.run_id} {status} ({briefly(failure)})"
+        if isinstance(error, Stopped):  # what continues the run is said by whoever names it
             error.unmarked_run_id = run.run_id
             error.details.append(said)
         else:
-            error.add_note(said)
+            error.add_note(f"{said}; the next command on this store marks it KILLED")
         return
     if not recorded:
         record_why()
