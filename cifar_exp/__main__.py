@@ -96,7 +96,7 @@ AFTERWARDS = (
 def _outside_failure(error: BaseException, uri: Optional[str]) -> Optional[CifarExpError]:
     """A failure of the machine or the store around the run, not of the run itself, as one paragraph: a full
     disk, or a tracking store that stopped answering or refused a write mid-run. None for anything else."""
-    from cifar_exp.errors import briefly, store_failure
+    from cifar_exp.errors import store_failed, store_failure
     from cifar_exp.tracking.store import masked
 
     full = disk_full(error)
@@ -112,8 +112,12 @@ def _outside_failure(error: BaseException, uri: Optional[str]) -> Optional[Cifar
     if failed is None or uri is None:
         return None
     return CifarExpError(
-        f"the tracking store {masked(uri)} failed while the run was being recorded ({briefly(failed)[:400]}): "
-        f"{AFTERWARDS} once the store answers and can be written again"
+        store_failed(
+            failed,
+            masked(uri),
+            f"{AFTERWARDS} once the store answers and can be written again",
+            doing="while the run was being recorded",
+        )
     )
 
 

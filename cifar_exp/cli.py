@@ -11,7 +11,7 @@ import sys
 from typing import Optional
 
 from cifar_exp.config import default_store_uri
-from cifar_exp.errors import CifarExpError, briefly, store_failure
+from cifar_exp.errors import CifarExpError, store_failed, store_failure
 
 
 def ui(args: argparse.Namespace) -> None:
@@ -176,12 +176,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         failed = store_failure(error)
         if failed is None:
             raise
-        print(
-            f"error: the tracking store failed ({briefly(failed)[:400]}); any run this command had opened is FAILED "
-            "where the store could still be written (else the next command on the store marks it KILLED); the "
-            "same command runs again once the store answers and can be written.",
-            file=sys.stderr,
+        afterwards = (
+            "any run this command had opened is FAILED where the store could still be written (else the next "
+            "command on the store marks it KILLED); the same command runs again once the store answers and can be "
+            "written."
         )
+        print(f"error: {store_failed(failed, None, afterwards)}", file=sys.stderr)
         sys.exit(2)
 
 

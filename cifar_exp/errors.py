@@ -112,3 +112,16 @@ def store_failure(error: BaseException) -> Optional[BaseException]:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def server_gave_up(error: BaseException) -> bool:
+    """Whether MLflow's REST client gave up on the server (no answer, or answers that were errors) rather than the
+    server answering that something does not exist."""
+    return "API request to" in str(error)
+
+
+def store_failed(failed: BaseException, uri: Optional[str], afterwards: str, doing: str = "") -> str:
+    """The one paragraph for a tracking store that failed mid-command (see :func:`store_failure`): what failed
+    (``doing``: while what), why, and what becomes of the work (``afterwards``)."""
+    store = f"the tracking store {uri}" if uri else "the tracking store"
+    return f"{store} failed{f' {doing}' if doing else ''} ({briefly(failed)[:400]}): {afterwards}"

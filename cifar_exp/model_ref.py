@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from cifar_exp.errors import ModelError, briefly
+from cifar_exp.errors import ModelError, briefly, server_gave_up
 from cifar_exp.labels import Labels
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _load_uri(uri: str, tracking_uri: str) -> LoadedModel:
                 raise ModelError(f"{uri} holds no MLflow model (no MLmodel file); give {FORMS}.")
             return _load_mlflow_folder(local, uri)
     except MlflowException as error:
-        if "API request to" in error.message:  # the REST client gave up on the server: the store failed, not the name
+        if server_gave_up(error):  # the store failed, not the name
             raise ModelError(
                 f"{uri}: the store {tracking_uri} failed while the model was being read ({briefly(error)[:300]}); "
                 "the same command reads it again once the store answers."

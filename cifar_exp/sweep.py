@@ -133,8 +133,8 @@ class MlflowSweepCallback(Callback):
         said = " ".join(said.split())
         overrides = list(config.hydra.overrides.task)
         print(f"error: job #{config.hydra.job.num} ({' '.join(overrides)}) failed: {said}", file=sys.stderr)
-        store_failed = errors.store_failure(error) is not None or isinstance(error.__cause__, errors.TrackingError)
-        if not config.tracking.enabled or store_failed or self.store_failed:
+        by_the_store = errors.store_failure(error) is not None  # a failed store check too: it names the requests error
+        if not config.tracking.enabled or by_the_store or self.store_failed:
             return  # the store failed this job or an earlier record: each try would wait out its retries
         sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
         try:

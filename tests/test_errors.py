@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from mlflow.exceptions import MlflowException
 
-from cifar_exp.errors import briefly, disk_full
+from cifar_exp.errors import briefly, disk_full, server_gave_up, store_failed
 
 
 def chained(outer: Exception, cause: BaseException) -> Exception:
@@ -43,3 +43,18 @@ def test_an_os_error_keeps_both_files_of_a_copy():
 @pytest.mark.parametrize("error", [ValueError("bad lr\nsecond line"), KeyError("dropout")])
 def test_any_other_error_is_its_type_and_first_line(error):
     assert briefly(error) in ("ValueError: bad lr", "KeyError: 'dropout'")
+
+
+def test_a_server_that_gave_up_is_told_from_a_name_not_found():
+    assert server_gave_up(MlflowException("API request to endpoint /api/2.0/mlflow/runs/get failed with exception"))
+    assert not server_gave_up(MlflowException("Registered model alias best not found.", "RESOURCE_DOES_NOT_EXIST"))
+
+
+def test_a_failed_store_is_one_paragraph_saying_what_becomes_of_the_work():
+    failed = MlflowException("API request to endpoint /x failed with exception\nretries exhausted")
+    said = store_failed(failed, "http://h:5000", "rerun it.", doing="while the run was being recorded")
+    assert said == (
+        "the tracking store http://h:5000 failed while the run was being recorded "
+        "(mlflow.exceptions.MlflowException: API request to endpoint /x failed with exception): rerun it."
+    )
+    assert store_failed(failed, None, "rerun it.").startswith("the tracking store failed (")

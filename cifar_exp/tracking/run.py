@@ -201,18 +201,22 @@ def _end(run: Run, status: str, summary: str, reason: str, error: BaseException)
             log.warning("could not record why run %s ended: %s", run.run_id, briefly(failure))
             return False
 
-    recorded = record_why()
-    try:
-        if not recorded and isinstance(error, Stopped):  # a stop is not kept waiting on a store that just failed
-            raise RuntimeError("the store did not take the reason either")
-        run.client.set_terminated(run.run_id, status)
-    except Exception as failure:
-        said = f"the store could not mark run {run.run_id} {status} ({briefly(failure)})"
+    def unmarked(why: str) -> None:
+        said = f"the store could not mark run {run.run_id} {status} ({why})"
         if isinstance(error, Stopped):  # what continues the run is said by whoever names it
             error.unmarked_run_id = run.run_id
             error.details.append(said)
         else:
             error.add_note(f"{said}; the next command on this store marks it KILLED")
+
+    recorded = record_why()
+    if not recorded and isinstance(error, Stopped):  # a stop is not kept waiting on a store that just failed
+        unmarked("it did not take the reason either")
+        return
+    try:
+        run.client.set_terminated(run.run_id, status)
+    except Exception as failure:
+        unmarked(briefly(failure))
         return
     if not recorded:
         record_why()
