@@ -70,6 +70,10 @@ def checkpoints(root: Path) -> list[Path]:
 # Long enough that a loaded machine's test process cannot miss the moment between the first checkpoint and the end
 # (with 15, one of 90 signalled runs exited 0 with eight processes on the two cores, likely finished first)
 EPOCHS = 25
+# The signal is sent once both joblib workers have a checkpoint; the second worker can start its job many seconds
+# after the first on a loaded machine (with 40, the first job once FINISHED before the second began), so the
+# parallel jobs are long enough never to end on their own first: the signal ends them either way.
+PARALLEL_EPOCHS = 2000
 
 
 def slow(npz_dir: Path, uri: str, epochs: int = 40) -> list[str]:
@@ -135,7 +139,11 @@ def test_sigterm_during_a_sweep_closes_the_parent_too(tmp_path, npz_dir, store_u
 
 def test_sigterm_to_a_joblib_sweep_ends_every_job_and_the_parent_killed(tmp_path, npz_dir, store_uri):
     """The workers end their own runs and return; joblib must not kill one while it records its end."""
-    sweep = [*slow(npz_dir, store_uri), "dropout=winning,baseline,report_exp3", "hydra/launcher=joblib"]
+    sweep = [
+        *slow(npz_dir, store_uri, epochs=PARALLEL_EPOCHS),
+        "dropout=winning,baseline,report_exp3",
+        "hydra/launcher=joblib",
+    ]
     process = start(tmp_path, "--multirun", *sweep, "hydra.launcher.n_jobs=2")
     wait_for(lambda: len(checkpoints(tmp_path / "mlruns" / "checkpoints")) == 2, process)
     process.send_signal(signal.SIGTERM)
@@ -157,7 +165,11 @@ def test_kill_9_of_a_joblib_sweep_takes_its_workers_with_it(tmp_path, npz_dir, s
     checkpoint (as a SIGTERM would) and exits, instead of training on, alone, into the store."""
     import psutil
 
-    sweep = [*slow(npz_dir, store_uri), "dropout=winning,baseline,report_exp3", "hydra/launcher=joblib"]
+    sweep = [
+        *slow(npz_dir, store_uri, epochs=PARALLEL_EPOCHS),
+        "dropout=winning,baseline,report_exp3",
+        "hydra/launcher=joblib",
+    ]
     process = start(tmp_path, "--multirun", *sweep, "hydra.launcher.n_jobs=2")
     wait_for(lambda: len(checkpoints(tmp_path / "mlruns" / "checkpoints")) == 2, process)
     workers = [
