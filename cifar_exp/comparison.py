@@ -22,6 +22,7 @@ MAX_NOTE = MAX_TAG_VAL_LENGTH  # MLflow's limit on a tag value (the run descript
 # the epochs a run got through).
 COMPARED_ELSEWHERE = {
     "seed",
+    "experiment",  # one run can be an arm of two experiments (their shared configuration)
     "overrides",
     "trainer.epochs",
     "trainer.max_minutes",

@@ -45,14 +45,32 @@ def _pop(container: Any, dotted: str, only_if: Any = ...) -> None:
         node.pop(leaf)
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """A short hash of everything that changes what a run computes (not where it logs or how it prints)."""
+# Which of the report's experiments a run belongs to: a label, not what the run computes. Hashed as if unset, so one
+# configuration that two experiments share (dropout's baseline arm is augmentation's none arm) is one run, which
+# each experiment's sweep finds and skips; runs recorded before (2026-11-27) hashed it, see legacy_config_hashes.
+LABEL = "experiment"
+
+
+def config_hash(cfg: DictConfig, label: Optional[str] = None) -> str:
+    """A short hash of everything that changes what a run computes (not where it logs or how it prints, nor which
+    report experiment it is filed under; ``label``: hash it as filed under that one, as runs once were)."""
     container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     for key in BOOKKEEPING:
         _pop(container, key)
     for key, neutral in HASH_NEUTRAL.items():
         _pop(container, key, neutral)
+    if LABEL in container:
+        container[LABEL] = label
     return hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_hashes(cfg: DictConfig, experiments: Iterable[str]) -> list[str]:
+    """The config's hash, then the hashes that runs of the same computation recorded before the experiment label
+    left the hash carry, filed under ``experiments`` or under this config's own: the runs a job may skip or
+    continue."""
+    own = cfg.get(LABEL)
+    labels = dict.fromkeys([*([own] if own else []), *experiments])
+    return [config_hash(cfg), *(config_hash(cfg, label) for label in labels)]
 
 
 def format_lr(lr: float) -> str:

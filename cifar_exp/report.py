@@ -135,9 +135,8 @@ def report_all(
         raise ReportError(
             f"no MLflow experiment {store_experiment!r} in {uri}; run the report's experiments first: make reproduce"
         )
-    by_name: dict[str, list[MlflowRun]] = {}
-    for r in stores.runs(store_experiment):
-        by_name.setdefault(r.data.tags["experiment"], []).append(r)
+    names = dict.fromkeys(r.data.tags["experiment"] for r in stores.runs(store_experiment))
+    by_name = {name: stores.runs(store_experiment, name) for name in names}
     tables, notes = [], []
     for name in sorted(by_name, key=_report_order):
         try:

@@ -34,22 +34,23 @@ def find_sweep(
             )
         return parent
     found = client.get_experiment_by_name(store_experiment)
-    runs = (
-        []
-        if found is None
-        else client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1000,
-        )
-    )
+    runs = [] if found is None else sweep_parents(client, found.experiment_id, experiment_name)
     if not runs:
         raise ReportError(
             f"no sweep of experiment {experiment_name!r} in MLflow experiment {store_experiment!r}; "
             f"run one with: python -m cifar_exp --multirun +experiment={experiment_name}"
         )
     return max(runs, key=_preference)
+
+
+def sweep_parents(client: MlflowClient, experiment_id: str, experiment_name: str) -> list[MlflowRun]:
+    """Every sweep parent of report experiment ``experiment_name`` in an MLflow experiment, newest first."""
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
 
 
 def _preference(parent: MlflowRun) -> tuple[bool, int]:
@@ -72,16 +73,22 @@ class Stores:
 
     def runs(self, store_experiment: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:
         """Every run of report experiment ``experiment_name`` (None: of every one) in MLflow experiment
-        ``store_experiment`` of every store, oldest first."""
-        found: list[MlflowRun] = []
+        ``store_experiment`` of every store, oldest first. An experiment's runs include those its sweeps skipped
+        because another experiment had run the same configuration (dropout's baseline arm is augmentation's
+        none): one run is one result, in every experiment that has the arm."""
+        found: dict[str, MlflowRun] = {}
         for client in self.clients:
             experiment = client.get_experiment_by_name(store_experiment)
             if experiment is None:
                 continue
-            for run in experiment_runs(client, experiment.experiment_id, experiment_name):
+            runs = experiment_runs(client, experiment.experiment_id, experiment_name)
+            if experiment_name:
+                for parent in sweep_parents(client, experiment.experiment_id, experiment_name):
+                    runs += tracking.skipped_runs(client, parent)
+            for run in runs:
                 self._owner[run.info.run_id] = client
-                found.append(run)
-        return sorted(found, key=lambda r: r.info.start_time or 0)
+                found.setdefault(run.info.run_id, run)
+        return sorted(found.values(), key=lambda r: r.info.start_time or 0)
 
     def metric_history(self, run_id: str, metric: str) -> list[Any]:
         """A run's per-step values of ``metric``, from whichever store holds the run."""

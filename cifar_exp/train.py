@@ -17,9 +17,10 @@ import keras
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, tracking
+from cifar_exp.config import options
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
-from cifar_exp.identity import config_hash, report_figure_for, run_name
+from cifar_exp.identity import config_hash, config_hashes, report_figure_for, run_name
 from cifar_exp.inference import predict
 from cifar_exp.labels import Labels
 from cifar_exp.losses import encode_labels, make_loss
@@ -58,7 +59,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
         cfg.tracking.uri if cfg.tracking.enabled else None,
         cfg.tracking.experiment,
         name,
-        config_hash(cfg),
+        config_hashes(cfg, options("experiment")),
         cfg.trainer.checkpoint_dir,
         cfg.resume,
         cfg.force,

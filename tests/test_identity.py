@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from conftest import compose_config
 
-from cifar_exp.identity import MODELS_WITH_DROPOUT, config_hash, is_bookkeeping, report_figure_for, run_name
+from cifar_exp.identity import (
+    MODELS_WITH_DROPOUT,
+    config_hash,
+    config_hashes,
+    is_bookkeeping,
+    report_figure_for,
+    run_name,
+)
 from cifar_exp.models import BUILDERS, build
 
 
@@ -13,7 +20,8 @@ def test_existing_configs_keep_their_hash():
     """Measured before the schedule, loss, precision, weight-decay, EMA and search keys existed."""
     assert config_hash(compose_config([])) == "29f6889ac8d438bd"
     assert config_hash(compose_config(["optimizer=sgd", "optimizer.momentum=0.9"])) == "8f5d74943edf25ae"
-    assert config_hash(compose_config(["+experiment=decay", "optimizer.decay=0.05"])) == "5f91ac214d132218"
+    decay = compose_config(["+experiment=decay", "optimizer.decay=0.05"])
+    assert "5f91ac214d132218" in config_hashes(decay, ["augmentation"])  # as filed under decay before 2026-11-27
     assert config_hash(compose_config(["schedule=cosine"])) != config_hash(compose_config([]))
     assert config_hash(compose_config(["loss.label_smoothing=0.1"])) != config_hash(compose_config([]))
 
@@ -24,6 +32,21 @@ def test_bookkeeping_keys_leave_the_hash_alone():
     assert config_hash(compose_config(["seed=1"])) != base
     assert is_bookkeeping("tracking.uri") and is_bookkeeping("resume")
     assert not is_bookkeeping("trainer.epochs") and not is_bookkeeping("tracking_extra")
+
+
+def test_a_configuration_two_experiments_share_is_one_hash():
+    """dropout's baseline arm, augmentation's none arm and decay's lr 1e-4 / decay 0 arm compute the same thing: one
+    run serves all three, whichever sweep ran it; a run filed under one of them before the label left the hash
+    is found through its old hash by the others."""
+    dropout = compose_config(["+experiment=dropout", "dropout=baseline"])
+    augmentation = compose_config(["+experiment=augmentation", "augmentation=none"])
+    decay = compose_config(["+experiment=decay", "optimizer.decay=0", "optimizer.lr=1e-4"])
+    assert config_hash(dropout) == config_hash(augmentation) == config_hash(decay)
+    assert config_hash(dropout) != config_hash(compose_config(["+experiment=dropout", "dropout=winning"]))
+    as_once_filed = config_hash(augmentation, "augmentation")
+    assert as_once_filed != config_hash(augmentation)
+    assert as_once_filed in config_hashes(dropout, ["augmentation", "decay"])
+    assert config_hashes(compose_config([]), [])[0] == "29f6889ac8d438bd"
 
 
 def test_report_figure_matches_the_job_settings():

@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT_ROOT, artifact_paths, cli, tiny
+from conftest import PROJECT_ROOT, all_runs, artifact_paths, cli, compose_config, tiny
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.errors import ReportError
+from cifar_exp.identity import config_hash
 from cifar_exp.report import main, report
 from cifar_exp.verdicts import verdict
 
@@ -108,6 +109,38 @@ def test_runs_of_another_store_join_the_table_and_the_newest_sweep_gets_the_verd
     assert "| decay | optimizer.decay=0.05 | 1 | 3 |" in capsys.readouterr().out
     assert _parent(other, "report-all").data.metrics["arms"] == 2
     assert {r.info.run_id for r in here.search_runs([experiment_here])} == runs_here
+
+
+def test_an_arm_two_experiments_share_is_trained_once_and_judged_in_both(npz_dir, tmp_path):
+    """decay's lr 1e-4 / decay 0 arm is augmentation's none arm: the augmentation sweep skips it and judges the run
+    the decay sweep made against its own figure. The run is re-tagged with the hash it would carry had it been
+    recorded before the experiment label left the hash: the old hash is found too."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    common = [*tiny(npz_dir, uri), "seed=0", "data.train_size=200"]
+    decay = ["+experiment=decay", "optimizer.lr=1e-4", "optimizer.decay=0"]
+    done = cli(tmp_path, "--multirun", *decay, *common)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(uri)
+    (shared,) = [r for r in all_runs(uri) if r.data.tags.get("experiment") == "decay"]
+    as_filed_once = config_hash(compose_config([*decay, *common]), "decay")
+    assert as_filed_once != shared.data.tags["config_hash"]
+    client.set_tag(shared.info.run_id, "config_hash", as_filed_once)
+
+    again = cli(tmp_path, "--multirun", "+experiment=augmentation", "augmentation=none,shift_flip", *common)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (
+        f"skipping adam-lr1e-4-baseline-none-s0: this configuration already FINISHED as run {shared.info.run_id}"
+        in (again.stdout + again.stderr)
+    )
+    assert len(all_runs(uri)) == 4  # two sweep parents, the shared run and shift_flip's
+
+    table, _ = report("augmentation", uri=uri)
+    assert ["augmentation.name=none" in c for c in table["configuration"]] == [True, False]
+    none = table.iloc[0]
+    assert none["test_accuracy_mean"] == pytest.approx(shared.data.metrics["test_accuracy"])
+    assert none["report_test_accuracy"] == pytest.approx(0.4942)  # augmentation's figure, not decay's (none)
+    table, _ = report("decay", uri=uri)
+    assert list(table["configuration"]) == ["adam-lr1e-4-baseline-none"] and table.loc[0, "verdict"] == "no figure"
 
 
 def test_unknown_experiment_is_a_clear_error(decay_sweep):

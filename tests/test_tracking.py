@@ -99,7 +99,7 @@ def test_a_stop_while_the_run_opens_names_the_run(store_uri, tmp_path, monkeypat
     saved = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
     monkeypatch.setattr(signals, "received", None)
     monkeypatch.setattr(run, "open_run", signalled_while_opening)
-    started = job.start_job(store_uri, "t", "opening", "hash", str(tmp_path / "checkpoints"))
+    started = job.start_job(store_uri, "t", "opening", ["hash"], str(tmp_path / "checkpoints"))
     signals.install()
     try:
         with pytest.raises(Stopped) as raised, started.open({}):

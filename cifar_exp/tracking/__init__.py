@@ -30,6 +30,7 @@ from cifar_exp.tracking.sweep_parent import (
     note_failed_job,
     note_skipped_job,
     open_sweep_parent,
+    skipped_runs,
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "note_failed_job",
     "note_skipped_job",
     "open_sweep_parent",
+    "skipped_runs",
     "masked",
     "prepare_store",
     "process_tags",

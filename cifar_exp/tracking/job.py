@@ -2,7 +2,8 @@
 its configuration already FINISHED in this sweep's store (runs left RUNNING by a dead process are retired
 first, by :mod:`cifar_exp.tracking.stale`).
 
-Runs are matched by ``config_hash`` (see :func:`cifar_exp.identity.config_hash`), logged as a tag.
+Runs are matched by ``config_hash`` (see :func:`cifar_exp.identity.config_hash`), logged as a tag: this config's
+own hash, or one that runs of the same computation recorded earlier carry (:func:`~cifar_exp.identity.config_hashes`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Iterator, Mapping, Optional, Sequence
 
 from filelock import FileLock, Timeout
 from mlflow.entities import Run as MlflowRun
@@ -123,32 +124,38 @@ def checkpoint_folder(root: str, run_id: str) -> Path:
     return Path(root) / run_id
 
 
-def runs_of_config(client: MlflowClient, experiment: str, config_hash: str) -> list[MlflowRun]:
-    """All runs of the experiment whose ``config_hash`` tag matches, newest first (sweep parents excluded)."""
+def runs_of_config(client: MlflowClient, experiment: str, config_hashes: Sequence[str]) -> list[MlflowRun]:
+    """All runs of the experiment whose ``config_hash`` tag is one of ``config_hashes``, newest first (sweep parents
+    excluded)."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
-    return client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.config_hash = '{config_hash}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1000,
-    )
+    runs = [
+        run
+        for config_hash in dict.fromkeys(config_hashes)
+        for run in client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.config_hash = '{config_hash}'",
+            max_results=1000,
+        )
+    ]
+    return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
 
 
 def start_job(
     uri: Optional[str],
     experiment: str,
     name: str,
-    config_hash: str,
+    config_hashes: Sequence[str],
     checkpoint_root: str,
     resume: Optional[str] = None,
     force: bool = False,
     sweep_dir: Optional[str] = None,
 ) -> Job:
     """Check the store and the checkpoint folder, retire runs whose process died, and decide how this job
-    starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet."""
-    job = Job(uri, experiment, name, config_hash, checkpoint_root, sweep_dir)
+    starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet.
+    ``config_hashes``: this config's hash first, then those its earlier runs may carry."""
+    job = Job(uri, experiment, name, config_hashes[0], checkpoint_root, sweep_dir)
     if uri is None:
         if resume:
             raise ConfigError("resume needs tracking (tracking.enabled=true): the run to continue lives in MLflow.")
@@ -157,7 +164,7 @@ def start_job(
     _check_writable(checkpoint_root)
     client = client_for(uri)
     retire_dead_runs(client)
-    runs = runs_of_config(client, experiment, config_hash)
+    runs = runs_of_config(client, experiment, config_hashes)
     if resume == "auto":
         _refuse_a_second_copy(runs)
         chosen = _most_progress(client, runs, checkpoint_root)
@@ -166,10 +173,10 @@ def start_job(
             _claim(client, job)
             return job
         log.warning(
-            "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh", config_hash
+            "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh", job.config_hash
         )
     elif resume:
-        job.resume_run_id, job.checkpoint = resume, _explicit(client, resume, config_hash, checkpoint_root)
+        job.resume_run_id, job.checkpoint = resume, _explicit(client, resume, config_hashes, checkpoint_root)
         _claim(client, job)
         return job
     if sweep_dir and not force:
@@ -265,15 +272,17 @@ def _retire(client: MlflowClient, run: MlflowRun, reason: str, root: str) -> Non
     shutil.rmtree(checkpoint_folder(root, run.info.run_id), ignore_errors=True)
 
 
-def _explicit(client: MlflowClient, run_id: str, config_hash: str, checkpoint_root: str) -> checkpoint.Checkpoint:
+def _explicit(
+    client: MlflowClient, run_id: str, config_hashes: Sequence[str], checkpoint_root: str
+) -> checkpoint.Checkpoint:
     try:
         run = client.get_run(run_id)
     except MlflowException as error:
         raise ConfigError(f"resume={run_id}: no such run in the tracking store ({error.message}).") from error
-    if run.data.tags.get("config_hash") != config_hash:
+    if run.data.tags.get("config_hash") not in config_hashes:
         raise ConfigError(
             f"resume={run_id}: that run has another config (hash {run.data.tags.get('config_hash')}, "
-            f"this one {config_hash}); resume it with its own command line, logged in its "
+            f"this one {config_hashes[0]}); resume it with its own command line, logged in its "
             f"'command' tag: {run.data.tags.get('command', '?')}"
         )
     if run.info.status == "FINISHED":

@@ -75,7 +75,7 @@ def close_sweep_parent(
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10000
     )
-    skipped = {k.removeprefix(TAG_SKIPPED): v for k, v in parent.data.tags.items() if k.startswith(TAG_SKIPPED)}
+    skipped = skipped_jobs(parent)
     without_run = _failed_without_run(parent, children)
     failed = [c.info.run_name for c in children if c.info.status != "FINISHED"] + without_run
     candidates = [c for c in [*children, *_runs(client, skipped.values())] if c.info.status == "FINISHED"]
@@ -132,6 +132,17 @@ def _failed_without_run(parent: MlflowRun, children: list[MlflowRun]) -> list[st
     failed = {k.removeprefix(TAG_FAILED_JOB): v for k, v in parent.data.tags.items() if k.startswith(TAG_FAILED_JOB)}
     numbers = sorted((num for num in failed if num not in with_run), key=int)
     return [f"#{num} {failed[num]}" for num in numbers]
+
+
+def skipped_jobs(parent: MlflowRun) -> dict[str, str]:
+    """The jobs a sweep skipped because their configuration had FINISHED before: job name -> that run's id."""
+    return {k.removeprefix(TAG_SKIPPED): v for k, v in parent.data.tags.items() if k.startswith(TAG_SKIPPED)}
+
+
+def skipped_runs(client: MlflowClient, parent: MlflowRun) -> list[MlflowRun]:
+    """The runs holding the results of the jobs a sweep skipped (perhaps filed under another report experiment
+    that shares the configuration), those the store still holds."""
+    return _runs(client, skipped_jobs(parent).values())
 
 
 def _runs(client: MlflowClient, run_ids: Iterable[str]) -> list[MlflowRun]:
