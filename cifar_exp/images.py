@@ -3,18 +3,21 @@
 
 Image files of another size are cropped to their largest centred square and resized to 32x32 with Lanczos
 filtering (``PIL.ImageOps.fit``), the way CIFAR's images frame one object; the EXIF orientation is applied first,
-and transparency or a palette is dropped by converting to RGB. A 32x32 RGB image passes through unchanged.
+transparency or a palette is dropped by converting to RGB, and 16-bit grayscale is scaled to 8 bits. A 32x32 RGB image passes through unchanged.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from cifar_exp.data_checks import exact_uint8
 from cifar_exp.errors import DataError, InputError
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 SIZE = (32, 32)
 
@@ -25,9 +28,11 @@ def read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGB")
+            image = _rgb(ImageOps.exif_transpose(opened))
     except FileNotFoundError as error:
         raise InputError(f"{path}: no such file.") from error
+    except Image.DecompressionBombError as error:
+        raise InputError(f"{path} is too large to open safely ({error}); resize it first.") from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise InputError(
             f"{path} cannot be read as an image ({type(error).__name__}: {error}); give PNG or JPEG "
@@ -36,6 +41,19 @@ def read_image(path: Path) -> np.ndarray:
     if image.size != SIZE:
         image = ImageOps.fit(image, SIZE, method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
     return np.asarray(image, dtype=np.uint8)
+
+
+def _rgb(image: "PIL.Image.Image") -> "PIL.Image.Image":
+    """The image in 8-bit RGB. 16-bit grayscale (a 16-bit PNG opens as ``I;16``, or ``I``) is scaled down to 8 bits:
+    Pillow's own conversion would clip every value above 255 to white."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode != "I" or values.max() > 255:
+            values = values / 257
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
 
 
 def read_npz(path: Path) -> np.ndarray:

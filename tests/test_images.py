@@ -32,6 +32,20 @@ def test_grayscale_and_transparent_images_become_rgb(tmp_path):
     assert read_image(tmp_path / "clear.png")[0, 0].tolist() == [10, 20, 30]
 
 
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
+    """Half grey in 16 bits (32768) is half grey in 8 bits (128), not white."""
+    Image.fromarray(np.full((32, 32), 32768, np.uint16)).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    assert read_image(tmp_path / "deep.png").tolist() == np.full((32, 32, 3), 128).tolist()
+
+
+def test_a_decompression_bomb_is_refused_in_one_paragraph(tmp_path, monkeypatch):
+    Image.new("L", (400, 400)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100 // 2)  # Pillow refuses twice the limit
+    with pytest.raises(InputError, match="too large to open safely"):
+        read_image(tmp_path / "bomb.png")
+
+
 def test_npz_and_files_make_one_batch_with_names(tmp_path):
     np.savez(tmp_path / "batch.npz", x=np.zeros((3, 32, 32, 3), np.uint8), y=np.zeros(3))
     np.savez(tmp_path / "one.npz", np.full((32, 32, 3), 7, np.int64))
