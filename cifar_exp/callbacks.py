@@ -5,6 +5,7 @@ the epoch's ``logs``; later callbacks see what earlier ones added."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -101,6 +102,21 @@ class MetricsLogger(keras.callbacks.Callback):
         self.run.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=epoch)
 
 
+def diverged(logs: Optional[dict]) -> bool:
+    """Whether the epoch's training or validation loss is NaN or infinite. The training loss can stay finite (1e15)
+    while the weights already give NaN on some images: only the validation loss then shows it."""
+    return any(not math.isfinite(float(value)) for key, value in (logs or {}).items() if key in ("loss", "val_loss"))
+
+
+class StopWhenValidationDiverges(keras.callbacks.Callback):
+    """Stops training after an epoch whose validation loss is NaN or infinite (Keras' TerminateOnNaN watches the
+    training loss only); the run then fails as diverged."""
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        if diverged(logs):
+            self.model.stop_training = True
+
+
 class ReportToStudy(keras.callbacks.Callback):
     """Reports the epoch's ``metric`` to an Optuna trial (step = epoch, from 0) and stops training when the study's
     pruner prunes the trial; ``pruned_at`` is then the number of epochs run, also stored on the trial."""
@@ -111,6 +127,8 @@ class ReportToStudy(keras.callbacks.Callback):
         self.pruned_at: Optional[int] = None
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        if diverged(logs):  # the epoch's metrics mean nothing; the run fails as diverged
+            return
         self.trial.report(float((logs or {})[self.metric]), epoch)
         if self.trial.should_prune():
             from cifar_exp.search import PRUNED_ATTR

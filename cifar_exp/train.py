@@ -118,6 +118,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
         fit_callbacks = [
             callbacks.EpochStats(len(data.y_train)),
             keras.callbacks.TerminateOnNaN(),
+            callbacks.StopWhenValidationDiverges(),
             *callbacks.system_metrics(run, cfg.tracking.system_metrics_interval, resumed=job.checkpoint is not None),
             *([best] if best else []),
             *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
@@ -207,11 +208,12 @@ def _check_history(
 ) -> int:
     """Epochs run; a NaN loss fails the run, a search's pruner or a time budget that stopped it early is said in a
     tag (``pruned``: the epochs run)."""
-    if any(not math.isfinite(v) for v in history.get("loss", [])):
-        raise TrainingDiverged(
-            f"the training loss became {history['loss'][-1]} at epoch {len(history['loss'])}; "
-            "lower optimizer.lr or check the data."
-        )
+    for key, which in (("loss", "training"), ("val_loss", "validation")):
+        if any(not math.isfinite(v) for v in history.get(key, [])):
+            raise TrainingDiverged(
+                f"the {which} loss became {history[key][-1]} at epoch {len(history[key])}; "
+                "lower optimizer.lr or check the data."
+            )
     epochs_run = len(history["loss"])
     if pruned_at is not None:
         log.info("pruned by the search after epoch %d of %d", epochs_run, cfg.trainer.epochs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from cifar_exp.callbacks import BestEpoch
 
@@ -50,3 +51,27 @@ def test_nothing_to_restore_without_validation_logs(tmp_path):
     best.set_model(tiny_model())
     best.on_epoch_end(0, {"loss": 1.0})
     assert best.restore() is None
+
+
+def test_a_validation_loss_gone_nan_stops_training_and_fails_the_run_as_diverged():
+    """The training loss can stay finite while the model already answers NaN: Keras' TerminateOnNaN misses it."""
+    from omegaconf import OmegaConf
+
+    from cifar_exp.callbacks import StopWhenValidationDiverges
+    from cifar_exp.errors import TrainingDiverged
+    from cifar_exp.train import _check_history
+
+    model = tiny_model()
+    x, y = np.ones((8, 2)), np.ones((8, 1))
+    history = model.fit(
+        x,
+        y,
+        validation_data=(np.full((4, 2), np.nan), np.ones((4, 1))),
+        epochs=5,
+        verbose=0,
+        callbacks=[keras.callbacks.TerminateOnNaN(), StopWhenValidationDiverges()],
+    ).history
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"]).all() and np.isnan(history["val_loss"][0])
+    cfg = OmegaConf.create({"trainer": {"epochs": 5, "max_minutes": None}})
+    with pytest.raises(TrainingDiverged, match="validation loss became nan at epoch 1"):
+        _check_history(None, cfg, history)
