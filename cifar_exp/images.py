@@ -3,7 +3,8 @@
 
 Image files of another size are cropped to their largest centred square and resized to 32x32 with Lanczos
 filtering (``PIL.ImageOps.fit``), the way CIFAR's images frame one object; the EXIF orientation is applied first,
-transparency or a palette is dropped by converting to RGB, and 16-bit grayscale is scaled to 8 bits. A 32x32 RGB image passes through unchanged.
+transparency or a palette is dropped by converting to RGB, and 16-bit grayscale is scaled to 8 bits. A 32x32 RGB
+image passes through unchanged.
 """
 
 from __future__ import annotations

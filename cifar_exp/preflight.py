@@ -69,6 +69,7 @@ def composition_error(args: list[str]) -> Optional[str]:
 
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+OPTUNA_SWEEPER = "hydra_plugins.cifar_exp_optuna.sweeper.OptunaSweeper"
 
 
 def sweep_jobs(config: DictConfig) -> list[list[str]]:
@@ -90,7 +91,10 @@ def check_jobs(config: DictConfig) -> None:
     from hydra import compose as compose_in_this_hydra
     from hydra.errors import HydraException
 
-    if OmegaConf.select(config, "hydra.sweeper._target_") != BASIC_SWEEPER:
+    sweeper = OmegaConf.select(config, "hydra.sweeper._target_")
+    if sweeper == OPTUNA_SWEEPER:
+        return _check_search(config)
+    if sweeper != BASIC_SWEEPER:
         return
     jobs = sweep_jobs(config)
     data_checked: dict[str, str] = {}  # each distinct dataset setting is loaded once: what was wrong with it
@@ -106,6 +110,51 @@ def check_jobs(config: DictConfig) -> None:
                 f"job #{number} of the {len(jobs)} in this sweep ({' '.join(own)}) is not a valid run: {said}. "
                 "No job was started and nothing was logged."
             )
+
+
+def _check_search(config: DictConfig) -> None:
+    """A search draws its trials as it goes, so what can be checked before the first one is: the sweeper's settings
+    (metric, direction, trial count, failure rate, sampler, pruner, storage), that each range of the space is one
+    Optuna can draw from, and that the runs at each end of every range (and each choice) are valid runs with a
+    readable dataset. A problem is one paragraph, before the sweep's parent run or the study exist."""
+    from hydra import compose as compose_in_this_hydra
+    from hydra.errors import HydraException
+
+    from cifar_exp.search import open_storage
+    from hydra_plugins.cifar_exp_optuna._impl import search_space, settings_problems, space_problems
+
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    overrides = [*params, *config.hydra.overrides.task]
+    said = settings_problems(config.hydra.sweeper)
+    space_said, points = space_problems(overrides)
+    said += space_said
+    if not points and not space_said:
+        said.append(
+            "there is nothing to search: give +search=<space> (conf/search/) or sweep overrides such as "
+            "'optimizer.lr=tag(log,interval(1e-4,1e-1))'"
+        )
+    fixed = search_space(overrides)[1] if not space_said else []
+    data_checked: dict[str, str] = {}
+    for point in points if not said else []:
+        try:
+            composed = compose_in_this_hydra(config_name=config.hydra.job.config_name, overrides=[*fixed, *point])
+            problem = "; ".join(problems(composed)) or _data_problem(composed.data, data_checked)
+        except HydraException as error:
+            problem = one_paragraph(error)
+        if problem:
+            said.append(f"the trial with {point[0]} would not be a valid run: {problem}")
+            break
+    storage = config.hydra.sweeper.get("storage")
+    if not said:
+        try:
+            open_storage(str(storage))
+        except Exception as error:  # noqa: BLE001 (a file, a database, a driver: said as the setting it came from)
+            said.append(f"hydra.sweeper.storage={storage} cannot be opened ({errors.briefly(error)})")
+    if said:
+        raise ConfigError(
+            "the search cannot start: " + "; ".join(s.rstrip(".") for s in said) + ". No trial was started and "
+            "nothing was logged."
+        )
 
 
 def _data_problem(data: DictConfig, checked: dict[str, str]) -> str:

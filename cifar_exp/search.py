@@ -10,6 +10,7 @@ imported only when a search needs it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from cifar_exp import signals
@@ -28,6 +29,9 @@ def open_storage(spec: str) -> "optuna.storages.BaseStorage":
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
+    file = spec.removeprefix("sqlite:///") if spec.startswith("sqlite:///") else None if "://" in spec else spec
+    if file:
+        Path(file).parent.mkdir(parents=True, exist_ok=True)  # as the tracking store's folder is
     with signals.deferred():  # creating a database's tables must not be cut in two
         if "://" in spec:
             return optuna.storages.RDBStorage(spec)

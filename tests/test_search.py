@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from cifar_exp.config import PROJECT_ROOT
+from cifar_exp.errors import ConfigError
 from cifar_exp.validation import validate
 
 SEARCHES = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "search").glob("*.yaml"))
@@ -50,6 +51,62 @@ def test_every_search_space_composes(name):
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.params and sweeper.pruner._target_
     assert sweeper.storage == str(PROJECT_ROOT / "mlruns" / "optuna.journal")  # beside the default store
     assert cfg.search.trial is None
+
+
+def check_search(tmp_path: Path, npz_dir: Path, *overrides: str) -> None:
+    """The checks a search passes before its parent run or study exist (cifar_exp.preflight), in a Hydra context as
+    the sweep's callback runs them."""
+    from hydra import compose, initialize_config_dir
+
+    from cifar_exp.config import CONF_DIR, register
+    from cifar_exp.preflight import check_jobs
+
+    register()
+    task = ["data.source=local", f"data.path={npz_dir}", f"hydra.sweeper.storage={tmp_path / 'o.journal'}"]
+    swept = [o for o in overrides if "(" in o]  # compose refuses sweeps outside --multirun: the callback sees them here
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        fixed = [o for o in overrides if o not in swept]
+        cfg = compose("config", overrides=["hydra/sweeper=optuna", *task, *fixed], return_hydra_config=True)
+        cfg.hydra.overrides.task.extend(swept)
+        check_jobs(cfg)
+
+
+@pytest.mark.parametrize("name", SEARCHES)
+def test_every_search_space_passes_the_checks_before_a_search(name, tmp_path, npz_dir):
+    """report_cnn's space once held choice(null, 0.99), which Hydra's grammar refuses: the search could not start."""
+    check_search(tmp_path, npz_dir, f"+search={name}")
+
+
+@pytest.mark.parametrize(
+    "overrides,said",
+    [
+        (["optimizer.nope=interval(0,1)"], "the trial with optimizer.nope=0.0 would not be a valid run"),
+        (["optimizer.lr=interval(0.5,0.01)"], "optimizer.lr=interval(0.5,0.01): not a search range"),
+        (["optimizer.lr=tag(log,interval(-0.1,0.5))"], "`low > 0` must hold for `log=True`"),
+        (["trainer.batch_size=range(5,2)"], "trainer.batch_size=range(5,2): not a search range"),
+        (["optimizer.momentum=interval(0.5,1.5)", "optimizer=sgd"], "optimizer.momentum=1.5 must be in [0, 1)"),
+        (["+search=fast_cnn", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: give the number of trials"),
+        (["+search=fast_cnn", "hydra.sweeper.max_failure_rate=1.0"], "a search whose trials all fail must still stop"),
+        (["+search=fast_cnn", "hydra.sweeper.metric=val_acc"], "not an epoch log a trial reports"),
+        (["+search=fast_cnn", "hydra.sweeper.metric=val_loss"], "set hydra.sweeper.direction=minimize"),
+        (["+search=fast_cnn", "hydra.sweeper.direction=sideways"], "set hydra.sweeper.direction=maximize"),
+        (["+search=fast_cnn", "hydra/sweeper/pruner=threshold"], "Either lower or upper must be specified"),
+        (["seed=3"], "there is nothing to search"),
+        (["optimizer.ema=choice(null,0.99)"], "optimizer.ema=choice(null,0.99): Error parsing override"),
+    ],
+)
+def test_a_search_that_cannot_run_is_refused_before_it_starts(overrides, said, tmp_path, npz_dir):
+    with pytest.raises(ConfigError) as refused:
+        check_search(tmp_path, npz_dir, *overrides)
+    assert said in str(refused.value) and "\n" not in str(refused.value)
+    assert str(refused.value).endswith("No trial was started and nothing was logged.")
+
+
+def test_a_storage_that_cannot_be_opened_is_refused_and_a_missing_folder_is_made(tmp_path, npz_dir):
+    with pytest.raises(ConfigError, match="hydra.sweeper.storage=/proc/x/o.journal cannot be opened"):
+        check_search(tmp_path, npz_dir, "+search=fast_cnn", "hydra.sweeper.storage=/proc/x/o.journal")
+    check_search(tmp_path, npz_dir, "+search=fast_cnn", f"hydra.sweeper.storage={tmp_path / 'new' / 'o.journal'}")
+    assert (tmp_path / "new" / "o.journal").exists()
 
 
 def study_trials(storage: Path):

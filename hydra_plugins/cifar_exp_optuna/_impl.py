@@ -15,13 +15,14 @@ import logging
 import shlex
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import OverrideParseException
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -76,6 +77,63 @@ def search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution], lis
         else:
             fixed[key] = override.input_line or f"{key}={override.get_value_element_as_str()}"
     return space, list(fixed.values())
+
+
+# The epoch logs a trial can report, and the direction each is optimised in (the test set is never one of them).
+METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "accuracy": "maximize", "loss": "minimize"}
+
+
+def settings_problems(sweeper: DictConfig) -> list[str]:
+    """What is wrong with the sweeper's own settings (``hydra.sweeper.*``), each said with its fix."""
+    said = []
+    metric, direction = sweeper.get("metric"), str(sweeper.get("direction")).lower()
+    if metric not in METRICS:
+        said.append(f"hydra.sweeper.metric={metric} is not an epoch log a trial reports: one of {', '.join(METRICS)}")
+    elif direction != METRICS[metric]:
+        said.append(
+            f"hydra.sweeper.direction={sweeper.get('direction')} for {metric}, which is a "
+            f"{'loss' if METRICS[metric] == 'minimize' else 'score'}: set hydra.sweeper.direction={METRICS[metric]}"
+        )
+    if not isinstance(sweeper.get("n_trials"), int) or sweeper.n_trials < 1:
+        said.append(f"hydra.sweeper.n_trials={sweeper.get('n_trials')}: give the number of trials to finish, 1 or more")
+    rate = sweeper.get("max_failure_rate")
+    if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        said.append(
+            f"hydra.sweeper.max_failure_rate={rate}: give a share from 0 (stop at the first failed trial) up to, "
+            "not including, 1 (a search whose trials all fail must still stop)"
+        )
+    for part in ("sampler", "pruner"):
+        try:
+            instantiate(OmegaConf.to_container(sweeper.get(part), resolve=True))
+        except Exception as error:  # noqa: BLE001 (whatever Optuna refuses, said as the setting it came from)
+            said.append(f"hydra.sweeper.{part} cannot be made ({type(error).__name__}: {' '.join(str(error).split())})")
+    return said
+
+
+def space_problems(overrides: list[str]) -> tuple[list[str], list[list[str]]]:
+    """What is wrong with the search space's distributions, and the points that stand for it (every setting at each
+    end of its range, each choice): composed and validated before any trial starts."""
+    said, points, parser = [], [], OverridesParser.create()
+    for line in overrides:
+        try:
+            (override,) = parser.parse_overrides([line])
+        except OverrideParseException as error:
+            said.append(f"{line}: {' '.join(str(error).split())}")
+            continue
+        if not override.is_sweep_override():
+            continue
+        key = override.get_key_element()
+        try:
+            found = distribution(override)
+        except (ValueError, IndexError, TypeError) as error:
+            said.append(f"{override.input_line}: not a search range Optuna can draw from ({error or 'empty'})")
+            continue
+        if isinstance(found, (FloatDistribution, IntDistribution)):
+            values: list[Any] = [found.low, found.high]
+        else:
+            values = list(cast(CategoricalDistribution, found).choices)
+        points += [[f"{key}={format_value(value)}"] for value in values]
+    return said, points
 
 
 def format_value(value: Any) -> str:
