@@ -64,6 +64,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
         cfg.resume,
         cfg.force,
         context.sweep_dir,
+        cfg.search.trial,
     )
     if job.finished_run is not None:
         done = job.finished_run

@@ -193,3 +193,59 @@ def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     done = cli(tmp_path, *search, "hydra.sweeper.n_trials=4", timeout=600)  # nothing left to do
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(study_trials(storage)) == 4
+
+
+def test_a_search_stopped_mid_trial_fails_the_trial_and_says_it_is_not_continued(tmp_path, npz_dir, store_uri):
+    """SIGTERM while a trial trains (the basic launcher: the trial runs in the search's own process): the run is
+    KILLED, the study's trial FAILED (not RUNNING for good), its checkpoint removed since no trial is continued,
+    and the message says what the same command does instead."""
+    import signal
+    import time
+
+    from test_faults import checkpoints, output, start, wait_for
+
+    storage = Path(store_uri.removeprefix("sqlite:///")).parent / "optuna.journal"
+    search = [
+        "--multirun",
+        "hydra/sweeper=optuna",
+        *tiny(npz_dir, store_uri),
+        "data.train_size=200",
+        "augmentation=none",
+        "trainer.epochs=2000",  # long enough never to end before the signal
+        "optimizer.lr=tag(log,interval(1e-4,1e-2))",
+        "hydra.sweeper.n_trials=2",
+    ]
+    process = start(tmp_path, *search)
+    wait_for(lambda: checkpoints(tmp_path / "mlruns" / "checkpoints"), process)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    process.wait(90)
+    said = output(process)
+    assert process.returncode == 143, said[-3000:]
+    assert "it was trial 0 of a search, which the study marks FAILED" in said and "Traceback" not in said
+    assert [t.state.name for t in study_trials(storage)] == ["FAIL"]
+    assert not checkpoints(tmp_path / "mlruns" / "checkpoints")
+    statuses = {r.data.tags.get("cifar_exp.role", "trial"): r.info.status for r in all_runs(store_uri)}
+    assert statuses == {"sweep": "KILLED", "trial": "KILLED"}
+
+
+def test_trials_left_running_by_a_dead_search_are_failed_when_the_study_goes_on(tmp_path):
+    """kill -9 cannot tell the study anything: the next search on the study fails the orphaned trials, and leaves
+    a live search's trials alone."""
+    import subprocess
+    import sys
+
+    import optuna
+
+    from cifar_exp.search import open_storage
+    from cifar_exp.tracking.environment import process_tags
+    from hydra_plugins.cifar_exp_optuna._impl import OWNER_ATTR, OptunaSweeperImpl
+
+    study = optuna.create_study(study_name="s", storage=open_storage(str(tmp_path / "o.journal")))
+    dead = subprocess.Popen([sys.executable, "-c", "import os; print(os.getpid())"], stdout=subprocess.PIPE, text=True)
+    dead.wait()
+    orphan, live = study.ask(), study.ask()
+    orphan.set_user_attr(OWNER_ATTR, {**process_tags(), "pid": str(dead.pid)})
+    live.set_user_attr(OWNER_ATTR, process_tags())
+    OptunaSweeperImpl._fail_orphans(study)
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]

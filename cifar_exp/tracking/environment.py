@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Mapping
 
 import mlflow
 import psutil
@@ -98,10 +99,15 @@ def process_tags() -> dict[str, str]:
 def is_stale(run: MlflowRun) -> bool:
     """RUNNING, but its process (on this host) is gone: killed with -9, or the machine went down, or its pid
     now belongs to another process (one that started at another time than the run's owner)."""
-    if run.info.status != "RUNNING" or run.data.tags.get("host") != socket.gethostname():
+    return run.info.status == "RUNNING" and process_gone(run.data.tags)
+
+
+def process_gone(owner: Mapping[str, str]) -> bool:
+    """Whether the process :func:`process_tags` described is gone (on this host; another host's cannot be told)."""
+    if owner.get("host") != socket.gethostname():
         return False
     try:
-        pid = int(run.data.tags.get("pid", "0"))
+        pid = int(owner.get("pid", "0"))
     except ValueError:
         return False
     if pid <= 0:
@@ -112,5 +118,5 @@ def is_stale(run: MlflowRun) -> bool:
         return True
     except psutil.Error:
         return False
-    recorded = run.data.tags.get("pid_started")
+    recorded = owner.get("pid_started")
     return recorded is not None and recorded != started

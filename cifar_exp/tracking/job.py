@@ -48,6 +48,7 @@ class Job:
     finished_run: Optional[MlflowRun] = None  # set when the job is skipped
     resumed_fingerprint: Optional[str] = None  # the dataset_fingerprint the resumed run was trained on
     claim: Optional[FileLock] = None  # held while this process continues resume_run_id
+    search_trial: Optional[int] = None  # the Optuna trial this job is, in a search: a stopped trial is not continued
 
     def check_same_data(self, fingerprint: str, where: str) -> None:
         """A resumed run must go on with the data it was trained on: its config can be the same while the files
@@ -86,9 +87,16 @@ class Job:
                 yield opened, folder
         except Stopped as stop:
             run_id = opened.run_id if opened is not None and opened.enabled else stop.run_id
-            if run_id is not None and run_id == stop.finished_run_id:
+            if run_id is not None and (run_id == stop.finished_run_id or self.search_trial is not None):
                 shutil.rmtree(folder, ignore_errors=True)
-            elif run_id is not None:
+            if run_id is not None and run_id != stop.finished_run_id and self.search_trial is not None:
+                state = "is KILLED in" if stop.unmarked_run_id != run_id else "is marked KILLED by the next command on"
+                stop.details.append(
+                    f"run {run_id} ({self.name}) {state} {self.uri}; it was trial {self.search_trial} of a search, "
+                    "which the study marks FAILED: a trial is not continued, and the same command goes on with new "
+                    "trials"
+                )
+            elif run_id is not None and run_id != stop.finished_run_id:
                 stop.details.append(self._how_to_continue(run_id, marked=stop.unmarked_run_id != run_id))
             raise
         finally:
@@ -151,11 +159,12 @@ def start_job(
     resume: Optional[str] = None,
     force: bool = False,
     sweep_dir: Optional[str] = None,
+    search_trial: Optional[int] = None,
 ) -> Job:
     """Check the store and the checkpoint folder, retire runs whose process died, and decide how this job
     starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet.
     ``config_hashes``: this config's hash first, then those its earlier runs may carry."""
-    job = Job(uri, experiment, name, config_hashes[0], checkpoint_root, sweep_dir)
+    job = Job(uri, experiment, name, config_hashes[0], checkpoint_root, sweep_dir, search_trial=search_trial)
     if uri is None:
         if resume:
             raise ConfigError("resume needs tracking (tracking.enabled=true): the run to continue lives in MLflow.")

@@ -34,9 +34,11 @@ from optuna.trial import TrialState
 from cifar_exp import signals
 from cifar_exp.identity import is_bookkeeping
 from cifar_exp.search import METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
+from cifar_exp.tracking.environment import process_gone, process_tags
 
 log = logging.getLogger(__name__)
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+OWNER_ATTR = "sweeper"  # trial user attribute: the process that asked for it (host, pid, when it started)
 RESULTS_DIR = "optuna"
 
 
@@ -150,12 +152,21 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def default_study_name(space: dict[str, BaseDistribution], fixed: list[str], config: DictConfig) -> str:
-    """``<search space name>-<hash>``: the same command continues the same study; another space or other fixed
-    settings (bookkeeping such as tracking or verbosity aside) start another."""
+DEFAULT_OBJECTIVE = ("val_accuracy", "maximize")
+
+
+def default_study_name(
+    space: dict[str, BaseDistribution], fixed: list[str], config: DictConfig, objective: tuple[str, str]
+) -> str:
+    """``<search space name>-<hash>``: the same command continues the same study; another space, other fixed
+    settings (bookkeeping such as tracking or verbosity aside) or another ``objective`` (metric, direction) start
+    another (the default objective leaves the hash as it was before it counted, so those studies continue)."""
     choice = OmegaConf.select(config, "hydra.runtime.choices.search") or "search"
     kept = sorted(o for o in fixed if not is_bookkeeping(o.lstrip("+~").split("=", 1)[0]))
-    text = json.dumps([{k: optuna.distributions.distribution_to_json(d) for k, d in sorted(space.items())}, kept])
+    parts: list[Any] = [{k: optuna.distributions.distribution_to_json(d) for k, d in sorted(space.items())}, kept]
+    if objective != DEFAULT_OBJECTIVE:
+        parts.append(list(objective))
+    text = json.dumps(parts)
     return f"{choice}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
@@ -201,7 +212,8 @@ class OptunaSweeperImpl:
             )
         pruner = OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
         storage = open_storage(self.storage)
-        name = self.study_name or default_study_name(space, fixed, self.config)
+        objective = (self.metric, self.direction.lower())
+        name = self.study_name or default_study_name(space, fixed, self.config, objective)
         study = optuna.create_study(
             study_name=name,
             storage=storage,
@@ -212,6 +224,7 @@ class OptunaSweeperImpl:
         )
         study.set_user_attr(PRUNER_ATTR, pruner)
         study.set_user_attr(METRIC_ATTR, self.metric)
+        self._fail_orphans(study)
         log.info(
             "Optuna study %s in %s: %d of %d trials finished",
             study.study_name,
@@ -220,11 +233,20 @@ class OptunaSweeperImpl:
             self.n_trials,
         )
         launched = failed = 0
+        first_failure: Optional[JobReturn] = None
         while (missing := self.n_trials - self._finished(study)) > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, missing))]
-            returns = self.launcher.launch(
-                [self._overrides(study, trial, fixed) for trial in trials], initial_job_idx=self.job_idx
-            )
+            for trial in trials:
+                trial.set_user_attr(OWNER_ATTR, process_tags())
+            try:
+                returns = self.launcher.launch(
+                    [self._overrides(study, trial, fixed) for trial in trials], initial_job_idx=self.job_idx
+                )
+            except signals.Stopped:  # a job in this process was stopped (the basic launcher): its trial ends too
+                with signals.deferred():
+                    for trial in trials:
+                        study.tell(trial, state=TrialState.FAIL)
+                raise
             self.job_idx += len(returns)
             if signals.received is not None:  # the workers ended their trials as stopped (signals.draining)
                 for trial in trials:
@@ -232,6 +254,7 @@ class OptunaSweeperImpl:
                 raise signals.received
             launched += len(returns)
             failed += sum(self._tell(study, trial, result) for trial, result in zip(trials, returns))
+            first_failure = first_failure or next((r for r in returns if r.status == JobStatus.FAILED), None)
             if failed / launched > self.max_failure_rate:
                 log.error(
                     "%d of %d trials failed (hydra.sweeper.max_failure_rate=%g): stopping the search",
@@ -241,6 +264,9 @@ class OptunaSweeperImpl:
                 )
                 next(r for r in returns if r.status == JobStatus.FAILED).return_value  # re-raises the job's error
         write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric)
+        if first_failure is not None:  # the search finished, but as a grid sweep does, it exits non-zero
+            log.error("%d of %d trials failed (each said above); the search's parent run lists them", failed, launched)
+            first_failure.return_value  # re-raises the first failed trial's error, as Hydra does for a grid sweep
 
     def _sampler(self, storage: optuna.storages.BaseStorage, study_name: str) -> optuna.samplers.BaseSampler:
         """The configured sampler; a seeded one is seeded with ``seed`` + the trials the study already has, so a
@@ -251,6 +277,16 @@ class OptunaSweeperImpl:
             existing = 0
         seed = self.sampler_cfg.get("seed")
         return instantiate(self.sampler_cfg, **({"seed": seed + existing} if seed is not None else {}))
+
+    @staticmethod
+    def _fail_orphans(study: optuna.Study) -> None:
+        """Trials left RUNNING by a search whose process is gone (``kill -9``, a crash): FAILED, so the study's
+        counts and best trial do not wait on them. A live search's trials (two searches on one study) are left."""
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = trial.user_attrs.get(OWNER_ATTR)
+            if owner and process_gone(owner):
+                log.warning("trial %d was left RUNNING by a search that died: marked FAILED", trial.number)
+                study.tell(trial.number, state=TrialState.FAIL)
 
     @staticmethod
     def _finished(study: optuna.Study) -> int:
