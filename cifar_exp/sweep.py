@@ -26,7 +26,7 @@ from cifar_exp import errors, signals, tracking
 from cifar_exp.config import register
 from cifar_exp.errors import ConfigError
 from cifar_exp.preflight import check_jobs
-from cifar_exp.tracking.search_results import record_search
+from cifar_exp.tracking.search_results import is_search, record_search
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +159,13 @@ class MlflowSweepCallback(Callback):
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         stop = signals.received
+        results = self.sweep_dir / "optuna"
+        search = is_search(results)  # a search registers the study's best trial, not the best test accuracy
         try:
             summary = tracking.close_sweep_parent(
                 self.uri,
                 parent_run_id,
-                None if stop else self.register_as,
+                None if stop or search else self.register_as,
                 ended="KILLED" if stop else None,
                 reason=f"the sweep was {stop}" if stop else "",
             )
@@ -176,4 +178,4 @@ class MlflowSweepCallback(Callback):
             return
         if summary:
             log.info("sweep summary: %s", summary)
-            record_search(self.uri, parent_run_id, self.sweep_dir / "optuna")
+            record_search(self.uri, parent_run_id, results, None if stop else self.register_as)

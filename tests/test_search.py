@@ -190,9 +190,17 @@ def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
         "optuna/intermediate_values.png",
     } <= artifact_paths(MlflowClient(store_uri), parent.info.run_id)
 
+    # @best is the trial the study judged best (validation), not the child with the best test accuracy
+    client = MlflowClient(store_uri)
+    registered = tags["registered_model"].split("@")[0].removeprefix("models:/")
+    best_run = client.get_model_version_by_alias(registered, "best").run_id
+    assert client.get_run(best_run).data.params["search.trial"] == str(best.number)
+
+    client.delete_registered_model(registered)  # as if a stop during the results phase had left it unregistered
     done = cli(tmp_path, *search, "hydra.sweeper.n_trials=4", timeout=600)  # nothing left to do
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(study_trials(storage)) == 4
+    assert client.get_model_version_by_alias(registered, "best").run_id == best_run  # the re-run registers it
 
 
 def test_a_search_stopped_mid_trial_fails_the_trial_and_says_it_is_not_continued(tmp_path, npz_dir, store_uri):

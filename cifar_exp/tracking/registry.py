@@ -140,11 +140,12 @@ def register_run(
     return Registration(name, str(version.version), run_id, alias)
 
 
-def register_best(client: MlflowClient, run_id: str, name: str) -> str:
-    """Register the sweep's best run under ``name``; the alias ``@best`` moves to it unless the version it holds
-    scored higher. Returns what happened, in words; a failure is logged and said, never raised (the sweep ran)."""
+def register_best(client: MlflowClient, run_id: str, name: str, only_if_better: bool = True) -> str:
+    """Register the sweep's best run under ``name``; the alias ``@best`` moves to it unless (``only_if_better``) the
+    version it holds scored a higher test accuracy. Returns what happened, in words; a failure is logged and said,
+    never raised (the sweep ran)."""
     try:
-        registration = register_run(client, run_id, name, only_if_better=True)
+        registration = register_run(client, run_id, name, only_if_better=only_if_better)
     except (ModelError, MlflowException) as error:
         log.warning("could not register the sweep's best run %s as %r: %s", run_id, name, briefly(error))
         return f"not registered ({error})"

@@ -4,22 +4,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
+from mlflow.tracking import MlflowClient
 
+from cifar_exp.tracking.registry import register_best
 from cifar_exp.tracking.run import TAG_NOTE, Run
 from cifar_exp.tracking.store import client_for
 
 
-def record_search(uri: str, parent_run_id: str, folder: Path) -> dict[str, Any]:
+def is_search(folder: Path) -> bool:
+    """Whether the sweep whose results folder is ``folder`` was a search (the ``optuna`` sweeper wrote there)."""
+    return (folder / "best_trial.yaml").exists()
+
+
+def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optional[str] = None) -> dict[str, Any]:
     """Log the search results in ``folder`` on the parent: artifacts under ``optuna/``, tags ``study``,
     ``best_trial``, ``best_command``, metric ``best_trial_value``, and a sentence in its description; nothing when
-    the sweep was not a search."""
-    summary_file = folder / "best_trial.yaml"
-    if not summary_file.exists():
+    the sweep was not a search. With ``register_as``, the study's best trial's model is registered under that name
+    and ``@best`` points at it: the trial the study judged best on its validation metric (never the test set), in
+    whichever run of the study it ran (a continued study's best may be an earlier search's)."""
+    if not is_search(folder):
         return {}
-    summary: dict[str, Any] = yaml.safe_load(summary_file.read_text())
+    summary: dict[str, Any] = yaml.safe_load((folder / "best_trial.yaml").read_text())
     client = client_for(uri)
     run = Run(client, parent_run_id)
     run.log_artifacts(folder, "optuna")
@@ -30,10 +38,25 @@ def record_search(uri: str, parent_run_id: str, folder: Path) -> dict[str, Any]:
     if best:
         tags.update(best_trial=str(best["number"]), best_command=best["command"])
         run.log_metrics({"best_trial_value": best["value"]})
-        note += (
-            f" Best trial {best['number']}: {summary['metric']} {best['value']:.2%}; "
-            f"train it alone with `{best['command']}`."
-        )
+        value = f"{best['value']:.2%}" if "accuracy" in summary["metric"] else f"{best['value']:.4f}"
+        note += f" Best trial {best['number']}: {summary['metric']} {value}; train it alone with `{best['command']}`."
+        trial_run = _trial_run(client, parent_run_id, summary["study"], best["number"]) if register_as else None
+        if trial_run is not None and register_as:
+            registered = register_best(client, trial_run, register_as, only_if_better=False)
+            tags["registered_model"] = registered
+            note += f" Registered: {registered}."
     previous = client.get_run(parent_run_id).data.tags.get(TAG_NOTE, "")
     run.set_tags({**tags, TAG_NOTE: previous + note})
     return summary
+
+
+def _trial_run(client: MlflowClient, parent_run_id: str, study: str, number: int) -> Optional[str]:
+    """The FINISHED run of trial ``number`` of ``study`` (under any search's parent), if the store holds one."""
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"params.`search.study` = '{study}' and params.`search.trial` = '{number}' "
+        "and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return found[0].info.run_id if found else None
