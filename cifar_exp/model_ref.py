@@ -153,6 +153,13 @@ def _load_uri(uri: str, tracking_uri: str) -> LoadedModel:
             "Registered models and their aliases are listed in the MLflow UI's Models tab; "
             f"{ANOTHER_STORE}."
         ) from error
+    except Exception as error:  # another scheme's client (boto3, GCS, HTTP): credentials, network, a missing object
+        if isinstance(error, ModelError) or scheme in ("runs", "models"):
+            raise
+        raise ModelError(
+            f"{uri} could not be downloaded ({briefly(error)[:300]}); check the address and "
+            f"the credentials its storage needs, or give {FORMS}."
+        ) from error
 
 
 def _registry_location(client: Any, path: str, uri: str) -> tuple[str, Optional[str]]:

@@ -93,3 +93,18 @@ def test_registering_or_loading_a_sweep_parent_names_its_best_job(store_uri):
 
     with pytest.raises(ModelError, match=f"is a sweep run, which trains no model; its best job is run {'a' * 32}"):
         model_ref.load(parent, store_uri)
+
+
+def test_a_model_address_another_storage_cannot_serve_is_one_paragraph(store_uri, monkeypatch):
+    """An s3:// (or gs://, https://) model that its storage's client cannot fetch (no credentials, no network)."""
+    import mlflow.artifacts
+
+    from cifar_exp import model_ref
+    from cifar_exp.errors import ModelError
+
+    def no_credentials(**_):
+        raise RuntimeError("Unable to locate credentials")
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", no_credentials)
+    with pytest.raises(ModelError, match="s3://bucket/model could not be downloaded .RuntimeError: Unable to locate"):
+        model_ref.load("s3://bucket/model", store_uri)
