@@ -136,6 +136,7 @@ def run() -> None:
     if signals.received is not None:  # a sweep whose pool workers ended their jobs as stopped (signals.draining)
         print(f"error: {signals.received.explain()}", file=sys.stderr)
         signals.exit(signals.received.exit_status)
+    signals.done()
 
 
 def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str]) -> str:

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Optional
 
+from cifar_exp import signals
 from cifar_exp.config import default_store_uri
 from cifar_exp.errors import CifarExpError, store_failed, store_failure
 
@@ -38,7 +39,6 @@ def predict(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
     """Evaluate a model on a dataset's test split, as an evaluation run; a stop signal ends that run KILLED."""
-    from cifar_exp import signals
     from cifar_exp.model_evaluation import evaluate_model
 
     _quiet()
@@ -169,6 +169,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         args = top.parse_args(argv)
     try:
         args.run(args)
+        signals.done()
     except CifarExpError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -209,6 +209,14 @@ def _ignore(signum: int, frame: Optional[FrameType]) -> None:
     """A further stop signal while the first one's bookkeeping runs."""
 
 
+def done() -> None:
+    """The command's work is done and said: a stop signal from here on (while Python shuts down) changes nothing,
+    and would otherwise end the process as that signal (exit 130 after Ctrl-C) with no word, after a complete
+    result."""
+    for each in STOP_SIGNALS:
+        signal.signal(each, signal.SIG_IGN)
+
+
 def exit(status: int) -> NoReturn:
     """Exit with ``status`` after a stop. The stop signals are ignored from here on: as Python shuts down it puts
     back the default action of every signal it handled, and a second signal arriving then (an impatient Ctrl-C)

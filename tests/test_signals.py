@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 import weakref
@@ -86,3 +87,18 @@ def test_a_stop_dropped_by_a_weakref_callback_is_raised_again_after_it(handlers,
         for _ in range(100):
             time.sleep(0.01)
     assert stopped.value.signum == signal.SIGTERM and ref() is None
+
+
+def test_a_stop_after_the_work_is_done_changes_nothing():
+    """Ctrl-C as Python shuts down after a complete, printed result ended the process as SIGINT (130), no word."""
+    script = (
+        "import os, signal\n"
+        "from cifar_exp import signals\n"
+        "signals.install()\n"
+        "signals.done()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "print('done')\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0 and finished.stdout == "done\n", finished.stderr
