@@ -53,6 +53,9 @@ def test_a_run_without_a_model_is_said(store_uri):
     with pytest.raises(ModelError, match="logged no MLflow Model"):
         register_run(client, run.run_id, "m")
     assert register_best(client, run.run_id, "m").startswith("not registered (run ")
+    client.set_terminated(run.run_id, "FAILED")
+    with pytest.raises(ModelError, match="is FAILED: it logged no model.*continue it with the command"):
+        register_run(client, run.run_id, "m")
 
 
 @pytest.mark.parametrize("alias", ["v1", "latest", "has space"])

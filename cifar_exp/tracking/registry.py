@@ -67,10 +67,15 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str:
     run = find_run(client, run_id)
     model_id = trained_model_id(run)
     if model_id is None:
+        if run.info.status != "FINISHED":
+            raise ModelError(
+                f"run {run_id} ({run.info.run_name}) is {run.info.status}: it logged no model, which a run does "
+                "once it has trained and been tested; continue it with the command in its 'command' tag and "
+                "resume=auto, or register another run."
+            )
         raise ModelError(
-            f"run {run_id} ({run.info.run_name}, {run.info.status}) logged no MLflow Model: it did not "
-            "finish, or it ran before runs logged their models as MLflow Models; only its .h5 can be "
-            "used (cifar-exp predict <run id>)."
+            f"run {run_id} ({run.info.run_name}) logged no MLflow Model: it ran before runs logged their models "
+            "as MLflow Models; only its .h5 can be used (cifar-exp predict <run id>)."
         )
     return model_id
 
