@@ -20,7 +20,7 @@ def ui(args: argparse.Namespace) -> None:
     answers, print the address of the experiment's runs table in the model-training view."""
     from cifar_exp.ui import serve
 
-    serve(args.host, args.port, args.backend_store_uri, args.experiment, args.start_timeout)
+    serve(args.host, args.port, args.backend_store_uri, args.experiment, args.start_timeout, args.workers)
 
 
 def _quiet() -> None:
@@ -105,6 +105,9 @@ def parser() -> argparse.ArgumentParser:
     viewer.add_argument("--experiment", default=None, help="whose runs table to print (default: tracking.experiment)")
     viewer.add_argument(
         "--start-timeout", type=float, default=120, help="seconds the server may take to answer (default 120)"
+    )
+    viewer.add_argument(
+        "--workers", type=int, default=1, help="the server's worker processes (default 1: one person browsing)"
     )
     viewer.set_defaults(run=ui)
     reporter = commands.add_parser(
