@@ -79,6 +79,8 @@ def read_npz(path: Path) -> np.ndarray:
         x = x[None]
     if x.ndim != 4 or x.shape[1:] != (*SIZE, 3):
         raise InputError(f"{path}: images of shape {x.shape}, expected (N, 32, 32, 3) RGB (HWC), or one (32, 32, 3).")
+    if not len(x):
+        raise InputError(f"{path} holds no images (an array of shape {x.shape}).")
     try:  # the same rule as a dataset's images: whole values 0-255, whatever the dtype (the model rescales them)
         return exact_uint8(x, f"{path}: the images")
     except DataError as error:

@@ -173,7 +173,10 @@ def _registry_location(client: Any, path: str, uri: str) -> tuple[str, Optional[
     elif "/" in path and path.rsplit("/", 1)[1].isdigit():
         version = client.get_model_version(*path.rsplit("/", 1))
     else:
-        raise ModelError(f"{uri}: give models:/<name>@<alias>, models:/<name>/<version> or models:/<model id>.")
+        raise ModelError(
+            f"{uri}: give models:/<name>@<alias>, models:/<name>/<version> or models:/<model id> (a model id is m- "
+            "and 32 hexadecimal digits, as the run page's Logged models list it)."
+        )
     return client.get_model_version_download_uri(version.name, version.version), version.model_id
 
 

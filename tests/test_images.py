@@ -81,6 +81,7 @@ def test_unreadable_images_are_one_paragraph(tmp_path, name, content, message):
     "arrays,message",
     [
         ({"x": np.zeros((2, 28, 28, 3), np.uint8)}, "expected \\(N, 32, 32, 3\\)"),
+        ({"x": np.zeros((0, 32, 32, 3), np.uint8)}, "bad.npz holds no images"),
         ({"x": np.full((1, 32, 32, 3), 0.5)}, "hold fractional values \\(they look scaled to \\[0, 1\\]"),
         ({"x": np.full((1, 32, 32, 3), 300)}, "hold values in \\[300, 300\\], outside 0..255"),
         ({"x": np.full((1, 32, 32, 3), np.nan)}, "hold 3072 NaN or infinite values"),
