@@ -92,6 +92,7 @@ def test_every_search_space_passes_the_checks_before_a_search(name, tmp_path, np
         (["+search=fast_cnn", "hydra.sweeper.direction=sideways"], "set hydra.sweeper.direction=maximize"),
         (["+search=fast_cnn", "hydra/sweeper/pruner=threshold"], "Either lower or upper must be specified"),
         (["seed=3"], "there is nothing to search"),
+        (["+search=fast_cnn", "hydra.sweeper.pruner.reduction_factor=1"], "reduction_factor=1: give 2 or more"),
         (["optimizer.ema=choice(null,0.99)"], "optimizer.ema=choice(null,0.99): Error parsing override"),
     ],
 )

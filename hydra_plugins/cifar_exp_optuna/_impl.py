@@ -104,6 +104,9 @@ def settings_problems(sweeper: DictConfig) -> list[str]:
             f"hydra.sweeper.max_failure_rate={rate}: give a share from 0 (stop at the first failed trial) up to, "
             "not including, 1 (a search whose trials all fail must still stop)"
         )
+    factor = OmegaConf.select(sweeper, "pruner.reduction_factor")
+    if factor is not None and factor < 2:  # Optuna accepts it, then divides by log(1) at the first pruning decision
+        said.append(f"hydra.sweeper.pruner.reduction_factor={factor}: give 2 or more (3 is Hyperband's default)")
     for part in ("sampler", "pruner"):
         try:
             instantiate(OmegaConf.to_container(sweeper.get(part), resolve=True))
