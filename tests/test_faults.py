@@ -98,6 +98,8 @@ def test_stop_signal_ends_the_run_killed_and_resume_continues_it(signum, tmp_pat
     (kept,) = checkpoints(root)
     assert checkpoint.latest(kept.parent).epochs_done >= 1  # intact, and readable
     assert not list(root.glob("*/.*.partial"))
+    if signum != signal.SIGTERM:
+        return  # how the run is continued does not depend on the signal that stopped it
 
     done = cli(tmp_path, *args, "resume=auto")
     assert done.returncode == 0, done.stderr[-2000:]
