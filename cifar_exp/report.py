@@ -135,8 +135,7 @@ def report_all(
         raise ReportError(
             f"no MLflow experiment {store_experiment!r} in {uri}; run the report's experiments first: make reproduce"
         )
-    names = dict.fromkeys(r.data.tags["experiment"] for r in stores.runs(store_experiment))
-    by_name = {name: stores.runs(store_experiment, name) for name in names}
+    by_name = {name: stores.runs(store_experiment, name) for name in stores.experiment_names(store_experiment)}
     tables, notes = [], []
     for name in sorted(by_name, key=_report_order):
         try:

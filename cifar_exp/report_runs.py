@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import tracking
+from cifar_exp.config import options
 from cifar_exp.errors import ReportError
 
 
@@ -44,13 +45,21 @@ def find_sweep(
 
 
 def sweep_parents(client: MlflowClient, experiment_id: str, experiment_name: str) -> list[MlflowRun]:
-    """Every sweep parent of report experiment ``experiment_name`` in an MLflow experiment, newest first."""
-    return client.search_runs(
+    """Every sweep parent of report experiment ``experiment_name`` in an MLflow experiment, newest first. A plain
+    sweep of the same keys has the same name (``--multirun dropout=a,b`` is ``sweep-dropout`` too): only the
+    sweeps started with ``+experiment=<name>`` count."""
+    parents = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
         order_by=["attributes.start_time DESC"],
         max_results=1000,
     )
+    return [p for p in parents if _of_experiment(p, experiment_name)]
+
+
+def _of_experiment(parent: MlflowRun, experiment_name: str) -> bool:
+    overrides = parent.data.params.get("sweep_overrides", "").split()
+    return f"+experiment={experiment_name}" in overrides
 
 
 def _preference(parent: MlflowRun) -> tuple[bool, int]:
@@ -89,6 +98,25 @@ class Stores:
                 self._owner[run.info.run_id] = client
                 found.setdefault(run.info.run_id, run)
         return sorted(found.values(), key=lambda r: r.info.start_time or 0)
+
+    def experiment_names(self, store_experiment: str) -> list[str]:
+        """The report experiments with runs or sweeps in the stores: a sweep whose every job was skipped (its arms
+        run by other experiments) has no run of its own, yet its experiment has a table."""
+        names = [r.data.tags["experiment"] for r in self.runs(store_experiment)]
+        for client in self.clients:
+            experiment = client.get_experiment_by_name(store_experiment)
+            if experiment is None:
+                continue
+            parents = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name LIKE 'sweep-%'",
+                max_results=50000,
+            )
+            for parent in parents:
+                name = (parent.info.run_name or "").removeprefix("sweep-")
+                if _of_experiment(parent, name):
+                    names.append(name)
+        return list(dict.fromkeys(name for name in names if name in options("experiment")))
 
     def metric_history(self, run_id: str, metric: str) -> list[Any]:
         """A run's per-step values of ``metric``, from whichever store holds the run."""
