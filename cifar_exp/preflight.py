@@ -5,6 +5,7 @@ and nothing trained or logged. The checks a composed config must pass are :mod:`
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional, Sequence, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -145,6 +146,12 @@ def _check_search(config: DictConfig) -> None:
             said.append(f"the trial with {point[0]} would not be a valid run: {problem}")
             break
     storage = config.hydra.sweeper.get("storage")
+    if not said and _same_database(str(storage), str(OmegaConf.select(config, "tracking.uri"))):
+        said.append(
+            f"hydra.sweeper.storage={storage} is the tracking store's own database: MLflow and Optuna both keep their "
+            "schema version in a table named alembic_version, so one database cannot hold both; give a database of "
+            "its own, or a journal file (the default: optuna.journal beside an SQLite tracking store)"
+        )
     if not said:
         try:
             open_storage(str(storage))
@@ -155,6 +162,14 @@ def _check_search(config: DictConfig) -> None:
             "the search cannot start: " + "; ".join(s.rstrip(".") for s in said) + ". No trial was started and "
             "nothing was logged."
         )
+
+
+def _same_database(storage: str, tracking_uri: str) -> bool:
+    """Whether an Optuna storage URL names the tracking store's database (an SQLite file by path, else the URL)."""
+    prefix = "sqlite:///"
+    if storage.startswith(prefix) and tracking_uri.startswith(prefix):
+        return Path(storage.removeprefix(prefix)).resolve() == Path(tracking_uri.removeprefix(prefix)).resolve()
+    return storage == tracking_uri
 
 
 def _data_problem(data: DictConfig, checked: dict[str, str]) -> str:

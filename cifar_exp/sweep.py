@@ -168,6 +168,7 @@ class MlflowSweepCallback(Callback):
                 None if stop or search else self.register_as,
                 ended="KILLED" if stop else None,
                 reason=f"the sweep was {stop}" if stop else "",
+                best_by_test=not search,
             )
         except Exception as error:  # raised here it would be a traceback at exit, after the jobs' own messages
             print(

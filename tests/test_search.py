@@ -103,6 +103,13 @@ def test_a_search_that_cannot_run_is_refused_before_it_starts(overrides, said, t
     assert str(refused.value).endswith("No trial was started and nothing was logged.")
 
 
+def test_the_tracking_database_as_the_study_storage_is_refused_before_either_is_created(tmp_path, npz_dir):
+    store = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    with pytest.raises(ConfigError, match="is the tracking store's own database"):
+        check_search(tmp_path, npz_dir, "+search=fast_cnn", f"tracking.uri={store}", f"hydra.sweeper.storage={store}")
+    assert not (tmp_path / "mlruns").exists()
+
+
 def test_a_storage_that_cannot_be_opened_is_refused_and_a_missing_folder_is_made(tmp_path, npz_dir):
     with pytest.raises(ConfigError, match="hydra.sweeper.storage=/proc/x/o.journal cannot be opened"):
         check_search(tmp_path, npz_dir, "+search=fast_cnn", "hydra.sweeper.storage=/proc/x/o.journal")
@@ -196,6 +203,7 @@ def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     registered = tags["registered_model"].split("@")[0].removeprefix("models:/")
     best_run = client.get_model_version_by_alias(registered, "best").run_id
     assert client.get_run(best_run).data.params["search.trial"] == str(best.number)
+    assert tags["best_run_id"] == best_run and "best_test_accuracy" not in parent.data.metrics  # one best, the study's
 
     client.delete_registered_model(registered)  # as if a stop during the results phase had left it unregistered
     done = cli(tmp_path, *search, "hydra.sweeper.n_trials=4", timeout=600)  # nothing left to do

@@ -99,6 +99,10 @@ class Job:
             elif run_id is not None and run_id != stop.finished_run_id:
                 stop.details.append(self._how_to_continue(run_id, marked=stop.unmarked_run_id != run_id))
             raise
+        except Exception:
+            if opened is not None and opened.enabled and self.search_trial is not None:  # a trial is never continued
+                shutil.rmtree(checkpoint_folder(self.checkpoint_root, opened.run_id), ignore_errors=True)
+            raise
         finally:
             self.release()
         if opened.enabled:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.tracking.registry import register_best
-from cifar_exp.tracking.run import TAG_NOTE, Run
+from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, Run
 from cifar_exp.tracking.store import client_for
 
 
@@ -40,9 +41,11 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
         run.log_metrics({"best_trial_value": best["value"]})
         value = f"{best['value']:.2%}" if "accuracy" in summary["metric"] else f"{best['value']:.4f}"
         note += f" Best trial {best['number']}: {summary['metric']} {value}; train it alone with `{best['command']}`."
-        trial_run = _trial_run(client, parent_run_id, summary["study"], best["number"]) if register_as else None
+        trial_run = _trial_run(client, parent_run_id, summary["study"], best["number"])
+        if trial_run is not None:
+            tags.update({TAG_BEST_RUN: trial_run.info.run_id, "best_job": trial_run.info.run_name or ""})
         if trial_run is not None and register_as:
-            registered = register_best(client, trial_run, register_as, only_if_better=False)
+            registered = register_best(client, trial_run.info.run_id, register_as, only_if_better=False)
             tags["registered_model"] = registered
             note += f" Registered: {registered}."
     previous = client.get_run(parent_run_id).data.tags.get(TAG_NOTE, "")
@@ -50,7 +53,7 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
     return summary
 
 
-def _trial_run(client: MlflowClient, parent_run_id: str, study: str, number: int) -> Optional[str]:
+def _trial_run(client: MlflowClient, parent_run_id: str, study: str, number: int) -> Optional[MlflowRun]:
     """The FINISHED run of trial ``number`` of ``study`` (under any search's parent), if the store holds one."""
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     found = client.search_runs(
@@ -59,4 +62,4 @@ def _trial_run(client: MlflowClient, parent_run_id: str, study: str, number: int
         "and attributes.status = 'FINISHED'",
         max_results=1,
     )
-    return found[0].info.run_id if found else None
+    return found[0] if found else None

@@ -63,11 +63,17 @@ def live_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[Mlf
 
 
 def close_sweep_parent(
-    uri: str, parent_run_id: str, register_as: Optional[str] = None, ended: Optional[str] = None, reason: str = ""
+    uri: str,
+    parent_run_id: str,
+    register_as: Optional[str] = None,
+    ended: Optional[str] = None,
+    reason: str = "",
+    best_by_test: bool = True,
 ) -> dict[str, Any]:
     """Summarise the sweep's children on the parent (jobs, failures, best job) and end it: FINISHED, FAILED if
     a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); idempotent. With
-    ``register_as``, the best job's model is registered under that name (see :func:`register_best`)."""
+    ``register_as``, the best job's model is registered under that name (see :func:`register_best`). A search
+    names no best job here (``best_by_test=False``): its best is the study's, by the validation metric."""
     client = client_for(uri)
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
@@ -85,7 +91,7 @@ def close_sweep_parent(
     run = Run(client, parent_run_id)
     metrics: dict[str, float] = {"jobs": jobs, "failed_jobs": len(failed)}
     note = f"{jobs} jobs, {len(failed)} failed" + (f" ({'; '.join(failed)})" if failed else "")
-    if finished:
+    if finished and best_by_test:
         best = max(finished, key=lambda c: c.data.metrics["test_accuracy"])
         summary.update(
             best_job=best.info.run_name,

@@ -258,14 +258,17 @@ class OptunaSweeperImpl:
             launched += len(returns)
             failed += sum(self._tell(study, trial, result) for trial, result in zip(trials, returns))
             first_failure = first_failure or next((r for r in returns if r.status == JobStatus.FAILED), None)
-            if failed / launched > self.max_failure_rate:
+            # Against the trials asked for, not those launched so far: a first failure must not end a search that
+            # tolerates failures, and a search whose trials all fail still ends (the rate is below 1).
+            if failed > self.max_failure_rate * self.n_trials:
                 log.error(
-                    "%d of %d trials failed (hydra.sweeper.max_failure_rate=%g): stopping the search",
+                    "%d trials failed, more than hydra.sweeper.max_failure_rate=%g of the %d asked for: stopping the "
+                    "search",
                     failed,
-                    launched,
                     self.max_failure_rate,
+                    self.n_trials,
                 )
-                next(r for r in returns if r.status == JobStatus.FAILED).return_value  # re-raises the job's error
+                break
         write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric)
         if first_failure is not None:  # the search finished, but as a grid sweep does, it exits non-zero
             log.error("%d of %d trials failed (each said above); the search's parent run lists them", failed, launched)

@@ -79,7 +79,7 @@ class OptunaSweeperConf:
     metric: str = "val_accuracy"  # the epoch log each trial reports, prunes on and is judged by (its last value)
     n_trials: int = 20  # the study's total of finished (complete or pruned) trials: a re-run goes on up to it
     n_jobs: int = 1  # trials launched at once; match the launcher's (hydra.launcher.n_jobs) to run them in parallel
-    max_failure_rate: float = 0.5  # the search stops when more of its trials than this have failed
+    max_failure_rate: float = 0.5  # the search stops once more than this share of n_trials have failed (0: at once)
     params: Optional[dict[str, str]] = None  # the search space, in Hydra's sweep syntax (choice, interval, range)
 
 
