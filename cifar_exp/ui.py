@@ -50,13 +50,15 @@ def serve(host: str, port: int, store: str, experiment: Optional[str], start_tim
     }
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     print(f"starting the MLflow UI over {store} ...", flush=True)
-    server = subprocess.Popen(command, env=env)
-    family: list[psutil.Process] = []  # the server's descendants, seen while it ran
+    # Its own process group: a stop reaches uvicorn and its workers too, even those the server starts after the stop
+    # arrived (a server stopped mid-start-up went on to start uvicorn, which then held the port and this command's
+    # output open); Ctrl-C reaches this command, which stops the group.
+    server = subprocess.Popen(command, env=env, start_new_session=True)
     stopped: list[int] = []
 
     def stop(signum: int, frame: object) -> None:  # SIGTERM, SIGHUP: the server goes with this command
         stopped.append(signum)
-        _stop(server, family, wait=False)
+        _stop(server, wait=False)
 
     for each in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(each, stop)
@@ -73,7 +75,7 @@ def serve(host: str, port: int, store: str, experiment: Optional[str], start_tim
     except KeyboardInterrupt:
         stopped.append(signal.SIGINT)
     finally:
-        _stop(server, family)
+        _stop(server)
     if stopped:
         print(f"stopped by {signal.Signals(stopped[0]).name}; the MLflow UI server stopped with it", file=sys.stderr)
         raise SystemExit(128 + stopped[0])
@@ -103,30 +105,50 @@ def _ended(server: subprocess.Popen, seconds: float) -> str:
     return f"exited with code {code}" if code is not None else f"did not answer within {seconds:.0f} s"
 
 
-def _stop(server: subprocess.Popen, family: list[psutil.Process], wait: bool = True) -> None:
-    """Stop the server and the processes it started (uvicorn and its workers hold the port; ``family`` gathers
-    them across calls), waiting for them all unless ``wait`` is false (then the next call waits)."""
-    try:
-        family += psutil.Process(server.pid).children(recursive=True)
-    except psutil.Error:
-        pass
-    if server.poll() is None:
-        server.terminate()
-    for process in family:  # uvicorn may not be told by a server still starting up: each is told itself
-        try:
-            process.terminate()
-        except psutil.Error:
-            pass
+def _stop(server: subprocess.Popen, wait: bool = True) -> None:
+    """Stop the server's process group (the server, uvicorn and its workers, which hold the port), waiting until
+    every one has exited (killed after 30 s) unless ``wait`` is false (then the next call waits)."""
+    _signal_group(server.pid, signal.SIGTERM)
     if not wait:
         return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _group_alive(server):
+        time.sleep(0.1)
+    _signal_group(server.pid, signal.SIGKILL)
+    server.wait()
+    while _group_alive(server):  # the last workers, killed: until the system has removed them
+        time.sleep(0.05)
+
+
+def _signal_group(group: int, signum: int) -> None:
     try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-    _, alive = psutil.wait_procs(family, timeout=30)
-    for process in alive:
-        process.kill()
+        os.killpg(group, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(server: subprocess.Popen) -> bool:
+    """Whether any process of the server's group is still running (the server itself reaped once it exits)."""
+    server.poll()
+    try:
+        os.killpg(server.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _running_members(server.pid) > 0
+
+
+def _running_members(group: int) -> int:
+    """The processes of ``group`` that have not exited (a zombie has: nobody may reap it in a container)."""
+    running = 0
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE:
+                running += 1
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return running
 
 
 def _check_port_free(host: str, port: int) -> None:
