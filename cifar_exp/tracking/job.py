@@ -87,17 +87,10 @@ class Job:
                 yield opened, folder
         except Stopped as stop:
             run_id = opened.run_id if opened is not None and opened.enabled else stop.run_id
-            if run_id is not None and (run_id == stop.finished_run_id or self.search_trial is not None):
-                shutil.rmtree(folder, ignore_errors=True)
-            if run_id is not None and run_id != stop.finished_run_id and self.search_trial is not None:
-                state = "is KILLED in" if stop.unmarked_run_id != run_id else "is marked KILLED by the next command on"
-                stop.details.append(
-                    f"run {run_id} ({self.name}) {state} {self.uri}; it was trial {self.search_trial} of a search, "
-                    "which the study marks FAILED: a trial is not continued, and the same command goes on with new "
-                    "trials"
-                )
-            elif run_id is not None and run_id != stop.finished_run_id:
+            if run_id is not None and run_id != stop.finished_run_id:
                 stop.details.append(self._how_to_continue(run_id, marked=stop.unmarked_run_id != run_id))
+            if run_id is not None and (run_id == stop.finished_run_id or self.search_trial is not None):
+                shutil.rmtree(folder, ignore_errors=True)  # nothing will continue it
             raise
         except Exception:
             if opened is not None and opened.enabled and self.search_trial is not None:  # a trial is never continued
@@ -119,8 +112,13 @@ class Job:
     def _how_to_continue(self, run_id: str, marked: bool) -> str:
         """What a stopped run's user needs: its state (``marked``: the store took the KILLED status), its
         checkpoint, and the command that continues it."""
-        found = checkpoint.newest(checkpoint_folder(self.checkpoint_root, run_id))
         state = "is KILLED in" if marked else "is marked KILLED by the next command on"
+        if self.search_trial is not None:
+            return (
+                f"run {run_id} ({self.name}) {state} {self.uri}; it was trial {self.search_trial} of a search, which "
+                "the study marks FAILED: a trial is not continued, and the same command goes on with new trials"
+            )
+        found = checkpoint.newest(checkpoint_folder(self.checkpoint_root, run_id))
         if not found:
             return (
                 f"run {run_id} ({self.name}) {state} {self.uri}; it had not finished an epoch, so there is "
