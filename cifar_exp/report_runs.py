@@ -44,17 +44,22 @@ def find_sweep(
     return max(runs, key=_preference)
 
 
-def sweep_parents(client: MlflowClient, experiment_id: str, experiment_name: str) -> list[MlflowRun]:
-    """Every sweep parent of report experiment ``experiment_name`` in an MLflow experiment, newest first. A plain
-    sweep of the same keys has the same name (``--multirun dropout=a,b`` is ``sweep-dropout`` too): only the
-    sweeps started with ``+experiment=<name>`` count."""
+def sweep_parents(client: MlflowClient, experiment_id: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:
+    """Every sweep parent of report experiment ``experiment_name`` (None: of every one) in an MLflow experiment,
+    newest first. A plain sweep of the same keys has the same name (``--multirun dropout=a,b`` is
+    ``sweep-dropout`` too): only the sweeps started with ``+experiment=<name>`` count."""
+    name = f"= 'sweep-{experiment_name}'" if experiment_name else "LIKE 'sweep-%'"
     parents = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name = 'sweep-{experiment_name}'",
+        filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name {name}",
         order_by=["attributes.start_time DESC"],
-        max_results=1000,
+        max_results=50000,
     )
-    return [p for p in parents if _of_experiment(p, experiment_name)]
+    return [p for p in parents if _of_experiment(p, _experiment_of(p))]
+
+
+def _experiment_of(parent: MlflowRun) -> str:
+    return (parent.info.run_name or "").removeprefix("sweep-")
 
 
 def _of_experiment(parent: MlflowRun, experiment_name: str) -> bool:
@@ -105,17 +110,8 @@ class Stores:
         names = [r.data.tags["experiment"] for r in self.runs(store_experiment)]
         for client in self.clients:
             experiment = client.get_experiment_by_name(store_experiment)
-            if experiment is None:
-                continue
-            parents = client.search_runs(
-                [experiment.experiment_id],
-                filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep' and attributes.run_name LIKE 'sweep-%'",
-                max_results=50000,
-            )
-            for parent in parents:
-                name = (parent.info.run_name or "").removeprefix("sweep-")
-                if _of_experiment(parent, name):
-                    names.append(name)
+            if experiment is not None:
+                names += [_experiment_of(p) for p in sweep_parents(client, experiment.experiment_id)]
         return list(dict.fromkeys(name for name in names if name in options("experiment")))
 
     def metric_history(self, run_id: str, metric: str) -> list[Any]:

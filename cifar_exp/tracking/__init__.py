@@ -9,7 +9,7 @@ run" leaks between the jobs that Hydra's basic launcher runs one after another i
 
 from cifar_exp.tracking.datasets import data_source, dataset_inputs, log_dataset_inputs
 from cifar_exp.tracking.environment import environment_tags, is_stale, process_tags
-from cifar_exp.tracking.job import Job, runs_of_config, start_job
+from cifar_exp.tracking.job import Job, start_job
 from cifar_exp.tracking.logged_model import log_keras_model
 from cifar_exp.tracking.results import (
     describe_run,
@@ -18,6 +18,7 @@ from cifar_exp.tracking.results import (
     log_linked_metrics,
     record_results,
 )
+from cifar_exp.tracking.resume import runs_of_config
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run, mark_killed, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
 from cifar_exp.tracking.store import client_for, experiment_id, masked, prepare_store

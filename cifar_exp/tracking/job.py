@@ -1,6 +1,6 @@
-"""How a job starts: afresh, continued from its checkpoint (``resume=<run id>|auto``), or skipped because
-its configuration already FINISHED in this sweep's store (runs left RUNNING by a dead process are retired
-first, by :mod:`cifar_exp.tracking.stale`).
+"""How a job starts: afresh, continued from its checkpoint (``resume=<run id>|auto``, the run chosen and claimed
+by :mod:`cifar_exp.tracking.resume`), or skipped because its configuration already FINISHED in this sweep's
+store (runs left RUNNING by a dead process are retired first, by :mod:`cifar_exp.tracking.stale`).
 
 Runs are matched by ``config_hash`` (see :func:`cifar_exp.identity.config_hash`), logged as a tag: this config's
 own hash, or one that runs of the same computation recorded earlier carry (:func:`~cifar_exp.identity.config_hashes`).
@@ -16,16 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from mlflow.entities import Run as MlflowRun
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
-from cifar_exp.errors import CheckpointError, ConfigError
+from cifar_exp.errors import ConfigError
 from cifar_exp.signals import Stopped
-from cifar_exp.tracking.environment import is_stale
-from cifar_exp.tracking.run import Run, mark_killed, tracked_run
+from cifar_exp.tracking.resume import check_explicit, checkpoint_folder, choose_auto, claim, runs_of_config
+from cifar_exp.tracking.run import Run, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
 from cifar_exp.tracking.store import client_for, prepare_store
 from cifar_exp.tracking.sweep_parent import find_sweep_parent, note_skipped_job
@@ -130,28 +128,6 @@ class Job:
         )
 
 
-def checkpoint_folder(root: str, run_id: str) -> Path:
-    return Path(root) / run_id
-
-
-def runs_of_config(client: MlflowClient, experiment: str, config_hashes: Sequence[str]) -> list[MlflowRun]:
-    """All runs of the experiment whose ``config_hash`` tag is one of ``config_hashes``, newest first (sweep parents
-    excluded)."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return []
-    runs = [
-        run
-        for config_hash in dict.fromkeys(config_hashes)
-        for run in client.search_runs(
-            [found.experiment_id],
-            filter_string=f"tags.config_hash = '{config_hash}'",
-            max_results=1000,
-        )
-    ]
-    return sorted(runs, key=lambda r: r.info.start_time or 0, reverse=True)
-
-
 def start_job(
     uri: Optional[str],
     experiment: str,
@@ -176,61 +152,25 @@ def start_job(
     client = client_for(uri)
     retire_dead_runs(client)
     runs = runs_of_config(client, experiment, config_hashes)
+    chosen = None
     if resume == "auto":
-        _refuse_a_second_copy(runs)
-        chosen = _most_progress(client, runs, checkpoint_root)
-        if chosen is not None:
-            job.resume_run_id, job.checkpoint = chosen
-            _claim(client, job)
-            return job
-        log.warning(
-            "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh", job.config_hash
-        )
+        chosen = choose_auto(client, runs, checkpoint_root)
+        if chosen is None:
+            log.warning(
+                "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh",
+                job.config_hash,
+            )
     elif resume:
-        job.resume_run_id, job.checkpoint = resume, _explicit(client, resume, config_hashes, checkpoint_root)
-        _claim(client, job)
+        chosen = resume, check_explicit(client, resume, config_hashes, checkpoint_root)
+    if chosen is not None:
+        job.resume_run_id, job.checkpoint = chosen
+        job.claim, job.resumed_fingerprint = claim(client, job.resume_run_id, name, checkpoint_root)
         return job
     if sweep_dir and not force:
         done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
         if done:
             job.finished_run = done[0]
     return job
-
-
-def _refuse_a_second_copy(runs: list[MlflowRun]) -> None:
-    """resume=auto must not start this configuration again while a live process trains it (dead ones were
-    retired just before): it would become a second run of the same job."""
-    live = [r for r in runs if r.info.status == "RUNNING"]
-    if live:
-        run = live[0]
-        raise ConfigError(
-            f"resume=auto: run {run.info.run_id} of this configuration is RUNNING now (process "
-            f"{run.data.tags.get('pid', '?')} on {run.data.tags.get('host', '?')}); wait for it to end, or stop it "
-            "and run this command again to continue it."
-        )
-
-
-def _claim(client: MlflowClient, job: Job) -> None:
-    """Hold the run to continue for this process, so that two commands choosing it at the same moment do not
-    both continue it; the second is told so."""
-    assert job.resume_run_id is not None
-    folder = checkpoint_folder(job.checkpoint_root, job.resume_run_id)
-    claim = FileLock(str(folder / ".claim"), timeout=0)
-    try:
-        claim.acquire()
-    except Timeout:
-        status = None
-    else:
-        run = client.get_run(job.resume_run_id)
-        status = run.info.status
-        if status in ("KILLED", "FAILED"):  # still to continue once claimed: nobody took it meanwhile
-            job.claim, job.resumed_fingerprint = claim, run.data.tags.get("dataset_fingerprint")
-            return
-        claim.release()
-    raise ConfigError(
-        f"resume: run {job.resume_run_id} ({job.name}) is being continued by another command right now"
-        f"{f' (it is {status} now)' if status else ''}; wait for that command to end, then run this one again."
-    )
 
 
 def _check_writable(folder: str) -> None:
@@ -242,71 +182,3 @@ def _check_writable(folder: str) -> None:
             f"trainer.checkpoint_dir={folder} is not writable ({error}); point it at a writable "
             "folder, e.g. trainer.checkpoint_dir=/tmp/cifar_exp_checkpoints."
         ) from error
-
-
-def _most_progress(
-    client: MlflowClient, runs: list[MlflowRun], root: str
-) -> Optional[tuple[str, checkpoint.Checkpoint]]:
-    """The unfinished run of a config with the most epochs checkpointed (a damaged checkpoint is skipped);
-    the other unfinished runs with checkpoints are retired, saying which run continues their config."""
-    candidates = []
-    for run in runs:
-        if run.info.status == "FINISHED" or (run.info.status == "RUNNING" and not is_stale(run)):
-            continue
-        found = checkpoint.newest(checkpoint_folder(root, run.info.run_id))
-        if found is not None:
-            candidates.append((found[0], run))
-    candidates.sort(key=lambda c: (c[0], c[1].info.start_time), reverse=True)
-    chosen: Optional[tuple[str, checkpoint.Checkpoint]] = None
-    for epochs, run in candidates:
-        if chosen is None:
-            try:
-                loaded = checkpoint.latest(checkpoint_folder(root, run.info.run_id))
-                if loaded is not None:
-                    chosen = (run.info.run_id, loaded)
-                    continue
-                reason = "its checkpoint vanished"
-            except CheckpointError as error:
-                log.warning("resume=auto: skipping run %s: %s", run.info.run_id, error)
-                reason = f"its checkpoint could not be read ({error})"
-        else:
-            reason = f"resume=auto continued run {chosen[0]} ({chosen[1].epochs_done} epochs) instead ({epochs} epochs)"
-        _retire(client, run, f"superseded: {reason}", root)
-    return chosen
-
-
-def _retire(client: MlflowClient, run: MlflowRun, reason: str, root: str) -> None:
-    """Close a run that will never be continued, and free its checkpoint's disk space."""
-    if run.info.status == "RUNNING":
-        mark_killed(client, run.info.run_id, reason)
-    client.set_tag(run.info.run_id, "superseded", reason)
-    shutil.rmtree(checkpoint_folder(root, run.info.run_id), ignore_errors=True)
-
-
-def _explicit(
-    client: MlflowClient, run_id: str, config_hashes: Sequence[str], checkpoint_root: str
-) -> checkpoint.Checkpoint:
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as error:
-        raise ConfigError(f"resume={run_id}: no such run in the tracking store ({error.message}).") from error
-    if run.data.tags.get("config_hash") not in config_hashes:
-        raise ConfigError(
-            f"resume={run_id}: that run has another config (hash {run.data.tags.get('config_hash')}, "
-            f"this one {config_hashes[0]}); resume it with its own command line, logged in its "
-            f"'command' tag: {run.data.tags.get('command', '?')}"
-        )
-    if run.info.status == "FINISHED":
-        raise ConfigError(f"resume={run_id}: that run already FINISHED; nothing to continue.")
-    if run.info.status == "RUNNING" and not is_stale(run):
-        raise ConfigError(
-            f"resume={run_id}: that run is still RUNNING in process {run.data.tags.get('pid')} on "
-            f"{run.data.tags.get('host')}; stop it first."
-        )
-    found = checkpoint.latest(checkpoint_folder(checkpoint_root, run_id))
-    if found is None:
-        raise ConfigError(
-            f"resume={run_id}: no checkpoint in {checkpoint_folder(checkpoint_root, run_id)} "
-            "(it died before its first epoch ended); start it afresh without resume."
-        )
-    return found
