@@ -121,10 +121,18 @@ class ReportToStudy(keras.callbacks.Callback):
     """Reports the epoch's ``metric`` to an Optuna trial (step = epoch, from 0) and stops training when the study's
     pruner prunes the trial; ``pruned_at`` is then the number of epochs run, also stored on the trial."""
 
-    def __init__(self, trial: Any, metric: str):
+    def __init__(self, trial: Any, metric: str, checkpoint_folder: Path):
         super().__init__()
         self.trial, self.metric = trial, metric
         self.pruned_at: Optional[int] = None
+        self.checkpoint_folder = checkpoint_folder
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        """Tell the study where this trial's checkpoints are: a trial is never continued, and if its search is
+        killed (-9) the next search on the study fails the trial and removes them."""
+        from cifar_exp.search import CHECKPOINT_ATTR
+
+        self.trial.set_user_attr(CHECKPOINT_ATTR, str(self.checkpoint_folder))
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if diverged(logs):  # the epoch's metrics mean nothing; the run fails as diverged

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 PRUNER_ATTR = "pruner"  # study user attribute: the pruner's config, {_target_: optuna.pruners..., ...}
 METRIC_ATTR = "metric"  # study user attribute: the epoch log each trial reports (val_accuracy)
 PRUNED_ATTR = "pruned_at_epoch"  # trial user attribute: set by the job that the pruner stopped
+CHECKPOINT_ATTR = "checkpoint_folder"  # trial user attribute: its run's checkpoints, removed if its search dies
 
 
 def open_storage(spec: str) -> "optuna.storages.BaseStorage":

@@ -92,7 +92,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
     _seed(cfg)
     steps = math.ceil(len(data.y_train) / cfg.trainer.batch_size) * cfg.trainer.epochs
     model = build_model(cfg, data.num_classes, steps)
-    study = _study_callback(cfg)
+    trial = open_trial(cfg.search.study, cfg.search.storage, cfg.search.trial) if cfg.search.trial is not None else None
     if job.checkpoint is not None:
         checkpoint.restore(model, job.checkpoint)
 
@@ -116,6 +116,7 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
         labels = functools.partial(encode_labels, cfg.loss, num_classes=data.num_classes)
         recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
         best = callbacks.BestEpoch(folder, recorder.history) if cfg.trainer.restore_best else None
+        study = callbacks.ReportToStudy(*trial, folder) if trial else None
         fit_callbacks = [
             callbacks.EpochStats(len(data.y_train)),
             keras.callbacks.TerminateOnNaN(),
@@ -185,14 +186,6 @@ def build_model(cfg: DictConfig, num_classes: int, total_steps: int) -> keras.Mo
         steps_per_execution=cfg.trainer.steps_per_execution,
     )
     return model
-
-
-def _study_callback(cfg: DictConfig) -> Optional[callbacks.ReportToStudy]:
-    """For a trial of a search, the callback that reports to its study and prunes; None otherwise."""
-    if cfg.search.trial is None:
-        return None
-    trial, metric = open_trial(cfg.search.study, cfg.search.storage, cfg.search.trial)
-    return callbacks.ReportToStudy(trial, metric)
 
 
 def _seed(cfg: DictConfig) -> None:

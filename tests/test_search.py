@@ -172,6 +172,7 @@ def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
         trial = trials[int(child.data.params["search.trial"])]
         assert child.info.status == "FINISHED"  # a pruned trial is not a failure
         assert child.info.run_name.endswith(f"-trial{trial.number}")
+        assert Path(trial.user_attrs["checkpoint_folder"]).name == child.info.run_id  # removed if its search dies
         assert child.data.tags["mlflow.parentRunId"] == parents[trial.number // 3].info.run_id
         if trial.state.name == "PRUNED":
             assert child.data.tags["pruned"] == "2" and child.data.metrics["epochs_run"] == 2
@@ -247,8 +248,8 @@ def test_a_search_stopped_mid_trial_fails_the_trial_and_says_it_is_not_continued
 
 
 def test_trials_left_running_by_a_dead_search_are_failed_when_the_study_goes_on(tmp_path):
-    """kill -9 cannot tell the study anything: the next search on the study fails the orphaned trials, and leaves
-    a live search's trials alone."""
+    """kill -9 cannot tell the study anything: the next search on the study fails the orphaned trials and removes
+    their checkpoints, and leaves a live search's trials alone."""
     import subprocess
     import sys
 
@@ -256,7 +257,7 @@ def test_trials_left_running_by_a_dead_search_are_failed_when_the_study_goes_on(
 
     from cifar_exp.search import open_storage
     from cifar_exp.tracking.environment import process_tags
-    from hydra_plugins.cifar_exp_optuna._impl import OWNER_ATTR, OptunaSweeperImpl
+    from hydra_plugins.cifar_exp_optuna._impl import CHECKPOINT_ATTR, OWNER_ATTR, OptunaSweeperImpl
 
     study = optuna.create_study(study_name="s", storage=open_storage(str(tmp_path / "o.journal")))
     dead = subprocess.Popen([sys.executable, "-c", "import os; print(os.getpid())"], stdout=subprocess.PIPE, text=True)
@@ -264,5 +265,10 @@ def test_trials_left_running_by_a_dead_search_are_failed_when_the_study_goes_on(
     orphan, live = study.ask(), study.ask()
     orphan.set_user_attr(OWNER_ATTR, {**process_tags(), "pid": str(dead.pid)})
     live.set_user_attr(OWNER_ATTR, process_tags())
+    for trial in (orphan, live):
+        (tmp_path / str(trial.number)).mkdir()
+        (tmp_path / str(trial.number) / "epoch_003.npz").write_bytes(b"weights")
+        trial.set_user_attr(CHECKPOINT_ATTR, str(tmp_path / str(trial.number)))
     OptunaSweeperImpl._fail_orphans(study)
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]
+    assert not (tmp_path / str(orphan.number)).exists() and (tmp_path / str(live.number) / "epoch_003.npz").exists()

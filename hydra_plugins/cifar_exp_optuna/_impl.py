@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import shlex
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Optional, cast
@@ -33,7 +34,7 @@ from optuna.trial import TrialState
 
 from cifar_exp import signals
 from cifar_exp.identity import is_bookkeeping
-from cifar_exp.search import METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
+from cifar_exp.search import CHECKPOINT_ATTR, METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
 from cifar_exp.tracking.environment import process_gone, process_tags
 
 log = logging.getLogger(__name__)
@@ -287,12 +288,15 @@ class OptunaSweeperImpl:
     @staticmethod
     def _fail_orphans(study: optuna.Study) -> None:
         """Trials left RUNNING by a search whose process is gone (``kill -9``, a crash): FAILED, so the study's
-        counts and best trial do not wait on them. A live search's trials (two searches on one study) are left."""
+        counts and best trial do not wait on them, and their checkpoints removed (a trial is never continued). A
+        live search's trials (two searches on one study) are left."""
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = trial.user_attrs.get(OWNER_ATTR)
             if owner and process_gone(owner):
                 log.warning("trial %d was left RUNNING by a search that died: marked FAILED", trial.number)
                 study.tell(trial.number, state=TrialState.FAIL)
+                if trial.user_attrs.get(CHECKPOINT_ATTR):
+                    shutil.rmtree(trial.user_attrs[CHECKPOINT_ATTR], ignore_errors=True)
 
     @staticmethod
     def _finished(study: optuna.Study) -> int:
