@@ -247,6 +247,31 @@ def test_a_search_stopped_mid_trial_fails_the_trial_and_says_it_is_not_continued
     assert statuses == {"sweep": "KILLED", "trial": "KILLED"}
 
 
+def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path):
+    """Two commands on one study (one machine or several): a trial another live search runs counts toward
+    n_trials, so neither asks for one too many; a dead search's trial does not count (it is failed)."""
+    import subprocess
+    import sys
+
+    import optuna
+
+    from cifar_exp.search import open_storage
+    from cifar_exp.tracking.environment import process_tags
+    from hydra_plugins.cifar_exp_optuna._impl import OWNER_ATTR, OptunaSweeperImpl
+
+    study = optuna.create_study(study_name="s", storage=open_storage(str(tmp_path / "o.journal")))
+    study.tell(study.ask(), 0.5)
+    other = study.ask()
+    other.set_user_attr(OWNER_ATTR, process_tags())  # a live search's running trial
+    assert OptunaSweeperImpl._taken(study) == 2
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = study.ask()
+    orphan.set_user_attr(OWNER_ATTR, {**process_tags(), "pid": str(dead.pid)})
+    assert OptunaSweeperImpl._taken(study) == 2
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING", "FAIL"]
+
+
 def test_trials_left_running_by_a_dead_search_are_failed_when_the_study_goes_on(tmp_path):
     """kill -9 cannot tell the study anything: the next search on the study fails the orphaned trials and removes
     their checkpoints, and leaves a live search's trials alone."""

@@ -238,7 +238,7 @@ class OptunaSweeperImpl:
         )
         launched = failed = 0
         first_failure: Optional[JobReturn] = None
-        while (missing := self.n_trials - self._finished(study)) > 0:
+        while (missing := self.n_trials - self._taken(study)) > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, missing))]
             for trial in trials:
                 trial.set_user_attr(OWNER_ATTR, process_tags())
@@ -270,6 +270,9 @@ class OptunaSweeperImpl:
                     self.n_trials,
                 )
                 break
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if running:
+            log.info("%d more trial(s) of the study are being run by another search on it", running)
         write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric)
         if first_failure is not None:  # the search finished, but as a grid sweep does, it exits non-zero
             log.error("%d of %d trials failed (each said above); the search's parent run lists them", failed, launched)
@@ -297,6 +300,14 @@ class OptunaSweeperImpl:
                 study.tell(trial.number, state=TrialState.FAIL)
                 if trial.user_attrs.get(CHECKPOINT_ATTR):
                     shutil.rmtree(trial.user_attrs[CHECKPOINT_ATTR], ignore_errors=True)
+
+    @classmethod
+    def _taken(cls, study: optuna.Study) -> int:
+        """Trials that count toward ``n_trials``: the finished ones and those another live search on the study runs
+        now (this one's are all told when it asks), so that searches sharing a study, on one machine or several,
+        train ``n_trials`` in all rather than each; a search that died meanwhile gives its trials back."""
+        cls._fail_orphans(study)
+        return len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, TrialState.RUNNING)))
 
     @staticmethod
     def _finished(study: optuna.Study) -> int:
