@@ -18,8 +18,8 @@ from cifar_exp.verdicts import CONFIDENCE, shortfall, t_interval, verdict
 
 MAX_NOTE = MAX_TAG_VAL_LENGTH  # MLflow's limit on a tag value (the run description is a tag)
 # Not what a sweep compares: seeds are pooled, epochs have their own column, the rest is bookkeeping (the data
-# itself is identified by the dataset_fingerprint tag, not by where it was read from; a time budget shows as
-# the epochs a run got through).
+# itself is identified by the dataset_fingerprint tag, not by where it was read from: runs on data of another
+# fingerprint form rows of their own; a time budget shows as the epochs a run got through).
 COMPARED_ELSEWHERE = {
     "seed",
     "experiment",  # one run can be an arm of two experiments (their shared configuration)
@@ -38,6 +38,16 @@ METHOD = (
     "gives none; **1 seed: no interval**. Groups with fewer than 3 seeds or fewer epochs than the report ran "
     "are flagged, not extrapolated."
 )
+
+
+POOLED = COMPARED_ELSEWHERE - {"trainer.epochs"}  # what may differ between the seeds of one arm
+
+
+def arm_key(run: MlflowRun) -> tuple[tuple[tuple[str, str], ...], str]:
+    """What makes runs seeds of one arm, whichever experiment filed them: every param but the seed and bookkeeping,
+    and the data's fingerprint."""
+    params = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in POOLED and not is_bookkeeping(k)))
+    return params, run.data.tags.get("dataset_fingerprint", "")
 
 
 def varying_params(runs: list[MlflowRun]) -> list[str]:
@@ -73,6 +83,7 @@ def comparison_table(
         [
             {
                 "configuration": _label(r, varying),
+                "data": r.data.tags.get("dataset_fingerprint", "")[:12],
                 "epochs": int(r.data.params.get("trainer.epochs", 0)),
                 "seed": r.data.params.get("seed"),
                 # Runs stopped by trainer.max_minutes ran fewer epochs than configured (older runs: all of them).
@@ -86,6 +97,8 @@ def comparison_table(
             for r in finished
         ]
     )
+    if frame["data"].nunique() > 1:  # runs on other data (another copy, other files) are another arm, never pooled
+        frame["configuration"] = frame["configuration"] + " (data " + frame["data"] + ")"
     # One run per seed: where a seed ran more than once (a re-run under another time budget), the longest counts.
     frame = frame.loc[
         frame.groupby(["configuration", "epochs", "seed"], sort=False)["epochs_run"].idxmax()

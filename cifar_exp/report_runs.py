@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import tracking
+from cifar_exp.comparison import arm_key
 from cifar_exp.config import options
 from cifar_exp.errors import ReportError
 
@@ -87,9 +88,8 @@ class Stores:
 
     def runs(self, store_experiment: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:
         """Every run of report experiment ``experiment_name`` (None: of every one) in MLflow experiment
-        ``store_experiment`` of every store, oldest first. An experiment's runs include those its sweeps skipped
-        because another experiment had run the same configuration (dropout's baseline arm is augmentation's
-        none): one run is one result, in every experiment that has the arm."""
+        ``store_experiment`` of every store, oldest first. An arm two experiments share (dropout's baseline is
+        augmentation's none) is one configuration whose runs count in both: see :func:`_shared_runs`."""
         found: dict[str, MlflowRun] = {}
         for client in self.clients:
             experiment = client.get_experiment_by_name(store_experiment)
@@ -97,8 +97,7 @@ class Stores:
                 continue
             runs = experiment_runs(client, experiment.experiment_id, experiment_name)
             if experiment_name:
-                for parent in sweep_parents(client, experiment.experiment_id, experiment_name):
-                    runs += tracking.skipped_runs(client, parent)
+                runs += _shared_runs(client, experiment.experiment_id, experiment_name, runs)
             for run in runs:
                 self._owner[run.info.run_id] = client
                 found.setdefault(run.info.run_id, run)
@@ -138,6 +137,22 @@ class Stores:
         if not parents:
             raise errors[0]
         return max(parents, key=lambda found: _preference(found[1]))
+
+
+def _shared_runs(
+    client: MlflowClient, experiment_id: str, experiment_name: str, runs: list[MlflowRun]
+) -> list[MlflowRun]:
+    """The runs of report experiment ``experiment_name`` filed under another one: those its sweeps skipped or
+    continued (a run keeps the experiment that started it), and every other seed of an arm among them
+    (:func:`~cifar_exp.comparison.arm_key`), so that both experiments judge a shared arm on the same runs."""
+    parents = sweep_parents(client, experiment_id, experiment_name)
+    found = [run for parent in parents for run in tracking.skipped_runs(client, parent)]
+    for parent in parents:
+        found += client.search_runs(
+            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=10000
+        )
+    arms = {arm_key(r) for r in [*runs, *found]}
+    return found + [r for r in experiment_runs(client, experiment_id) if arm_key(r) in arms]
 
 
 def experiment_runs(client: MlflowClient, experiment_id: str, experiment_name: Optional[str] = None) -> list[MlflowRun]:

@@ -97,6 +97,8 @@ def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[
         checkpoint.restore(model, job.checkpoint)
 
     tags = _run_tags(cfg, data)
+    if job.resume_run_id is not None:  # a shared arm stays filed under the experiment that started it
+        tags.pop("experiment", None)
     if context.job_num is not None:
         tags[tracking.TAG_JOB_NUM] = str(context.job_num)
     with job.open(tags) as (run, folder):

@@ -18,10 +18,15 @@ def _run(
     epochs_run=None,
     loss: float = 2.0,
     experiment: str = "constructed",
+    fingerprint: str = "5acaff8b5c9f0000",
     **params,
 ) -> SimpleNamespace:
     """What comparison_table reads of an MLflow run, without a store."""
-    tags = {"experiment": experiment, **({"report_test_accuracy": str(figure)} if figure is not None else {})}
+    tags = {
+        "experiment": experiment,
+        "dataset_fingerprint": fingerprint,
+        **({"report_test_accuracy": str(figure)} if figure is not None else {}),
+    }
     metrics = {
         "test_accuracy": accuracy,
         "test_loss": loss,
@@ -115,6 +120,18 @@ def test_a_seed_run_twice_counts_once_with_its_longest_run():
     row = comparison_table(runs).iloc[0]
     assert row["runs"] == 3 and row["seeds"] == 3 and row["epochs_run_min"] == 41
     assert row["test_accuracy_mean"] == pytest.approx((0.108 + 0.095 + 0.100) / 3)
+
+
+def test_runs_on_other_data_are_another_row_not_pooled():
+    """The same configuration and seed on a dataset of another fingerprint (another copy, changed files) is not the
+    same result: it must neither join the arm's mean nor replace one of its seeds."""
+    runs = [_run("baseline", s, 0.50 + 0.001 * s) for s in range(3)]
+    runs += [_run("baseline", s, 0.01, fingerprint="d70da3a972b80000", epochs_run=200) for s in (0, 5)]
+    table = comparison_table(runs).set_index("configuration")
+    assert list(table.index) == ["baseline (data 5acaff8b5c9f)", "baseline (data d70da3a972b8)"]
+    assert table.loc["baseline (data 5acaff8b5c9f)", "runs"] == 3
+    assert table.loc["baseline (data 5acaff8b5c9f)", "test_accuracy_mean"] == pytest.approx(0.501)
+    assert table.loc["baseline (data d70da3a972b8)", "runs"] == 2
 
 
 def test_seconds_per_epoch_is_the_typical_epoch_not_the_last():

@@ -113,8 +113,9 @@ def test_runs_of_another_store_join_the_table_and_the_newest_sweep_gets_the_verd
 
 def test_an_arm_two_experiments_share_is_trained_once_and_judged_in_both(npz_dir, tmp_path):
     """decay's lr 1e-4 / decay 0 arm is augmentation's none arm: the augmentation sweep skips it and judges the run
-    the decay sweep made against its own figure. The run is re-tagged with the hash it would carry had it been
-    recorded before the experiment label left the hash: the old hash is found too."""
+    the decay sweep made against its own figure, and a seed either experiment adds counts in both. The run is
+    re-tagged with the hash it would carry had it been recorded before the experiment label left the hash: the old
+    hash is found too."""
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     common = [*tiny(npz_dir, uri), "seed=0", "data.train_size=200"]
     decay = ["+experiment=decay", "optimizer.lr=1e-4", "optimizer.decay=0"]
@@ -140,6 +141,13 @@ def test_an_arm_two_experiments_share_is_trained_once_and_judged_in_both(npz_dir
     assert table.loc[0, "report_test_accuracy"] == pytest.approx(0.4942)  # augmentation's figure (decay has none)
     table, _ = report("decay", uri=uri)
     assert list(table["configuration"]) == ["adam-lr1e-4-baseline-none"] and table.loc[0, "verdict"] == "no figure"
+
+    # Another seed of the arm, trained by augmentation's sweep, counts in decay's table too: one arm, the same runs.
+    more = cli(tmp_path, "--multirun", "+experiment=augmentation", "augmentation=none", *common, "seed=1")
+    assert more.returncode == 0, more.stderr[-3000:]
+    for experiment in ("augmentation", "decay"):
+        table, _ = report(experiment, uri=uri)
+        assert list(table["runs"]) == [2], experiment
 
 
 def test_unknown_experiment_is_a_clear_error(decay_sweep):

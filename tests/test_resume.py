@@ -258,3 +258,34 @@ def test_resume_auto_refuses_while_the_config_trains_in_a_live_process(tmp_path,
     assert f"run {killed.info.run_id} of this configuration is RUNNING now (process {os.getpid()}" in refused.stderr
     (run,) = all_runs(uri)
     assert run.info.status == "RUNNING" and "resumed_at_epoch" not in run.data.tags  # left to its owner
+
+
+def _run(client: MlflowClient, experiment_id: str, status: str, **metrics: float) -> str:
+    run = client.create_run(experiment_id, tags={"config_hash": "h"})
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def test_resume_auto_of_a_finished_config_skips_it_and_retires_its_stopped_run(store_uri, tmp_path):
+    """A configuration stopped, then trained again to the end without resume: resume=auto must not continue the
+    stopped run into a second FINISHED run of the same configuration."""
+    from cifar_exp.tracking import prepare_store, start_job
+
+    prepare_store(store_uri)
+    client = MlflowClient(store_uri)
+    experiment_id = client.create_experiment("t")
+    stopped = _run(client, experiment_id, "KILLED")
+    finished = _run(client, experiment_id, "FINISHED", test_accuracy=0.5)
+    root = tmp_path / "checkpoints"
+    (root / stopped).mkdir(parents=True)
+    (root / stopped / "epoch_00003.npz").write_bytes(b"weights")
+
+    job = start_job(store_uri, "t", "x", ["h"], str(root), resume="auto")
+
+    assert job.finished_run is not None and job.finished_run.info.run_id == finished and job.resume_run_id is None
+    assert not (root / stopped).exists()
+    assert client.get_run(stopped).data.tags["superseded"] == f"superseded: run {finished} FINISHED this configuration"
+    forced = start_job(store_uri, "t", "x", ["h"], str(root), resume="auto", force=True)
+    assert forced.finished_run is None and forced.resume_run_id is None  # force=true: trained again, afresh

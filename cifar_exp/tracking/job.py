@@ -1,6 +1,7 @@
 """How a job starts: afresh, continued from its checkpoint (``resume=<run id>|auto``, the run chosen and claimed
-by :mod:`cifar_exp.tracking.resume`), or skipped because its configuration already FINISHED in this sweep's
-store (runs left RUNNING by a dead process are retired first, by :mod:`cifar_exp.tracking.stale`).
+by :mod:`cifar_exp.tracking.resume`), or skipped because its configuration already FINISHED in the store, in a
+sweep or with ``resume=auto`` (runs left RUNNING by a dead process are retired first, by
+:mod:`cifar_exp.tracking.stale`).
 
 Runs are matched by ``config_hash`` (see :func:`cifar_exp.identity.config_hash`), logged as a tag: this config's
 own hash, or one that runs of the same computation recorded earlier carry (:func:`~cifar_exp.identity.config_hashes`).
@@ -22,7 +23,14 @@ from mlflow.entities import Run as MlflowRun
 from cifar_exp import checkpoint
 from cifar_exp.errors import ConfigError
 from cifar_exp.signals import Stopped
-from cifar_exp.tracking.resume import check_explicit, checkpoint_folder, choose_auto, claim, runs_of_config
+from cifar_exp.tracking.resume import (
+    check_explicit,
+    checkpoint_folder,
+    choose_auto,
+    claim,
+    retire_unfinished,
+    runs_of_config,
+)
 from cifar_exp.tracking.run import Run, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
 from cifar_exp.tracking.store import client_for, prepare_store
@@ -152,7 +160,16 @@ def start_job(
     client = client_for(uri)
     retire_dead_runs(client)
     runs = runs_of_config(client, experiment, config_hashes)
-    chosen = None
+    if resume and resume != "auto":
+        job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, checkpoint_root)
+        job.claim, job.resumed_fingerprint = claim(client, resume, name, checkpoint_root)
+        return job
+    done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
+    if done and not force and (sweep_dir or resume == "auto"):  # resume=auto: nothing left to continue
+        if resume == "auto":
+            retire_unfinished(client, runs, done[0].info.run_id, checkpoint_root)
+        job.finished_run = done[0]
+        return job
     if resume == "auto":
         chosen = choose_auto(client, runs, checkpoint_root)
         if chosen is None:
@@ -160,16 +177,9 @@ def start_job(
                 "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh",
                 job.config_hash,
             )
-    elif resume:
-        chosen = resume, check_explicit(client, resume, config_hashes, checkpoint_root)
-    if chosen is not None:
-        job.resume_run_id, job.checkpoint = chosen
-        job.claim, job.resumed_fingerprint = claim(client, job.resume_run_id, name, checkpoint_root)
-        return job
-    if sweep_dir and not force:
-        done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
-        if done:
-            job.finished_run = done[0]
+        else:
+            job.resume_run_id, job.checkpoint = chosen
+            job.claim, job.resumed_fingerprint = claim(client, job.resume_run_id, name, checkpoint_root)
     return job
 
 

@@ -113,6 +113,14 @@ def claim(client: MlflowClient, run_id: str, name: str, root: str) -> tuple[File
     )
 
 
+def retire_unfinished(client: MlflowClient, runs: list[MlflowRun], finished_run_id: str, root: str) -> None:
+    """The configuration FINISHED as run ``finished_run_id``: its unfinished runs that kept a checkpoint will never
+    be continued (a second FINISHED run of one configuration would count twice), so they are retired."""
+    for run in runs:
+        if run.info.status in ("KILLED", "FAILED") and checkpoint_folder(root, run.info.run_id).exists():
+            _retire(client, run, f"superseded: run {finished_run_id} FINISHED this configuration", root)
+
+
 def _most_progress(
     client: MlflowClient, runs: list[MlflowRun], root: str
 ) -> Optional[tuple[str, checkpoint.Checkpoint]]:
