@@ -32,7 +32,13 @@ def find_sweep(
         if parent.data.tags.get(tracking.TAG_ROLE) != "sweep":
             raise ReportError(
                 f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep's parent run; "
-                "give the id of a run named sweep-<experiment>, or leave --sweep out."
+                f"give the id of a run named sweep-{experiment_name}, or leave --sweep out."
+            )
+        if _experiment_of(parent) != experiment_name or not _of_experiment(parent, experiment_name):
+            raise ReportError(
+                f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep of +experiment="
+                f"{experiment_name}, and its verdict would be overwritten with this one's; give the id of a run "
+                f"named sweep-{experiment_name} started with +experiment={experiment_name}, or leave --sweep out."
             )
         return parent
     found = client.get_experiment_by_name(store_experiment)

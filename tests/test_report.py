@@ -150,6 +150,15 @@ def test_an_arm_two_experiments_share_is_trained_once_and_judged_in_both(npz_dir
         assert list(table["runs"]) == [2], experiment
 
 
+def test_sweep_of_another_experiment_is_refused_before_its_verdict_is_overwritten(decay_sweep):
+    parent = _parent(decay_sweep, "sweep-decay")
+    with pytest.raises(ReportError, match=r"not a sweep of \+experiment=dropout"):
+        report("dropout", uri=decay_sweep, sweep_run_id=parent.info.run_id)
+    assert MlflowClient(decay_sweep).get_run(parent.info.run_id).data.tags == parent.data.tags
+    table, _ = report("decay", uri=decay_sweep, sweep_run_id=parent.info.run_id)
+    assert len(table) == 2
+
+
 def test_unknown_experiment_is_a_clear_error(decay_sweep):
     with pytest.raises(ReportError, match="no sweep of experiment 'learning_rate'"):
         report("learning_rate", uri=decay_sweep)

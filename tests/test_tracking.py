@@ -175,7 +175,30 @@ def test_a_rerun_sweep_picks_its_best_among_the_jobs_it_skipped_too(store_uri):
         poor.log_metrics({"test_accuracy": 0.02})
     summary = close_sweep_parent(store_uri, again)
     assert summary["best_job"] == "good" and summary["best_run_id"] == good.run_id
-    assert summary["jobs"] == 1 and summary["skipped_jobs"] == {"good": good.run_id}
+    assert summary["jobs"] == 1 and summary["skipped_jobs"] == {good.run_id: "good"}
+
+
+def test_skipped_jobs_of_one_name_are_each_counted(store_uri):
+    """Run names leave settings out (batch size): two skipped jobs of one name are two jobs, and the better one is
+    the sweep's best. A parent recorded before (tag keyed by the job's name) still reads."""
+    earlier = open_sweep_parent(store_uri, "t", "/sweep/1", "sweep-x", ["b=32,64"])
+    accuracies = {}
+    for accuracy in (0.015, 0.005):
+        with tracked_run(store_uri, "t", "same-name", parent_run_id=earlier) as run:
+            run.log_metrics({"test_accuracy": accuracy})
+        accuracies[run.run_id] = accuracy
+    close_sweep_parent(store_uri, earlier)
+    again = open_sweep_parent(store_uri, "t", "/sweep/2", "sweep-x", ["b=32,64"])
+    for run_id in accuracies:
+        note_skipped_job(store_uri, again, "same-name", run_id)
+    summary = close_sweep_parent(store_uri, again)
+    assert summary["skipped_jobs"] == {run_id: "same-name" for run_id in accuracies}
+    assert accuracies[summary["best_run_id"]] == 0.015
+
+    legacy = open_sweep_parent(store_uri, "t", "/sweep/3", "sweep-x", ["b=32"])
+    best = max(accuracies, key=accuracies.__getitem__)
+    MlflowClient(store_uri).set_tag(legacy, "cifar_exp.skipped.same-name", best)
+    assert close_sweep_parent(store_uri, legacy)["skipped_jobs"] == {best: "same-name"}
 
 
 def test_flatten():

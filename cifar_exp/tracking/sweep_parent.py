@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Iterable, Optional
 
 from mlflow.entities import Run as MlflowRun
@@ -18,7 +19,8 @@ from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, TAG_ROLE, Run, open_r
 from cifar_exp.tracking.store import client_for, prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
-TAG_SKIPPED = "cifar_exp.skipped."
+TAG_SKIPPED = "cifar_exp.skipped."  # + the id of the FINISHED run holding a skipped job's result; value: the job's name
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 TAG_FAILED_JOB = "cifar_exp.failed_job."  # + the job's number: a job that failed, on its sweep's parent
 TAG_JOB_NUM = "cifar_exp.job_num"  # on a sweep's child run: the Hydra job number that ran it
 
@@ -84,7 +86,7 @@ def close_sweep_parent(
     skipped = skipped_jobs(parent)
     without_run = _failed_without_run(parent, children)
     failed = [c.info.run_name for c in children if c.info.status != "FINISHED"] + without_run
-    candidates = [c for c in [*children, *_runs(client, skipped.values())] if c.info.status == "FINISHED"]
+    candidates = [c for c in [*children, *_runs(client, skipped)] if c.info.status == "FINISHED"]
     finished = [c for c in candidates if "test_accuracy" in c.data.metrics]
     jobs = len(children) + len(without_run)
     summary: dict[str, Any] = {"jobs": jobs, "failed": len(failed), "failed_jobs": failed}
@@ -110,7 +112,7 @@ def close_sweep_parent(
         summary["skipped_jobs"] = skipped
         metrics["skipped_jobs"] = len(skipped)
         note += f"; {len(skipped)} skipped, already FINISHED in earlier runs: " + ", ".join(
-            f"{name} ({run_id})" for name, run_id in skipped.items()
+            f"{name} ({run_id})" for run_id, name in skipped.items()
         )
     if ended:
         summary["ended"] = reason
@@ -141,14 +143,23 @@ def _failed_without_run(parent: MlflowRun, children: list[MlflowRun]) -> list[st
 
 
 def skipped_jobs(parent: MlflowRun) -> dict[str, str]:
-    """The jobs a sweep skipped because their configuration had FINISHED before: job name -> that run's id."""
-    return {k.removeprefix(TAG_SKIPPED): v for k, v in parent.data.tags.items() if k.startswith(TAG_SKIPPED)}
+    """The jobs a sweep skipped because their configuration had FINISHED before: the id of the run holding the
+    job's result -> the job's name (two jobs of a sweep can share a name: it leaves out batch size, say). Sweeps
+    recorded before kept name -> run id."""
+    skipped = {}
+    for key, value in parent.data.tags.items():
+        if key.startswith(TAG_SKIPPED):
+            run_id, name = key.removeprefix(TAG_SKIPPED), value
+            if not _RUN_ID.fullmatch(run_id):
+                run_id, name = name, run_id
+            skipped[run_id] = name
+    return skipped
 
 
 def skipped_runs(client: MlflowClient, parent: MlflowRun) -> list[MlflowRun]:
     """The runs holding the results of the jobs a sweep skipped (perhaps filed under another report experiment
     that shares the configuration), those the store still holds."""
-    return _runs(client, skipped_jobs(parent).values())
+    return _runs(client, skipped_jobs(parent))
 
 
 def _runs(client: MlflowClient, run_ids: Iterable[str]) -> list[MlflowRun]:
@@ -171,4 +182,4 @@ def note_failed_job(uri: str, parent_run_id: str, job_num: int, overrides: list[
 
 def note_skipped_job(uri: str, parent_run_id: str, job_name: str, finished_run_id: str) -> None:
     """Record on the parent that a job was skipped because its config already FINISHED as another run."""
-    client_for(uri).set_tag(parent_run_id, f"{TAG_SKIPPED}{job_name}", finished_run_id)
+    client_for(uri).set_tag(parent_run_id, f"{TAG_SKIPPED}{finished_run_id}", job_name)
