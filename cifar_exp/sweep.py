@@ -26,7 +26,7 @@ from cifar_exp import errors, signals, tracking
 from cifar_exp.config import register
 from cifar_exp.errors import ConfigError
 from cifar_exp.preflight import check_jobs
-from cifar_exp.tracking.search_results import is_search, record_search
+from cifar_exp.tracking.search_results import record_search
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,12 @@ def sweep_name(cfg: DictConfig) -> str:
         return f"search-{cfg.hydra.runtime.choices.search}"
     overrides = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
     swept = [o.key_or_group for o in overrides if o.is_sweep_override()]
-    return "-".join(["sweep", *swept])
+    return "-".join(["search" if is_search_config(cfg) else "sweep", *swept])
+
+
+def is_search_config(cfg: DictConfig) -> bool:
+    """Whether the multirun is an Optuna search (``hydra/sweeper=optuna``) rather than a grid sweep."""
+    return OmegaConf.select(cfg, "hydra.runtime.choices", default={}).get("hydra/sweeper") == "optuna"
 
 
 def registered_name(cfg: DictConfig) -> str | None:
@@ -81,6 +86,7 @@ class MlflowSweepCallback(Callback):
         self.uri: str | None = None
         self.sweep_dir: Path | None = None
         self.register_as: str | None = None
+        self.search = False  # the Optuna sweeper: its trials are not continued, its best is the study's
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         signals.install()
@@ -93,6 +99,7 @@ class MlflowSweepCallback(Callback):
             return
         self.uri = config.tracking.uri
         self.register_as = registered_name(config)
+        self.search = is_search_config(config)
         self.sweep_dir = Path(config.hydra.sweep.dir).resolve()
         sweep_dir = str(self.sweep_dir)  # unique per sweep: see hydra.sweep.dir
         launcher = str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]  # e.g. RayLauncher
@@ -160,7 +167,7 @@ class MlflowSweepCallback(Callback):
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         stop = signals.received
         results = self.sweep_dir / "optuna"
-        search = is_search(results)  # a search registers the study's best trial, not the best test accuracy
+        search = self.search  # a search registers the study's best trial, not the best test accuracy
         try:
             summary = tracking.close_sweep_parent(
                 self.uri,
@@ -168,7 +175,7 @@ class MlflowSweepCallback(Callback):
                 None if stop or search else self.register_as,
                 ended="KILLED" if stop else None,
                 reason=f"the sweep was {stop}" if stop else "",
-                best_by_test=not search,
+                search=search,
             )
         except Exception as error:  # raised here it would be a traceback at exit, after the jobs' own messages
             print(

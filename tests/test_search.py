@@ -245,6 +245,10 @@ def test_a_search_stopped_mid_trial_fails_the_trial_and_says_it_is_not_continued
     assert not checkpoints(tmp_path / "mlruns" / "checkpoints")
     statuses = {r.data.tags.get("cifar_exp.role", "trial"): r.info.status for r in all_runs(store_uri)}
     assert statuses == {"sweep": "KILLED", "trial": "KILLED"}
+    (parent,) = [r for r in all_runs(store_uri) if r.data.tags.get("cifar_exp.role") == "sweep"]
+    assert parent.info.run_name == "search-optimizer.lr"  # a space on the command line: still a search
+    assert "goes on with new trials" in parent.data.tags["mlflow.note.content"]
+    assert "resume=auto" not in parent.data.tags["mlflow.note.content"]
 
 
 def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path):

@@ -201,6 +201,18 @@ def test_skipped_jobs_of_one_name_are_each_counted(store_uri):
     assert close_sweep_parent(store_uri, legacy)["skipped_jobs"] == {best: "same-name"}
 
 
+def test_a_stopped_search_names_no_best_by_test_and_says_its_trials_are_not_continued(store_uri):
+    parent = open_sweep_parent(store_uri, "t", "/search/1", "search-x", ["lr=interval(0.1,1)"])
+    with tracked_run(store_uri, "t", "trial0", parent_run_id=parent) as trial:
+        trial.log_metrics({"test_accuracy": 0.5})
+    summary = close_sweep_parent(store_uri, parent, "m", ended="KILLED", reason="the sweep was stopped", search=True)
+    stored = MlflowClient(store_uri).get_run(parent)
+    assert "best_job" not in summary and "best_job" not in stored.data.tags
+    assert "best_test_accuracy" not in stored.data.metrics
+    assert "goes on with new trials" in stored.data.tags["mlflow.note.content"]
+    assert "resume=auto" not in stored.data.tags["mlflow.note.content"]
+
+
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
 

@@ -70,12 +70,13 @@ def close_sweep_parent(
     register_as: Optional[str] = None,
     ended: Optional[str] = None,
     reason: str = "",
-    best_by_test: bool = True,
+    search: bool = False,
 ) -> dict[str, Any]:
     """Summarise the sweep's children on the parent (jobs, failures, best job) and end it: FINISHED, FAILED if
     a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); idempotent. With
     ``register_as``, the best job's model is registered under that name (see :func:`register_best`). A search
-    names no best job here (``best_by_test=False``): its best is the study's, by the validation metric."""
+    (``search``) names no best job here: its best is the study's, by the validation metric, and its stopped trials
+    are not continued."""
     client = client_for(uri)
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
@@ -93,7 +94,7 @@ def close_sweep_parent(
     run = Run(client, parent_run_id)
     metrics: dict[str, float] = {"jobs": jobs, "failed_jobs": len(failed)}
     note = f"{jobs} jobs, {len(failed)} failed" + (f" ({'; '.join(failed)})" if failed else "")
-    if finished and best_by_test:
+    if finished and not search:
         best = max(finished, key=lambda c: c.data.metrics["test_accuracy"])
         summary.update(
             best_job=best.info.run_name,
@@ -116,13 +117,16 @@ def close_sweep_parent(
         )
     if ended:
         summary["ended"] = reason
-        summary["not_started"] = "jobs still queued at the stop were not started"
+        if not search:
+            summary["not_started"] = "jobs still queued at the stop were not started"
         note = (
             f"{ended}: {reason}. "
             + note
             + (
-                "; jobs still queued at the stop were not started: the same command with resume=auto runs them, "
-                "continues the KILLED ones from their checkpoints and skips the FINISHED"
+                "; the same command goes on with new trials (a stopped trial is FAILED in the study, not continued)"
+                if search
+                else "; jobs still queued at the stop were not started: the same command with resume=auto runs "
+                "them, continues the KILLED ones from their checkpoints and skips the FINISHED"
             )
         )
         run.set_tags({"error": reason})
