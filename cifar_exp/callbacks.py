@@ -84,7 +84,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        checkpoint.save(self.folder, epoch + 1, self.model, self.history)
+        if not diverged(logs):  # a diverged epoch (cut short by TerminateOnNaN) is not an epoch to continue from
+            checkpoint.save(self.folder, epoch + 1, self.model, self.history)
 
 
 class MetricsLogger(keras.callbacks.Callback):

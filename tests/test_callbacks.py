@@ -75,3 +75,23 @@ def test_a_validation_loss_gone_nan_stops_training_and_fails_the_run_as_diverged
     cfg = OmegaConf.create({"trainer": {"epochs": 5, "max_minutes": None}})
     with pytest.raises(TrainingDiverged, match="validation loss became nan at epoch 1"):
         _check_history(None, cfg, history)
+
+
+def test_an_epoch_cut_short_by_a_nan_loss_is_not_checkpointed(tmp_path):
+    """TerminateOnNaN ends the epoch early, and Keras still calls on_epoch_end: checkpointing its NaN weights as a
+    finished epoch would have resume=auto continue from them."""
+    from cifar_exp import checkpoint
+    from cifar_exp.callbacks import EpochCheckpoint
+
+    model = tiny_model()
+    recorder = EpochCheckpoint(tmp_path)
+    model.fit(
+        np.ones((8, 2)),
+        np.full((8, 1), np.nan),
+        batch_size=2,
+        epochs=3,
+        verbose=0,
+        callbacks=[keras.callbacks.TerminateOnNaN(), recorder],
+    )
+    assert len(recorder.history["loss"]) == 1 and np.isnan(recorder.history["loss"][0])
+    assert checkpoint.newest(tmp_path) is None

@@ -523,3 +523,14 @@ def test_ui_errors_are_one_paragraph(tmp_path, finished_store):
         taken.listen()
         port = taken.getsockname()[1]
         one_paragraph(ui("--backend-store-uri", finished_store, "--port", str(port)), f"127.0.0.1:{port}")
+
+
+def test_a_diverged_run_fails_and_leaves_no_checkpoint_to_continue(tmp_path, npz_dir, store_uri):
+    """A NaN loss fails the run; its checkpoints would only diverge again (and the epoch the NaN cut short held NaN
+    weights), so none is kept and resume=auto starts the configuration afresh."""
+    diverging = [*tiny(npz_dir, store_uri), "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=1e30"]
+    done = cli(tmp_path, *diverging)
+    assert done.returncode != 0 and "loss became nan" in done.stderr, done.stderr[-3000:]
+    (run,) = all_runs(store_uri)
+    assert run.info.status == "FAILED"
+    assert not (Path(store_uri.removeprefix("sqlite:///")).parent / "checkpoints" / run.info.run_id).exists()

@@ -21,7 +21,7 @@ from filelock import FileLock
 from mlflow.entities import Run as MlflowRun
 
 from cifar_exp import checkpoint
-from cifar_exp.errors import ConfigError
+from cifar_exp.errors import ConfigError, TrainingDiverged
 from cifar_exp.signals import Stopped
 from cifar_exp.tracking.resume import (
     check_explicit,
@@ -98,8 +98,13 @@ class Job:
             if run_id is not None and (run_id == stop.finished_run_id or self.search_trial is not None):
                 shutil.rmtree(folder, ignore_errors=True)  # nothing will continue it
             raise
-        except Exception:
-            if opened is not None and opened.enabled and self.search_trial is not None:  # a trial is never continued
+        except Exception as error:
+            # A trial is never continued, and a diverged run would diverge again: their checkpoints only fill the disk.
+            if (
+                opened is not None
+                and opened.enabled
+                and (self.search_trial is not None or isinstance(error, TrainingDiverged))
+            ):
                 shutil.rmtree(checkpoint_folder(self.checkpoint_root, opened.run_id), ignore_errors=True)
             raise
         finally:
