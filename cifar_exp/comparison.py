@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any, Mapping, Optional
 
+import numpy as np
 import pandas as pd
 from mlflow.entities import Run as MlflowRun
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
@@ -106,6 +107,7 @@ def comparison_table(
     rows = []
     for (configuration, epochs), group in frame.groupby(["configuration", "epochs"], sort=False):
         mean, low, high = t_interval(group["test_accuracy"])
+        low, high = (float(np.clip(bound, 0.0, 1.0)) for bound in (low, high))  # an accuracy's range (NaN stays)
         figure = None if _blank(group["report_test_accuracy"].iloc[0]) else float(group["report_test_accuracy"].iloc[0])
         full = spec.full_epochs or epochs
         ran_min, ran_max = int(group["epochs_run"].min()), int(group["epochs_run"].max())
@@ -195,7 +197,7 @@ def to_markdown(table: pd.DataFrame, title: str, with_experiment: bool = False) 
             num(row.get("report_test_loss"), 4),
             row.get("report_note", ""),
             row.get("short_of_protocol", ""),
-            num(row.get("seconds_per_epoch"), 0),
+            num(row.get("seconds_per_epoch"), 0 if (row.get("seconds_per_epoch") or 0) >= 10 else 1),
         ]
         cells = [row["experiment"], *cells] if with_experiment else cells
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")

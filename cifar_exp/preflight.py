@@ -165,9 +165,10 @@ def _check_search(config: DictConfig) -> None:
 
 
 def _same_database(storage: str, tracking_uri: str) -> bool:
-    """Whether an Optuna storage URL names the tracking store's database (an SQLite file by path, else the URL)."""
+    """Whether an Optuna storage (a URL, or a journal file's path) names the tracking store's database (an SQLite
+    file by path, else the URL)."""
     prefix = "sqlite:///"
-    if storage.startswith(prefix) and tracking_uri.startswith(prefix):
+    if tracking_uri.startswith(prefix) and (storage.startswith(prefix) or "://" not in storage):
         return Path(storage.removeprefix(prefix)).resolve() == Path(tracking_uri.removeprefix(prefix)).resolve()
     return storage == tracking_uri
 

@@ -140,3 +140,9 @@ def test_seconds_per_epoch_is_the_typical_epoch_not_the_last():
     assert comparison_table(runs).iloc[0]["seconds_per_epoch"] == 4.0  # the last epoch's, without the medians
     row = comparison_table(runs, epoch_seconds={"decay0": 60.0, "decay1": 80.0}).iloc[0]
     assert row["seconds_per_epoch"] == 70.0
+
+
+def test_an_interval_stays_within_an_accuracys_range():
+    """Three near-chance seeds give a t-interval reaching below 0%: no accuracy lies there."""
+    row = comparison_table([_run("sgd", s, a) for s, a in enumerate((0.002, 0.03, 0.004))]).iloc[0]
+    assert row["ci_low"] == 0.0 and row["ci_high"] > row["test_accuracy_mean"]

@@ -289,3 +289,20 @@ def test_resume_auto_of_a_finished_config_skips_it_and_retires_its_stopped_run(s
     assert client.get_run(stopped).data.tags["superseded"] == f"superseded: run {finished} FINISHED this configuration"
     forced = start_job(store_uri, "t", "x", ["h"], str(root), resume="auto", force=True)
     assert forced.finished_run is None and forced.resume_run_id is None  # force=true: trained again, afresh
+
+
+def test_resume_of_a_superseded_run_or_a_sweep_parent_says_why_not(store_uri, tmp_path):
+    from cifar_exp.errors import ConfigError
+    from cifar_exp.tracking import prepare_store, start_job
+
+    prepare_store(store_uri)
+    client = MlflowClient(store_uri)
+    experiment_id = client.create_experiment("t")
+    superseded = _run(client, experiment_id, "KILLED")
+    client.set_tag(superseded, "superseded", "superseded: run abc FINISHED this configuration")
+    with pytest.raises(ConfigError, match="it was superseded: run abc FINISHED this configuration") as raised:
+        start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=superseded)
+    assert "died before its first epoch" not in str(raised.value)
+    parent = client.create_run(experiment_id, tags={"cifar_exp.role": "sweep"}, run_name="sweep-dropout").info.run_id
+    with pytest.raises(ConfigError, match="is a sweep's parent"):
+        start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=parent)

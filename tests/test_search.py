@@ -103,11 +103,22 @@ def test_a_search_that_cannot_run_is_refused_before_it_starts(overrides, said, t
     assert str(refused.value).endswith("No trial was started and nothing was logged.")
 
 
-def test_the_tracking_database_as_the_study_storage_is_refused_before_either_is_created(tmp_path, npz_dir):
+@pytest.mark.parametrize("as_path", [False, True], ids=["url", "path"])
+def test_the_tracking_database_as_the_study_storage_is_refused_before_either_is_created(tmp_path, npz_dir, as_path):
     store = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    storage = store.removeprefix("sqlite:///") if as_path else store
     with pytest.raises(ConfigError, match="is the tracking store's own database"):
-        check_search(tmp_path, npz_dir, "+search=fast_cnn", f"tracking.uri={store}", f"hydra.sweeper.storage={store}")
+        check_search(tmp_path, npz_dir, "+search=fast_cnn", f"tracking.uri={store}", f"hydra.sweeper.storage={storage}")
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_an_sqlite_database_given_as_a_journal_path_is_named(tmp_path, npz_dir):
+    import sqlite3
+
+    database = tmp_path / "other.db"
+    sqlite3.connect(database).execute("create table t (x)").connection.commit()
+    with pytest.raises(ConfigError, match="is an SQLite database, not an Optuna journal file: give it as sqlite:///"):
+        check_search(tmp_path, npz_dir, "+search=fast_cnn", f"hydra.sweeper.storage={database}")
 
 
 def test_a_storage_that_cannot_be_opened_is_refused_and_a_missing_folder_is_made(tmp_path, npz_dir):
@@ -272,8 +283,9 @@ def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path):
     dead.wait()
     orphan = study.ask()
     orphan.set_user_attr(OWNER_ATTR, {**process_tags(), "pid": str(dead.pid)})
+    study.ask()  # asked by a search killed before it set its owner: nobody will finish it
     assert OptunaSweeperImpl._taken(study) == 2
-    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING", "FAIL"]
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING", "FAIL", "RUNNING"]
 
 
 def test_trials_left_running_by_a_dead_search_are_failed_when_the_study_goes_on(tmp_path):

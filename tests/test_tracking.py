@@ -213,6 +213,20 @@ def test_a_stopped_search_names_no_best_by_test_and_says_its_trials_are_not_cont
     assert "resume=auto" not in stored.data.tags["mlflow.note.content"]
 
 
+def test_a_job_the_sweeps_stop_ended_is_stopped_not_failed(store_uri):
+    from cifar_exp.tracking import mark_killed
+
+    parent = open_sweep_parent(store_uri, "t", "/sweep/s", "sweep-x", ["a=1,2"])
+    with tracked_run(store_uri, "t", "done", parent_run_id=parent) as done:
+        done.log_metrics({"test_accuracy": 0.5})
+    with tracked_run(store_uri, "t", "cut", parent_run_id=parent) as cut:
+        pass
+    mark_killed(MlflowClient(store_uri), cut.run_id, "stopped by SIGTERM")
+    summary = close_sweep_parent(store_uri, parent, ended="KILLED", reason="the sweep was stopped by SIGTERM")
+    assert summary["failed"] == 0 and summary["stopped_jobs"] == ["cut"]
+    assert MlflowClient(store_uri).get_run(parent).info.status == "KILLED"
+
+
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
 

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from cifar_exp import checkpoint
 from cifar_exp.errors import CheckpointError, ConfigError
 from cifar_exp.tracking.environment import is_stale
-from cifar_exp.tracking.run import mark_killed
+from cifar_exp.tracking.run import TAG_ROLE, mark_killed
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ def check_explicit(client: MlflowClient, run_id: str, config_hashes: Sequence[st
         run = client.get_run(run_id)
     except MlflowException as error:
         raise ConfigError(f"resume={run_id}: no such run in the tracking store ({error.message}).") from error
+    if run.data.tags.get(TAG_ROLE) == "sweep":
+        raise ConfigError(
+            f"resume={run_id}: that run is a sweep's parent ({run.info.run_name}), not a training run; continue a "
+            "sweep with its own --multirun command and resume=auto, which continues each unfinished job."
+        )
     if run.data.tags.get("config_hash") not in config_hashes:
         raise ConfigError(
             f"resume={run_id}: that run has another config (hash {run.data.tags.get('config_hash')}, "
@@ -84,6 +89,12 @@ def check_explicit(client: MlflowClient, run_id: str, config_hashes: Sequence[st
             f"{run.data.tags.get('host')}; stop it first."
         )
     found = checkpoint.latest(checkpoint_folder(root, run_id))
+    if found is None and run.data.tags.get("superseded"):
+        raise ConfigError(
+            f"resume={run_id}: that run will not be continued, and its checkpoint was removed: it was "
+            f"{run.data.tags['superseded']}. The same command with resume=auto continues (or skips) this "
+            "configuration as its store now stands."
+        )
     if found is None:
         raise ConfigError(
             f"resume={run_id}: no checkpoint in {checkpoint_folder(root, run_id)} "

@@ -86,7 +86,10 @@ def close_sweep_parent(
     )
     skipped = skipped_jobs(parent)
     without_run = _failed_without_run(parent, children)
-    failed = [c.info.run_name for c in children if c.info.status != "FINISHED"] + without_run
+    # A job the sweep's own stop ended KILLED was stopped, not failed: the stop is said as such below.
+    by_stop = [c for c in children if ended and c.info.status == "KILLED"]
+    stopped = [c.info.run_name for c in by_stop]
+    failed = [c.info.run_name for c in children if c.info.status != "FINISHED" and c not in by_stop] + without_run
     candidates = [c for c in [*children, *_runs(client, skipped)] if c.info.status == "FINISHED"]
     finished = [c for c in candidates if "test_accuracy" in c.data.metrics]
     jobs = len(children) + len(without_run)
@@ -115,6 +118,9 @@ def close_sweep_parent(
         note += f"; {len(skipped)} skipped, already FINISHED in earlier runs: " + ", ".join(
             f"{name} ({run_id})" for run_id, name in skipped.items()
         )
+    if stopped:
+        summary["stopped_jobs"] = stopped
+        note += f"; stopped: {', '.join(stopped)}"
     if ended:
         summary["ended"] = reason
         if not search:

@@ -307,7 +307,10 @@ class OptunaSweeperImpl:
         now (this one's are all told when it asks), so that searches sharing a study, on one machine or several,
         train ``n_trials`` in all rather than each; a search that died meanwhile gives its trials back."""
         cls._fail_orphans(study)
-        return len(study.get_trials(deepcopy=False, states=(*FINISHED_STATES, TrialState.RUNNING)))
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        # A trial without an owner was asked by some other client, or by a search killed before it said it was
+        # its: nobody will finish it, so it must not hold back the study's n_trials.
+        return cls._finished(study) + sum(OWNER_ATTR in trial.user_attrs for trial in running)
 
     @staticmethod
     def _finished(study: optuna.Study) -> int:
