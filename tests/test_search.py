@@ -86,6 +86,7 @@ def test_every_search_space_passes_the_checks_before_a_search(name, tmp_path, np
         (["trainer.batch_size=range(5,2)"], "trainer.batch_size=range(5,2): not a search range"),
         (["optimizer.momentum=interval(0.5,1.5)", "optimizer=sgd"], "optimizer.momentum=1.5 must be in [0, 1)"),
         (["+search=fast_cnn", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: give the number of trials"),
+        (["+search=fast_cnn", "hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0: give the number of trials to run"),
         (["+search=fast_cnn", "hydra.sweeper.max_failure_rate=1.0"], "a search whose trials all fail must still stop"),
         (["+search=fast_cnn", "hydra.sweeper.metric=val_acc"], "not an epoch log a trial reports"),
         (["+search=fast_cnn", "hydra.sweeper.metric=val_loss"], "set hydra.sweeper.direction=minimize"),

@@ -99,6 +99,8 @@ def settings_problems(sweeper: DictConfig) -> list[str]:
         )
     if not isinstance(sweeper.get("n_trials"), int) or sweeper.n_trials < 1:
         said.append(f"hydra.sweeper.n_trials={sweeper.get('n_trials')}: give the number of trials to finish, 1 or more")
+    if not isinstance(sweeper.get("n_jobs"), int) or sweeper.n_jobs < 1:
+        said.append(f"hydra.sweeper.n_jobs={sweeper.get('n_jobs')}: give the number of trials to run at once, 1 or up")
     rate = sweeper.get("max_failure_rate")
     if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         said.append(
