@@ -43,21 +43,26 @@ def main(cfg: DictConfig) -> Optional[float]:
         signals.watch_parent()
     try:
         validate(cfg)
-        if cfg.tracking.enabled:
-            from cifar_exp.tracking import prepare_store
-
-            prepare_store(cfg.tracking.uri)  # a bad store is said before TensorFlow loads
-        from cifar_exp.data import load_dataset
-
-        data = load_dataset(**cfg.data)  # a missing or corrupt dataset too (a second or two; no TensorFlow)
-        from cifar_exp.train import JobContext, train  # TensorFlow loads only once config, store and data are good
+        from cifar_exp.plan import JobContext, plan_job
 
         context = JobContext(
             overrides=list(hydra_cfg.overrides.task),
             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
             job_num=hydra_cfg.job.num if multirun else None,
         )
-        outcome = train(cfg, context, data)
+        job = plan_job(cfg, context)  # a bad store or a refused resume is said before TensorFlow loads
+        data = None
+        if job.finished_run is None:  # a skipped job needs no data
+            from cifar_exp.data import load_dataset
+
+            try:
+                data = load_dataset(**cfg.data)  # a missing or corrupt dataset too (a second or two; no TensorFlow)
+            except BaseException:
+                job.release()
+                raise
+        from cifar_exp.train import train  # TensorFlow loads only once config, store, resume and data are good
+
+        outcome = train(cfg, context, data, job)
         if not multirun:
             print(_said(outcome.run_id, outcome.metrics, cfg.tracking.uri if cfg.tracking.enabled else None))
         return outcome.metrics["test_accuracy"]

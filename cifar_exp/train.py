@@ -10,34 +10,25 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, cast
 
 import keras
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, tracking
-from cifar_exp.config import options
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
-from cifar_exp.identity import config_hash, config_hashes, report_figure_for, run_name
+from cifar_exp.identity import config_hash, report_figure_for, run_name
 from cifar_exp.inference import predict
 from cifar_exp.labels import Labels
 from cifar_exp.losses import encode_labels, make_loss
 from cifar_exp.pipeline import Batches
+from cifar_exp.plan import JobContext, plan_job
 from cifar_exp.schedules import make_schedule
 from cifar_exp.search import open_trial
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class JobContext:
-    """What the launcher knows about this job and the config does not: overrides, sweep membership."""
-
-    overrides: list[str] = field(default_factory=list)
-    sweep_dir: Optional[str] = None  # set for the jobs of a multirun
-    job_num: Optional[int] = None  # Hydra's number of this job in its multirun
 
 
 @dataclass
@@ -49,23 +40,18 @@ class Outcome:
     run_id: Optional[str] = None
 
 
-def train(cfg: DictConfig, context: Optional[JobContext] = None, data: Optional[Dataset] = None) -> Outcome:
-    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history. ``data`` is
-    ``cfg.data`` already loaded (the command line loads it before TensorFlow, so a bad dataset is said at once);
-    without it the data is loaded here."""
+def train(
+    cfg: DictConfig,
+    context: Optional[JobContext] = None,
+    data: Optional[Dataset] = None,
+    job: Optional[tracking.Job] = None,
+) -> Outcome:
+    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history. ``job`` and ``data``:
+    the job already planned and ``cfg.data`` already loaded (the command line does both before TensorFlow loads,
+    so a refused resume or a bad dataset is said at once); without them, done here."""
     context = context or JobContext()
     name = run_name(cfg)
-    job = tracking.start_job(
-        cfg.tracking.uri if cfg.tracking.enabled else None,
-        cfg.tracking.experiment,
-        name,
-        config_hashes(cfg, options("experiment")),
-        cfg.trainer.checkpoint_dir,
-        cfg.resume,
-        cfg.force,
-        context.sweep_dir,
-        cfg.search.trial,
-    )
+    job = job or plan_job(cfg, context)
     if job.finished_run is not None:
         done = job.finished_run
         log.info(

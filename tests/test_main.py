@@ -175,6 +175,15 @@ def test_corrupt_dataset_fails_before_any_run_and_before_tensorflow_loads(tmp_pa
     assert all_runs(store_uri) == []
 
 
+def test_a_refused_resume_is_said_before_tensorflow_loads(tmp_path, npz_dir, store_uri):
+    args = [*tiny(npz_dir, store_uri), "resume=0123456789abcdef0123456789abcdef", f"hydra.run.dir={tmp_path}/outputs"]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TENSORFLOW, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2 and "resume=0123456789abcdef0123456789abcdef: no such run" in done.stderr
+    assert "was imported before the error" not in done.stderr, done.stderr[-2000:]
+
+
 def test_help_and_cfg(tmp_path):
     help_text = cli(tmp_path, "--help").stdout
     for group in (
