@@ -165,11 +165,18 @@ def start_job(
     client = client_for(uri)
     retire_dead_runs(client)
     runs = runs_of_config(client, experiment, config_hashes)
+    done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
     if resume and resume != "auto":
         job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, checkpoint_root)
         job.claim, job.resumed_fingerprint = claim(client, resume, name, checkpoint_root)
+        if done:
+            log.warning(
+                "resume=%s: this configuration already FINISHED as run %s; continuing the run as asked makes a "
+                "second finished run of it (the report counts the longer one per seed)",
+                resume,
+                done[0].info.run_id,
+            )
         return job
-    done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
     if done and not force and (sweep_dir or resume == "auto"):  # resume=auto: nothing left to continue
         if resume == "auto":
             retire_unfinished(client, runs, done[0].info.run_id, checkpoint_root)
