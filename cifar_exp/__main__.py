@@ -50,17 +50,15 @@ def main(cfg: DictConfig) -> Optional[float]:
             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
             job_num=hydra_cfg.job.num if multirun else None,
         )
-        job = plan_job(cfg, context)  # a bad store or a refused resume is said before TensorFlow loads
-        data = None
-        if job.finished_run is None:  # a skipped job needs no data
-            from cifar_exp.data import load_dataset
+        if cfg.tracking.enabled:
+            from cifar_exp.tracking import prepare_store
 
-            try:
-                data = load_dataset(**cfg.data)  # a missing or corrupt dataset too (a second or two; no TensorFlow)
-            except BaseException:
-                job.release()
-                raise
-        from cifar_exp.train import train  # TensorFlow loads only once config, store, resume and data are good
+            prepare_store(cfg.tracking.uri)  # a bad store is said first
+        from cifar_exp.data import load_dataset
+
+        data = load_dataset(**cfg.data)  # a missing or corrupt dataset (a second or two; no TensorFlow)
+        job = plan_job(cfg, context, data.fingerprint)  # a refused resume too; skipped if FINISHED on this data
+        from cifar_exp.train import train  # TensorFlow loads only once config, store, data and resume are good
 
         outcome = train(cfg, context, data, job)
         if not multirun:

@@ -1,6 +1,6 @@
-"""Which run a job is, decided against the store before its data or TensorFlow load: a new run, one to continue
-(``resume``), or none because its configuration already FINISHED; a resume that cannot be honoured is said
-before anything else happens."""
+"""Which run a job is, decided against the store once its data is read and before TensorFlow loads: a new run, one
+to continue (``resume``), or none because its configuration already FINISHED on the same data; a resume that
+cannot be honoured is said before any training starts."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ class JobContext:
     job_num: Optional[int] = None  # Hydra's number of this job in its multirun
 
 
-def plan_job(cfg: DictConfig, context: JobContext) -> tracking.Job:
-    """The job of ``cfg`` planned against its store (see :func:`cifar_exp.tracking.start_job`); nothing is created."""
+def plan_job(cfg: DictConfig, context: JobContext, fingerprint: Optional[str] = None) -> tracking.Job:
+    """The job of ``cfg`` on the data of ``fingerprint`` planned against its store (see
+    :func:`cifar_exp.tracking.start_job`); nothing is created."""
     return tracking.start_job(
         cfg.tracking.uri if cfg.tracking.enabled else None,
         cfg.tracking.experiment,
@@ -35,4 +36,5 @@ def plan_job(cfg: DictConfig, context: JobContext) -> tracking.Job:
         cfg.force,
         context.sweep_dir,
         cfg.search.trial,
+        fingerprint,
     )

@@ -46,12 +46,14 @@ def train(
     data: Optional[Dataset] = None,
     job: Optional[tracking.Job] = None,
 ) -> Outcome:
-    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history. ``job`` and ``data``:
-    the job already planned and ``cfg.data`` already loaded (the command line does both before TensorFlow loads,
-    so a refused resume or a bad dataset is said at once); without them, done here."""
+    """Train, evaluate and record one run of ``cfg``; returns its test metrics and history. ``data`` and ``job``:
+    ``cfg.data`` already loaded and the job already planned on it (the command line does both before TensorFlow
+    loads, so a bad dataset or a refused resume is said at once); without them, done here."""
     context = context or JobContext()
     name = run_name(cfg)
-    job = job or plan_job(cfg, context)
+    if job is None:
+        data = data or load_dataset(**cfg.data)
+        job = plan_job(cfg, context, data.fingerprint)
     if job.finished_run is not None:
         done = job.finished_run
         log.info(

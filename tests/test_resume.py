@@ -306,3 +306,37 @@ def test_resume_of_a_superseded_run_or_a_sweep_parent_says_why_not(store_uri, tm
     parent = client.create_run(experiment_id, tags={"cifar_exp.role": "sweep"}, run_name="sweep-dropout").info.run_id
     with pytest.raises(ConfigError, match="is a sweep's parent"):
         start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=parent)
+
+
+def test_resume_of_a_run_whose_checkpoint_was_removed_on_purpose_says_why(store_uri, tmp_path):
+    from cifar_exp.errors import ConfigError
+    from cifar_exp.tracking import prepare_store, start_job
+
+    prepare_store(store_uri)
+    client = MlflowClient(store_uri)
+    experiment_id = client.create_experiment("t")
+    trial = _run(client, experiment_id, "KILLED")
+    client.log_param(trial, "search.trial", "1")
+    with pytest.raises(ConfigError, match="it was trial 1 of a search, and a trial is not continued"):
+        start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=trial)
+    diverged = _run(client, experiment_id, "FAILED")
+    client.set_tag(diverged, "error", "TrainingDiverged: the training loss became nan at epoch 3")
+    with pytest.raises(ConfigError, match=r"it FAILED \(TrainingDiverged: the training loss became nan at epoch 3\)"):
+        start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=diverged)
+
+
+def test_a_configuration_finished_on_other_data_is_trained_again(store_uri, tmp_path):
+    """The files under data.path changed since the configuration FINISHED (same config_hash, other fingerprint): a
+    sweep re-run or resume=auto must train it on the new data, not skip it with the old data's result."""
+    from cifar_exp.tracking import prepare_store, start_job
+
+    prepare_store(store_uri)
+    client = MlflowClient(store_uri)
+    experiment_id = client.create_experiment("t")
+    old_data = _run(client, experiment_id, "FINISHED", test_accuracy=0.5)
+    client.set_tag(old_data, "dataset_fingerprint", "old")
+    for resume in (None, "auto"):
+        job = start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume, sweep_dir="/s", fingerprint="new")
+        assert job.finished_run is None, resume
+        same = start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume, sweep_dir="/s", fingerprint="old")
+        assert same.finished_run is not None and same.finished_run.info.run_id == old_data

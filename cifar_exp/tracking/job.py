@@ -151,10 +151,12 @@ def start_job(
     force: bool = False,
     sweep_dir: Optional[str] = None,
     search_trial: Optional[int] = None,
+    fingerprint: Optional[str] = None,
 ) -> Job:
     """Check the store and the checkpoint folder, retire runs whose process died, and decide how this job
     starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet.
-    ``config_hashes``: this config's hash first, then those its earlier runs may carry."""
+    ``config_hashes``: this config's hash first, then those its earlier runs may carry; ``fingerprint``: the
+    dataset's, when read: a run FINISHED on other data (the files under data.path changed) is not this job's."""
     job = Job(uri, experiment, name, config_hashes[0], checkpoint_root, sweep_dir, search_trial=search_trial)
     if uri is None:
         if resume:
@@ -165,7 +167,13 @@ def start_job(
     client = client_for(uri)
     retire_dead_runs(client)
     runs = runs_of_config(client, experiment, config_hashes)
-    done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
+    done = [
+        r
+        for r in runs
+        if r.info.status == "FINISHED"
+        and "test_accuracy" in r.data.metrics
+        and fingerprint in (None, r.data.tags.get("dataset_fingerprint"))
+    ]
     if resume and resume != "auto":
         job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, checkpoint_root)
         job.claim, job.resumed_fingerprint = claim(client, resume, name, checkpoint_root)

@@ -96,10 +96,15 @@ def check_explicit(client: MlflowClient, run_id: str, config_hashes: Sequence[st
             "configuration as its store now stands."
         )
     if found is None:
-        raise ConfigError(
-            f"resume={run_id}: no checkpoint in {checkpoint_folder(root, run_id)} "
-            "(it died before its first epoch ended); start it afresh without resume."
+        trial, reason = run.data.params.get("search.trial", "None"), run.data.tags.get("error")
+        why = (
+            f"it was trial {trial} of a search, and a trial is not continued: the search goes on with new trials"
+            if trial != "None"
+            else f"it FAILED ({reason}) and kept no checkpoint; start it afresh without resume"
+            if run.info.status == "FAILED" and reason
+            else "it died before its first epoch ended; start it afresh without resume"
         )
+        raise ConfigError(f"resume={run_id}: no checkpoint in {checkpoint_folder(root, run_id)}: {why}.")
     return found
 
 

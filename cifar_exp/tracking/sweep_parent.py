@@ -124,15 +124,15 @@ def close_sweep_parent(
     if ended:
         summary["ended"] = reason
         if not search:
-            summary["not_started"] = "jobs still queued at the stop were not started"
+            summary["not_started"] = "any jobs still queued at the stop were not started"
         note = (
             f"{ended}: {reason}. "
             + note
             + (
                 "; the same command goes on with new trials (a stopped trial is FAILED in the study, not continued)"
                 if search
-                else "; jobs still queued at the stop were not started: the same command with resume=auto runs "
-                "them, continues the KILLED ones from their checkpoints and skips the FINISHED"
+                else "; any jobs still queued at the stop were not started: the same command with resume=auto "
+                "runs them, continues the KILLED ones from their checkpoints and skips the FINISHED"
             )
         )
         run.set_tags({"error": reason})
