@@ -260,6 +260,16 @@ def test_resume_auto_refuses_while_the_config_trains_in_a_live_process(tmp_path,
     assert run.info.status == "RUNNING" and "resumed_at_epoch" not in run.data.tags  # left to its owner
 
 
+@pytest.fixture()
+def constructed(store_uri) -> tuple[MlflowClient, str]:
+    """A store with an empty MLflow experiment "t", for runs made by hand (:func:`_run`)."""
+    from cifar_exp.tracking import prepare_store
+
+    prepare_store(store_uri)
+    client = MlflowClient(store_uri)
+    return client, client.create_experiment("t")
+
+
 def _run(client: MlflowClient, experiment_id: str, status: str, **metrics: float) -> str:
     run = client.create_run(experiment_id, tags={"config_hash": "h"})
     for key, value in metrics.items():
@@ -268,14 +278,12 @@ def _run(client: MlflowClient, experiment_id: str, status: str, **metrics: float
     return run.info.run_id
 
 
-def test_resume_auto_of_a_finished_config_skips_it_and_retires_its_stopped_run(store_uri, tmp_path):
+def test_resume_auto_of_a_finished_config_skips_it_and_retires_its_stopped_run(constructed, store_uri, tmp_path):
     """A configuration stopped, then trained again to the end without resume: resume=auto must not continue the
     stopped run into a second FINISHED run of the same configuration."""
-    from cifar_exp.tracking import prepare_store, start_job
+    from cifar_exp.tracking import start_job
 
-    prepare_store(store_uri)
-    client = MlflowClient(store_uri)
-    experiment_id = client.create_experiment("t")
+    client, experiment_id = constructed
     stopped = _run(client, experiment_id, "KILLED")
     finished = _run(client, experiment_id, "FINISHED", test_accuracy=0.5)
     root = tmp_path / "checkpoints"
@@ -291,13 +299,11 @@ def test_resume_auto_of_a_finished_config_skips_it_and_retires_its_stopped_run(s
     assert forced.finished_run is None and forced.resume_run_id is None  # force=true: trained again, afresh
 
 
-def test_resume_of_a_superseded_run_or_a_sweep_parent_says_why_not(store_uri, tmp_path):
+def test_resume_of_a_superseded_run_or_a_sweep_parent_says_why_not(constructed, store_uri, tmp_path):
     from cifar_exp.errors import ConfigError
-    from cifar_exp.tracking import prepare_store, start_job
+    from cifar_exp.tracking import start_job
 
-    prepare_store(store_uri)
-    client = MlflowClient(store_uri)
-    experiment_id = client.create_experiment("t")
+    client, experiment_id = constructed
     superseded = _run(client, experiment_id, "KILLED")
     client.set_tag(superseded, "superseded", "superseded: run abc FINISHED this configuration")
     with pytest.raises(ConfigError, match="it was superseded: run abc FINISHED this configuration") as raised:
@@ -308,13 +314,11 @@ def test_resume_of_a_superseded_run_or_a_sweep_parent_says_why_not(store_uri, tm
         start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=parent)
 
 
-def test_resume_of_a_run_whose_checkpoint_was_removed_on_purpose_says_why(store_uri, tmp_path):
+def test_resume_of_a_run_whose_checkpoint_was_removed_on_purpose_says_why(constructed, store_uri, tmp_path):
     from cifar_exp.errors import ConfigError
-    from cifar_exp.tracking import prepare_store, start_job
+    from cifar_exp.tracking import start_job
 
-    prepare_store(store_uri)
-    client = MlflowClient(store_uri)
-    experiment_id = client.create_experiment("t")
+    client, experiment_id = constructed
     trial = _run(client, experiment_id, "KILLED")
     client.log_param(trial, "search.trial", "1")
     with pytest.raises(ConfigError, match="it was trial 1 of a search, and a trial is not continued"):
@@ -325,14 +329,12 @@ def test_resume_of_a_run_whose_checkpoint_was_removed_on_purpose_says_why(store_
         start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=diverged)
 
 
-def test_a_configuration_finished_on_other_data_is_trained_again(store_uri, tmp_path):
+def test_a_configuration_finished_on_other_data_is_trained_again(constructed, store_uri, tmp_path):
     """The files under data.path changed since the configuration FINISHED (same config_hash, other fingerprint): a
     sweep re-run or resume=auto must train it on the new data, not skip it with the old data's result."""
-    from cifar_exp.tracking import prepare_store, start_job
+    from cifar_exp.tracking import start_job
 
-    prepare_store(store_uri)
-    client = MlflowClient(store_uri)
-    experiment_id = client.create_experiment("t")
+    client, experiment_id = constructed
     old_data = _run(client, experiment_id, "FINISHED", test_accuracy=0.5)
     client.set_tag(old_data, "dataset_fingerprint", "old")
     for resume in (None, "auto"):
