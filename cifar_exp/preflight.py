@@ -92,6 +92,13 @@ def check_jobs(config: DictConfig) -> None:
     from hydra import compose as compose_in_this_hydra
     from hydra.errors import HydraException
 
+    resume = OmegaConf.select(config, "resume")
+    if resume not in (None, "auto"):
+        raise ConfigError(
+            f"resume={resume} continues that one run, not the jobs of a sweep: run it without --multirun, with the "
+            "overrides in the run's 'command' tag, or continue a sweep's unfinished jobs with resume=auto. No job was "
+            "started and nothing was logged."
+        )
     sweeper = OmegaConf.select(config, "hydra.sweeper._target_")
     if sweeper == OPTUNA_SWEEPER:
         return _check_search(config)

@@ -45,6 +45,10 @@ def test_untracked_sweeps_open_no_parent(monkeypatch):
             "job #1 of the 2 in this sweep (dropout=winnig) is not a valid run: In 'config': "
             "Could not find 'dropout/winnig'",
         ),
+        (
+            "resume=0123456789abcdef0123456789abcdef",
+            "resume=0123456789abcdef0123456789abcdef continues that one run, not the jobs of a sweep",
+        ),
     ],
 )
 def test_a_bad_value_anywhere_in_a_grid_stops_the_sweep_before_any_job_or_run(
