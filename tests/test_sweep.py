@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, cli, tiny
+from conftest import all_runs, cli, compose_config, tiny
 from omegaconf import OmegaConf
 
 from cifar_exp.sweep import MlflowSweepCallback, sweep_name
@@ -78,26 +78,29 @@ def test_a_bad_dataset_for_any_job_stops_the_sweep_before_any_job_or_run(tmp_pat
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()
 
 
-def _a_run_of_another_config(tmp_path, npz_dir, store_uri):
-    """A FINISHED run that no job of the sweeps below can resume (another dropout): their resume= is refused."""
-    single = cli(tmp_path, *tiny(npz_dir, store_uri), "trainer.epochs=1", "dropout=none")
-    assert single.returncode == 0, single.stderr[-2000:]
-    (other,) = all_runs(store_uri)
-    return other
+def _held_by_a_live_process(store_uri: str, *jobs: list[str]) -> None:
+    """A RUNNING run of each job's configuration, owned by this (live) test process: resume=auto refuses to start
+    those jobs, which it knows only once the store is read, before their runs exist."""
+    from mlflow.tracking import MlflowClient
+
+    from cifar_exp.identity import config_hash
+    from cifar_exp.tracking import prepare_store, process_tags
+
+    prepare_store(store_uri)
+    client = MlflowClient(store_uri)
+    for overrides in jobs:
+        cfg = compose_config(overrides)
+        found = client.get_experiment_by_name(cfg.tracking.experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(cfg.tracking.experiment)
+        client.create_run(experiment_id, tags={"config_hash": config_hash(cfg), **process_tags()})
 
 
 def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp_path, npz_dir, store_uri):
-    """A job refused at its start (here resume=<a run of another configuration>, known only once the store is
-    read) has no run of its own: each is said as it fails and recorded on the parent, which ends FAILED."""
-    other = _a_run_of_another_config(tmp_path, npz_dir, store_uri)
-    done = cli(
-        tmp_path,
-        "--multirun",
-        *tiny(npz_dir, store_uri),
-        "trainer.epochs=1",
-        "dropout=winning,baseline",
-        f"resume={other.info.run_id}",
-    )
+    """A job refused at its start (here resume=auto of a configuration a live process trains, known only once the
+    store is read) has no run of its own: each is said as it fails and recorded on the parent, which ends FAILED."""
+    common = [*tiny(npz_dir, store_uri), "trainer.epochs=1"]
+    _held_by_a_live_process(store_uri, [*common, "dropout=winning"], [*common, "dropout=baseline"])
+    done = cli(tmp_path, "--multirun", *common, "dropout=winning,baseline", "resume=auto")
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert "error: job #0 failed (said above); the sweep's parent run lists every failed job and why." in done.stderr
     for number, dropout in ((0, "winning"), (1, "baseline")):
@@ -105,24 +108,25 @@ def test_jobs_that_fail_before_their_run_exists_fail_the_sweep_and_are_named(tmp
     (parent,) = [r for r in all_runs(store_uri) if r.data.tags.get("cifar_exp.role") == "sweep"]
     assert parent.info.status == "FAILED" and parent.data.metrics["failed_jobs"] == 2
     assert parent.data.metrics["jobs"] == 2 and "#0 (" in parent.data.tags["mlflow.note.content"]
-    assert "has another config" in parent.data.tags["mlflow.note.content"]
+    assert "of this configuration is RUNNING now" in parent.data.tags["mlflow.note.content"]
 
 
 def test_a_joblib_sweep_with_a_failing_job_finishes_the_others(tmp_path, npz_dir, store_uri):
     """The failed job's error comes back from its worker pickled; it must arrive whole, or joblib breaks its pool
     and kills the healthy jobs mid-training."""
-    other = _a_run_of_another_config(tmp_path, npz_dir, store_uri)
+    common = [*tiny(npz_dir, store_uri), "trainer.epochs=1"]
+    _held_by_a_live_process(store_uri, [*common, "seed=1"])
     done = cli(
         tmp_path,
         "--multirun",
-        *tiny(npz_dir, store_uri),
-        "trainer.epochs=1",
-        f"resume=null,{other.info.run_id}",
+        *common,
+        "seed=0,1",
+        "resume=auto",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
     )
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert "error: job #1 (" in done.stderr and "has another config" in done.stderr
+    assert "error: job #1 (" in done.stderr and "of this configuration is RUNNING now" in done.stderr
     runs = all_runs(store_uri)
     (parent,) = [r for r in runs if r.data.tags.get("cifar_exp.role") == "sweep"]
     (healthy,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
