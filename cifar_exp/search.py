@@ -33,12 +33,18 @@ def open_storage(spec: str) -> "optuna.storages.BaseStorage":
     file = spec.removeprefix("sqlite:///") if spec.startswith("sqlite:///") else None if "://" in spec else spec
     if file:
         Path(file).parent.mkdir(parents=True, exist_ok=True)  # as the tracking store's folder is
-    if "://" not in spec and Path(spec).is_file() and Path(spec).read_bytes()[:16] == b"SQLite format 3\x00":
+    if "://" not in spec and Path(spec).is_file() and _header(Path(spec)) == b"SQLite format 3\x00":
         raise ValueError(f"{spec} is an SQLite database, not an Optuna journal file: give it as sqlite:///{spec}")
     with signals.deferred():  # creating a database's tables must not be cut in two
         if "://" in spec:
             return optuna.storages.RDBStorage(spec)
         return optuna.storages.JournalStorage(JournalFileBackend(spec))
+
+
+def _header(file: Path) -> bytes:
+    """A file's first 16 bytes (an SQLite database's magic string), without reading the rest of a large store."""
+    with file.open("rb") as opened:
+        return opened.read(16)
 
 
 def make_pruner(config: Optional[dict[str, Any]]) -> "optuna.pruners.BasePruner":
