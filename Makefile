@@ -20,9 +20,12 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(JOBS),hydra.launch
 # THREADS=1: each job's TensorFlow thread pools; on a CPU, JOBS single-threaded jobs side by side train ~1.4x the
 # images per second of one job on every core (benchmarks/parallel_jobs.py), e.g. LAUNCHER=joblib JOBS=2 THREADS=1
 THREADS ?=
+# Run records (cifar_exp/records.py): make reproduce imports them first, so that configurations they hold FINISHED are
+# skipped, and exports the store's after; RECORDS= starts from the store alone and writes nothing.
+RECORDS ?= experiments/records
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
 
-.PHONY: help install browser lint train sweep search reproduce ui test test-slow bench bench-parallel bench-tta report clean-outputs
+.PHONY: help install browser lint train sweep search reproduce records ui test test-slow bench bench-parallel bench-tta report clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -46,12 +49,18 @@ sweep: install  ## one report experiment as a sweep; e.g. make sweep EXP=decay A
 	$(PY) -m cifar_exp --multirun +experiment=$(EXP) $(DATA) $(ARGS)
 
 reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, full length, then the verdicts
-	@status=0; for exp in $(EXPERIMENTS); do \
+	@status=0; \
+	if [ -n "$(RECORDS)" ] && [ -d "$(RECORDS)" ]; then $(PY) -m cifar_exp.records import $(RECORDS) || exit 2; fi; \
+	for exp in $(EXPERIMENTS); do \
 		echo "== $$exp"; \
 		$(THREAD_ENV) $(PY) -m cifar_exp --multirun +experiment=$$exp $(DATA) seed=$(SEEDS) $(LAUNCH) $(ARGS) || status=1; \
 	done; \
 	$(PY) -m cifar_exp.report --all || status=1; \
+	if [ -n "$(RECORDS)" ]; then $(PY) -m cifar_exp.records export $(RECORDS) || status=1; fi; \
 	exit $$status
+
+records: install  ## write every finished run and sweep of the store to RECORDS (JSON files to commit)
+	$(PY) -m cifar_exp.records export $(RECORDS)
 
 report: install  ## judge an experiment against the report (EXP=decay), or all of them (no EXP)
 	$(PY) -m cifar_exp.report $(if $(EXP),$(EXP),--all)

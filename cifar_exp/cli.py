@@ -1,6 +1,7 @@
 """The ``cifar-exp`` console script: ``cifar-exp [train] [overrides]`` trains like ``python -m cifar_exp``;
 ``cifar-exp ui`` serves the MLflow UI over the project's store; ``cifar-exp report <experiment>`` compares
-an experiment's sweeps with the report's figures; ``predict``, ``evaluate`` and ``register`` use the models
+an experiment's sweeps with the report's figures; ``cifar-exp records export|import`` carries runs between stores
+as files; ``predict``, ``evaluate`` and ``register`` use the models
 the runs logged."""
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def report(args: argparse.Namespace) -> None:
     report_main(args.args)
 
 
+def records(args: argparse.Namespace) -> None:
+    """Hand the arguments to ``python -m cifar_exp.records``."""
+    from cifar_exp.records import main as records_main
+
+    records_main(args.args)
+
+
 def train(args: argparse.Namespace) -> None:
     """Hand the overrides to Hydra, as ``python -m cifar_exp`` does."""
     from cifar_exp.__main__ import run
@@ -114,6 +122,12 @@ def parser() -> argparse.ArgumentParser:
         "report", help="judge an experiment against the report: cifar-exp report <name>", add_help=False
     )
     reporter.set_defaults(run=report)
+    recorder = commands.add_parser(
+        "records",
+        help="carry runs between stores as files: cifar-exp records export|import [folder]",
+        add_help=False,
+    )
+    recorder.set_defaults(run=records)
     model_help = "models:/<name>@best, models:/<name>/<version>, runs:/<run id>/report_cnn, a run id, or a .h5 file"
     predictor = commands.add_parser(
         "predict",
@@ -157,7 +171,7 @@ def commands(top: argparse.ArgumentParser) -> list[str]:
     return list(sub.choices)
 
 
-PASS_THROUGH = {"train", "report"}  # their arguments belong to Hydra and to the report's parser
+PASS_THROUGH = {"train", "report", "records"}  # their arguments belong to Hydra, and to those modules' parsers
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from cifar_exp.errors import ModelError, briefly
+from cifar_exp.tracking.records import TAG_RECORD_OF
 from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_ROLE
 
 ALIAS = "best"
@@ -72,6 +73,12 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str:
                 f"run {run_id} ({run.info.run_name}) is {run.info.status}: it logged no model, which a run does "
                 "once it has trained and been tested; continue it with the command in its 'command' tag and "
                 "resume=auto, or register another run."
+            )
+        if TAG_RECORD_OF in run.data.tags:
+            raise ModelError(
+                f"run {run_id} ({run.info.run_name}) was imported from a record of run {run.data.tags[TAG_RECORD_OF]}, "
+                "and records carry what a run measured, not its models: use the model in the store that trained it, "
+                "or train the configuration here with force=true."
             )
         raise ModelError(
             f"run {run_id} ({run.info.run_name}) logged no MLflow Model: it ran before runs logged their models "

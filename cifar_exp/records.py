@@ -1,0 +1,90 @@
+"""Carry runs between stores as files: ``python -m cifar_exp.records export`` writes a record of every finished
+run and sweep parent to ``experiments/records/`` (small JSON files, committed with the code), ``... import``
+recreates them in a store (see :mod:`cifar_exp.tracking.records`).
+
+Records outlive the machine that trained them: after a GPU machine is handed back, or on a fresh checkout,
+``import`` brings the runs back, so ``python -m cifar_exp.report --all`` judges them and ``make reproduce`` skips
+the configurations that already FINISHED on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from cifar_exp import tracking
+from cifar_exp.config import PROJECT_ROOT, default_experiment, default_store_uri, options
+from cifar_exp.errors import CifarExpError, ConfigError, briefly, store_failed, store_failure
+from cifar_exp.tracking.records import export_records, import_records, read_records
+
+DEFAULT_FOLDER = PROJECT_ROOT / "experiments" / "records"
+AFTERWARDS = {
+    "export": "each record is written whole or not at all, so those already written stand; export again once it "
+    "can be written.",
+    "import": "the runs imported so far are kept and one cut short is imported again: the same command goes on once "
+    "it can.",
+}
+
+
+def export(uri: str, store_experiment: str, folder: Path, experiments: list[str]) -> str:
+    """Write the records; what was written, said in one line."""
+    unknown = [name for name in experiments if name not in options("experiment")]
+    if unknown:
+        raise ConfigError(
+            f"unknown experiment {', '.join(unknown)}; the report's experiments are {', '.join(options('experiment'))}."
+        )
+    tracking.prepare_store(uri, must_exist=True)
+    written = export_records(tracking.client_for(uri), store_experiment, folder, experiments)
+    kinds = sorted({path.parent.name for path in written})
+    return f"{len(written)} records in {folder}" + (f" ({', '.join(kinds)})" if kinds else "")
+
+
+def import_(uri: str, store_experiment: str, folder: Path) -> str:
+    """Import the records; what was imported, said in one line."""
+    loaded = read_records(folder)  # a folder with a bad record is refused before the store is touched
+    tracking.prepare_store(uri)
+    client = tracking.client_for(uri)
+    tracking.retire_dead_runs(client)  # an import cut short by kill -9 shows KILLED, and is imported again
+    done = import_records(client, store_experiment, folder, loaded)
+    return (
+        f"{len(done.imported)} runs imported from {folder} into {tracking.masked(uri)} "
+        f"(experiment {store_experiment}); {len(done.already)} were already there"
+    )
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cifar_exp.records", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("export", "import"))
+    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER, help=f"default: {DEFAULT_FOLDER}")
+    parser.add_argument("--uri", default=default_store_uri(), help="tracking URI (default: the project's store)")
+    parser.add_argument("--store-experiment", default=default_experiment(), help="MLflow experiment of the runs")
+    parser.add_argument(
+        "--experiment", action="append", default=[], help="export: only this report experiment's runs (repeatable)"
+    )
+    args = parser.parse_intermixed_args(argv)
+    try:
+        if args.action == "export":
+            said = export(args.uri, args.store_experiment, args.folder, args.experiment)
+        else:
+            if args.experiment:
+                parser.error("--experiment chooses what to export; import brings every record in the folder")
+            said = import_(args.uri, args.store_experiment, args.folder)
+    except CifarExpError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:  # the records folder: not writable or readable, or the disk is full
+        print(f"error: {args.folder}: {briefly(error)}; {AFTERWARDS[args.action]}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as error:
+        failed = store_failure(error)
+        if failed is None:
+            raise
+        print(f"error: {store_failed(failed, tracking.masked(args.uri), AFTERWARDS[args.action])}", file=sys.stderr)
+        sys.exit(2)
+    print(said)
+
+
+if __name__ == "__main__":
+    main()
