@@ -100,6 +100,16 @@ def record_of(client: MlflowClient, run: MlflowRun) -> dict[str, Any]:
     }
 
 
+def dumps(record: dict[str, Any]) -> str:
+    """A record as JSON text: one line per param, tag and metric (a metric's steps compact on its line), so that
+    a record reads and diffs well and a 100-epoch run stays in the tens of kB."""
+    head = json.dumps({k: v for k, v in record.items() if k != "metrics"}, indent=1)
+    metrics = ",\n".join(
+        f"  {json.dumps(key)}: {json.dumps(steps, separators=(',', ':'))}" for key, steps in record["metrics"].items()
+    )
+    return f'{head[:-2]},\n "metrics": {{\n{metrics}\n }}\n}}\n'
+
+
 def record_path(folder: Path, record: dict[str, Any]) -> Path:
     """Where a record lives: one folder per report experiment (a sweep parent's is in its name)."""
     tags = record["tags"]
@@ -117,7 +127,7 @@ def export_records(
         record = record_of(client, run)
         path = record_path(folder, record)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(record, indent=1) + "\n"
+        text = dumps(record)
         if not path.exists() or path.read_text() != text:
             part = path.with_suffix(".part")
             try:
