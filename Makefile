@@ -21,8 +21,9 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(JOBS),hydra.launch
 # images per second of one job on every core (benchmarks/parallel_jobs.py), e.g. LAUNCHER=joblib JOBS=2 THREADS=1
 THREADS ?=
 # Run records (cifar_exp/records.py): make reproduce imports them first, so that configurations they hold FINISHED are
-# skipped, and exports the store's after; RECORDS= starts from the store alone and writes nothing.
+# skipped, writes each run's record as it finishes and exports the store's at the end; RECORDS= does none of it.
 RECORDS ?= experiments/records
+KEEP   := $(if $(RECORDS),tracking.records=$(abspath $(RECORDS)))
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
 
 .PHONY: help install browser lint train sweep search reproduce records ui test test-slow bench bench-parallel bench-tta report clean-outputs
@@ -53,7 +54,7 @@ reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, 
 	if [ -n "$(RECORDS)" ] && [ -d "$(RECORDS)" ]; then $(PY) -m cifar_exp.records import $(RECORDS) || exit 2; fi; \
 	for exp in $(EXPERIMENTS); do \
 		echo "== $$exp"; \
-		$(THREAD_ENV) $(PY) -m cifar_exp --multirun +experiment=$$exp $(DATA) seed=$(SEEDS) $(LAUNCH) $(ARGS) || status=1; \
+		$(THREAD_ENV) $(PY) -m cifar_exp --multirun +experiment=$$exp $(DATA) seed=$(SEEDS) $(LAUNCH) $(KEEP) $(ARGS) || status=1; \
 	done; \
 	$(PY) -m cifar_exp.report --all || status=1; \
 	if [ -n "$(RECORDS)" ]; then $(PY) -m cifar_exp.records export $(RECORDS) || status=1; fi; \

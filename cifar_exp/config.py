@@ -132,6 +132,7 @@ class TrackingConfig:
     run_name: Optional[str] = MISSING
     register_as: Optional[str] = MISSING
     system_metrics_interval: Optional[float] = MISSING
+    records: Optional[str] = MISSING
 
 
 @dataclass

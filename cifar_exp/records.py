@@ -14,17 +14,20 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from mlflow.tracking import MlflowClient
+
 from cifar_exp import tracking
 from cifar_exp.config import PROJECT_ROOT, default_experiment, default_store_uri, options
 from cifar_exp.errors import CifarExpError, ConfigError, briefly, store_failed, store_failure
-from cifar_exp.tracking.records import export_records, import_records, read_records
+from cifar_exp.tracking.record_import import import_records
+from cifar_exp.tracking.records import export_records, read_records
 
 DEFAULT_FOLDER = PROJECT_ROOT / "experiments" / "records"
 AFTERWARDS = {
     "export": "each record is written whole or not at all, so those already written stand; export again once it "
     "can be written.",
-    "import": "the runs imported so far are kept and one cut short is imported again: the same command goes on once "
-    "it can.",
+    "import": "what this import had written before it stopped is finished or written again by the next one: the same "
+    "command goes on once it can.",
 }
 
 
@@ -36,6 +39,7 @@ def export(uri: str, store_experiment: str, folder: Path, experiments: list[str]
             f"unknown experiment {', '.join(unknown)}; the report's experiments are {', '.join(options('experiment'))}."
         )
     tracking.prepare_store(uri, must_exist=True)
+    _not_deleted(tracking.client_for(uri), store_experiment)
     written = export_records(tracking.client_for(uri), store_experiment, folder, experiments)
     kinds = sorted({path.parent.name for path in written})
     return f"{len(written)} records in {folder}" + (f" ({', '.join(kinds)})" if kinds else "")
@@ -46,19 +50,34 @@ def import_(uri: str, store_experiment: str, folder: Path) -> str:
     loaded = read_records(folder)  # a folder with a bad record is refused before the store is touched
     tracking.prepare_store(uri)
     client = tracking.client_for(uri)
-    tracking.retire_dead_runs(client)  # an import cut short by kill -9 shows KILLED, and is imported again
+    _not_deleted(client, store_experiment)
+    tracking.retire_dead_runs(client)
     done = import_records(client, store_experiment, folder, loaded)
     return (
-        f"{len(done.imported)} runs imported from {folder} into {tracking.masked(uri)} "
-        f"(experiment {store_experiment}); {len(done.already)} were already there"
+        f"{len(done.imported)} runs imported from {folder} into {tracking.masked(uri)} (experiment "
+        f"{store_experiment}); {len(done.updated)} imported earlier brought up to date with their records; "
+        f"{len(done.already)} already there"
     )
+
+
+def _not_deleted(client: MlflowClient, store_experiment: str) -> None:
+    """A deleted MLflow experiment takes no runs and shows none: say how to get it back."""
+    found = client.get_experiment_by_name(store_experiment)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"MLflow experiment {store_experiment!r} (id {found.experiment_id}) is deleted in this store; restore it "
+            f"(mlflow experiments restore --experiment-id {found.experiment_id}, with MLFLOW_TRACKING_URI set to the "
+            "store) or name another with --store-experiment."
+        )
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cifar_exp.records", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("export", "import"))
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER, help=f"default: {DEFAULT_FOLDER}")
-    parser.add_argument("--uri", default=default_store_uri(), help="tracking URI (default: the project's store)")
+    parser.add_argument(
+        "--uri", "--tracking-uri", default=default_store_uri(), help="tracking URI (default: the project's store)"
+    )
     parser.add_argument("--store-experiment", default=default_experiment(), help="MLflow experiment of the runs")
     parser.add_argument(
         "--experiment", action="append", default=[], help="export: only this report experiment's runs (repeatable)"

@@ -87,6 +87,7 @@ class MlflowSweepCallback(Callback):
         self.sweep_dir: Path | None = None
         self.register_as: str | None = None
         self.search = False  # the Optuna sweeper: its trials are not continued, its best is the study's
+        self.records: str | None = None  # tracking.records: where the parent's record goes once it is closed
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         signals.install()
@@ -99,6 +100,7 @@ class MlflowSweepCallback(Callback):
             return
         self.uri = config.tracking.uri
         self.register_as = registered_name(config)
+        self.records = config.tracking.get("records")
         self.search = is_search_config(config)
         self.sweep_dir = Path(config.hydra.sweep.dir).resolve()
         sweep_dir = str(self.sweep_dir)  # unique per sweep: see hydra.sweep.dir
@@ -187,3 +189,5 @@ class MlflowSweepCallback(Callback):
         if summary:
             log.info("sweep summary: %s", summary)
             record_search(self.uri, parent_run_id, results, None if stop else self.register_as)
+        if self.records:
+            tracking.keep_record(self.uri, parent_run_id, self.records)

@@ -16,7 +16,7 @@ from typing import Optional, cast
 import keras
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, tracking
+from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, signals, tracking
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
 from cifar_exp.identity import config_hash, report_figure_for, run_name
@@ -160,6 +160,9 @@ def train(
             inputs["test"],
             skip_logged=job.checkpoint is not None,
         )
+    if run.enabled and cfg.tracking.records:
+        with signals.deferred():  # the run is FINISHED: its record is written whole before a stop is said
+            tracking.keep_record(cfg.tracking.uri, run.run_id, cfg.tracking.records)
     return Outcome(result.metrics, history, run.run_id)
 
 

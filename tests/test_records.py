@@ -1,9 +1,11 @@
-"""Run records: a store's runs written as files and recreated in another store, where the report and
-``resume=auto`` treat them as that store's own."""
+"""Run records: a store's runs written as files and recreated in other stores, where the report and
+``resume=auto`` treat them as that store's own; imports that are cut short, repeated, or fed bad records."""
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,26 +17,27 @@ from mlflow.tracking import MlflowClient
 from cifar_exp.errors import ModelError, TrackingError
 from cifar_exp.records import main
 from cifar_exp.report import report
-from cifar_exp.tracking import records
+from cifar_exp.tracking import record_import, records
 from cifar_exp.tracking.registry import logged_model_id
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, npz_dir) -> tuple[str, list[str]]:
-    """A finished tiny decay sweep (2 arms x 2 seeds) in a store of its own, and the overrides that ran it."""
+def trained(tmp_path_factory, npz_dir) -> tuple[str, list[str], Path]:
+    """A finished tiny decay sweep (2 arms x 2 seeds) in a store of its own, the overrides that ran it, and the
+    folder where each run wrote its record as it finished (``tracking.records``)."""
     tmp_path = tmp_path_factory.mktemp("trained")
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    overrides = [
-        "--multirun",
-        "+experiment=decay",
-        *tiny(npz_dir, uri),
-        "seed=0,1",
-        "data.train_size=200",
-        "optimizer.lr=1e-4",
-    ]
-    done = cli(tmp_path, *overrides)
+    overrides = ["--multirun", "+experiment=decay", *tiny(npz_dir, uri), "seed=0,1", "data.train_size=200"]
+    overrides.append("optimizer.lr=1e-4")
+    done = cli(tmp_path, *overrides, f"tracking.records={tmp_path / 'kept'}")
     assert done.returncode == 0, done.stderr[-3000:]
-    return uri, overrides
+    return uri, overrides, tmp_path / "kept"
+
+
+def _store(tmp_path: Path, name: str) -> str:
+    uri = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("cifar_exp")
+    return uri
 
 
 def _runs(uri: str) -> list:
@@ -43,16 +46,38 @@ def _runs(uri: str) -> list:
     return [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=1000)
 
 
-def _round_trip(source: str, folder: Path, target: str) -> records.Imported:
-    main(["export", str(folder), "--uri", source])
-    return records.import_records(MlflowClient(target), "cifar_exp", folder)
+def _import(folder: Path, uri: str) -> record_import.Imported:
+    return record_import.import_records(MlflowClient(uri), "cifar_exp", folder)
+
+
+def _links_resolve(uri: str) -> None:
+    """Every run a tag links to (a child's parent, a sweep's best job, its skipped jobs' runs) is in this store."""
+    runs = _runs(uri)
+    ids = {r.info.run_id for r in runs}
+    for run in runs:
+        for key, value in run.data.tags.items():
+            if key not in ("mlflow.parentRunId", "best_run_id") and not key.startswith("cifar_exp.skipped."):
+                continue
+            for found in records.RUN_ID.findall(f"{key} {value}"):
+                assert found in ids, f"{run.info.run_name}: tag {key}={value} names no run of {uri}"
+
+
+def _copy(uri: str, folder: Path) -> str:
+    """A copy of a SQLite store, for a test that changes its runs."""
+    folder.mkdir()
+    shutil.copy(uri.removeprefix("sqlite:///"), folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _texts(folder: Path) -> dict[Path, str]:
+    return {p.relative_to(folder): p.read_text() for p in folder.rglob("*.json")}
 
 
 def test_imported_runs_give_the_same_report_with_their_links_rewritten(trained, tmp_path):
-    uri, _ = trained
-    target = f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"
-    MlflowClient(target).create_experiment("cifar_exp")
-    done = _round_trip(uri, tmp_path / "records", target)
+    uri, _, _ = trained
+    target = _store(tmp_path, "other")
+    main(["export", str(tmp_path / "records"), "--uri", uri])
+    done = _import(tmp_path / "records", target)
     originals, copies = _runs(uri), _runs(target)
     assert len(done.imported) == len(originals) == len(copies) == 5  # 4 trainings and their sweep's parent
     assert {p.parent.name for p in (tmp_path / "records").rglob("*.json")} == {"decay"}
@@ -68,96 +93,211 @@ def test_imported_runs_give_the_same_report_with_their_links_rewritten(trained, 
             run.info.run_name,
         )
         assert copy.data.params == run.data.params
-        kept = {k: v for k, v in run.data.metrics.items() if not k.startswith("system/")}
-        assert copy.data.metrics == kept
+        assert copy.data.metrics == {k: v for k, v in run.data.metrics.items() if not k.startswith("system/")}
         history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_loss")]
         assert [(m.step, m.value) for m in target_client.get_metric_history(copy.info.run_id, "val_loss")] == history
         parent = run.data.tags.get("mlflow.parentRunId")
         assert copy.data.tags.get("mlflow.parentRunId") == (parent and new_id[parent])
-        if run.data.tags.get("best_run_id"):
-            assert copy.data.tags["best_run_id"] == new_id[run.data.tags["best_run_id"]]
+        assert "cifar_exp.importing" not in copy.data.tags
         assert not target_client.list_artifacts(copy.info.run_id)  # evidence, not models
+    _links_resolve(target)
 
-    before, _ = report("decay", uri=uri)
-    after, _ = report("decay", uri=target)
     columns = ["configuration", "runs", "test_accuracy_mean", "ci_low", "ci_high", "verdict", "test_loss_mean"]
-    assert after[columns].equals(before[columns])
+    source = _copy(
+        uri, tmp_path / "source"
+    )  # the report logs its verdict to the sweep: the module's store stays as trained
+    assert report("decay", uri=target)[0][columns].equals(report("decay", uri=source)[0][columns])
 
-    again = records.import_records(target_client, "cifar_exp", tmp_path / "records")
-    assert not again.imported and len(again.already) == 5 and len(_runs(target)) == 5 + 0
+    again = _import(tmp_path / "records", target)
+    assert not again.imported and len(again.already) == 5 and len(_runs(target)) == 5
+    mine = _import(tmp_path / "records", uri)  # into the store they came from: its own runs, untouched
+    assert not mine.imported and not mine.updated and len(_runs(uri)) == 5
+
+
+def test_records_exported_from_an_imported_store_are_the_same_records(trained, tmp_path):
+    """A record speaks in original ids, so a chain of stores (a GPU box, this machine, a laptop) keeps its links."""
+    uri, _, _ = trained
+    main(["export", str(tmp_path / "a"), "--uri", uri])
+    second = _store(tmp_path, "b")
+    _import(tmp_path / "a", second)
+    main(["export", str(tmp_path / "b_records"), "--uri", second])
+    assert _texts(tmp_path / "b_records") == _texts(tmp_path / "a")
+    third = _store(tmp_path, "c")
+    _import(tmp_path / "b_records", third)
+    _links_resolve(third)
+    assert _import(tmp_path / "a", third).already and not _import(tmp_path / "a", third).imported
 
 
 def test_a_sweep_on_the_imported_store_skips_what_its_records_finished(trained, tmp_path):
-    uri, overrides = trained
-    target = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    MlflowClient(target).create_experiment("cifar_exp")
-    _round_trip(uri, tmp_path / "records", target)
-    again = [o.replace(uri, target) for o in overrides] + ["resume=auto"]
-    done = cli(tmp_path, *again)
+    uri, overrides, _ = trained
+    target = _store(tmp_path, "mlruns")
+    main(["export", str(tmp_path / "records"), "--uri", uri])
+    _import(tmp_path / "records", target)
+    done = cli(tmp_path, *[o.replace(uri, target) for o in overrides], "resume=auto")
     assert done.returncode == 0, done.stderr[-3000:]
     assert (done.stdout + done.stderr).count("already FINISHED as run") == 4
     trainings = [r for r in _runs(target) if "test_accuracy" in r.data.metrics]
     assert len(trainings) == 4 and all(records.TAG_RECORD_OF in r.data.tags for r in trainings)
+    _links_resolve(target)  # the new sweep parent's skipped-job tags name the imported runs
     with pytest.raises(ModelError, match="imported from a record of run"):
         logged_model_id(MlflowClient(target), trainings[0].info.run_id)
 
 
-def test_an_import_cut_short_is_imported_again_without_duplicates(trained, tmp_path, monkeypatch):
-    uri, _ = trained
-    target = f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"
-    MlflowClient(target).create_experiment("cifar_exp")
+class _Cut(Exception):
+    """Stands for the import's process dying at that call."""
+
+
+@pytest.mark.parametrize(
+    "method, call",
+    [
+        ("log_batch", 3),  # while writing the first runs' params and metrics
+        ("set_terminated", 1),  # after the parent's tags, before its status
+        ("delete_tag", 1),  # the parent ended, not yet marked whole
+        ("delete_tag", 3),  # the parent and a child whole, the rest not
+    ],
+)
+def test_an_import_cut_short_anywhere_is_finished_by_the_next(trained, tmp_path, monkeypatch, method, call):
+    uri, _, _ = trained
+    target = _store(tmp_path, "other")
     main(["export", str(tmp_path / "records"), "--uri", uri])
-    finish = records._finish
     calls = []
+    real = getattr(MlflowClient, method)
 
-    def dies_on_the_third(*args, **kwargs):
+    def dies(self, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        finish(*args, **kwargs)
+        if len(calls) == call:
+            raise _Cut
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(records, "_finish", dies_on_the_third)
-    with pytest.raises(KeyboardInterrupt):
-        records.import_records(MlflowClient(target), "cifar_exp", tmp_path / "records")
-    assert sum(r.info.status == "RUNNING" for r in _runs(target)) == 3
-    monkeypatch.setattr(records, "_finish", finish)
+    monkeypatch.setattr(MlflowClient, method, dies)
+    with pytest.raises(_Cut):
+        _import(tmp_path / "records", target)
+    monkeypatch.setattr(MlflowClient, method, real)
 
-    # this process is alive: its half-written runs are another command's at work, not to be touched
-    with pytest.raises(TrackingError, match="another command is writing it"):
-        records.import_records(MlflowClient(target), "cifar_exp", tmp_path / "records")
-
-    monkeypatch.setattr(records, "is_stale", lambda run: True)  # as once its process has died
-    done = records.import_records(MlflowClient(target), "cifar_exp", tmp_path / "records")
-    assert len(done.imported) == 3 and len(done.already) == 2
+    _import(tmp_path / "records", target)
     runs = _runs(target)
     assert len(runs) == 5 and {r.info.status for r in runs} == {"FINISHED"}
-    assert len({r.data.tags[records.TAG_RECORD_OF] for r in runs}) == 5
+    assert sorted(r.data.tags[records.TAG_RECORD_OF] for r in runs) == sorted(r.info.run_id for r in _runs(uri))
+    assert not [r for r in runs if "cifar_exp.importing" in r.data.tags]
+    _links_resolve(target)
+    parent = next(r for r in runs if r.info.run_name == "sweep-decay")
+    assert parent.data.tags["cifar_exp.role"] == "sweep" and parent.data.tags["best_run_id"]
 
 
-def test_a_bad_record_stops_the_import_before_anything_is_written(trained, tmp_path, capsys):
-    uri, _ = trained
+def test_one_import_per_store_at_a_time(trained, tmp_path):
+    uri, _, _ = trained
+    target = _store(tmp_path, "other")
+    main(["export", str(tmp_path / "records"), "--uri", uri])
+    with record_import.store_lock(target):
+        with pytest.raises(TrackingError, match="another import into .* is running now"):
+            _import(tmp_path / "records", target)
+    assert _runs(target) == []
+
+
+def _edited(record: dict, change: str) -> object:
+    edits = {
+        "no run_name": lambda r: r.pop("run_name"),
+        "no end_time": lambda r: r.pop("end_time"),
+        "status DONE": lambda r: r.update(status="DONE"),
+        "status RUNNING": lambda r: r.update(status="RUNNING"),
+        "params a list": lambda r: r.update(params=[]),
+        "a step of letters": lambda r: r["metrics"]["val_loss"].append(["a", 1]),
+        "a tag that is a number": lambda r: r["tags"].update(pid=7),
+        "start_time in words": lambda r: r.update(start_time="yesterday"),
+        "not a run id": lambda r: r.update(run_id="not an id"),
+    }
+    edits[change](record)
+    return record
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "no run_name",
+        "no end_time",
+        "status DONE",
+        "status RUNNING",
+        "params a list",
+        "a step of letters",
+        "a tag that is a number",
+        "start_time in words",
+        "not a run id",
+        "cut short",
+        "recorded twice",
+        "a folder named .json",
+    ],
+)
+def test_a_bad_record_stops_the_import_before_the_store_is_touched(trained, tmp_path, capsys, change):
+    uri, _, _ = trained
     folder = tmp_path / "records"
     main(["export", str(folder), "--uri", uri])
-    victim = sorted(folder.rglob("*.json"))[0]
-    victim.write_text(victim.read_text()[:200])
-    target = f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"
+    victim = next(p for p in sorted(folder.rglob("*.json")) if "sweep" not in p.read_text()[:400])
+    if change == "cut short":
+        victim.write_text(victim.read_text()[:200])
+    elif change == "recorded twice":
+        (folder / "decay-old").mkdir()
+        (folder / "decay-old" / victim.name).write_text(victim.read_text())
+    elif change == "a folder named .json":
+        (folder / "notes.json").mkdir()
+    else:
+        victim.write_text(json.dumps(_edited(json.loads(victim.read_text()), change)))
+    target = tmp_path / "other" / "mlflow.db"
     with pytest.raises(SystemExit) as stop:
-        main(["import", str(folder), "--uri", target])
+        main(["import", str(folder), "--uri", f"sqlite:///{target}"])
     assert stop.value.code == 2
     said = capsys.readouterr().err
-    assert said.startswith(f"error: {victim}: not a run record") and "nothing was imported" in said
-    assert not (tmp_path / "other").exists()
-
-    victim.write_text(json.dumps({"format": 1, "run_id": "not an id"}))
-    with pytest.raises(TrackingError, match="not a run record"):
-        records.read_records(folder)
+    assert said.startswith("error: ") and "nothing was imported" in said and "Traceback" not in said
+    assert not target.exists()
 
 
-def test_export_writes_whole_files_and_refuses_unknown_experiments(trained, tmp_path, capsys):
-    uri, _ = trained
+def test_an_import_brings_earlier_imports_up_to_date_and_never_changes_the_stores_own_runs(trained, tmp_path):
+    uri, _, _ = trained
     folder = tmp_path / "records"
-    main(["export", str(folder), "--uri", uri, "--experiment", "decay"])
-    written = sorted(folder.rglob("*"))
+    main(["export", str(folder), "--uri", uri])
+    target = _store(tmp_path, "other")
+    _import(folder, target)
+    victim = next(p for p in folder.rglob("*.json") if '"sweep-decay"' not in p.read_text())
+    record = json.loads(victim.read_text())
+    record.update(status="FAILED")
+    record["tags"]["note"] = "re-exported after a change"
+    victim.write_text(records.dumps(record))
+
+    done = _import(folder, target)
+    assert done.updated == [record["run_id"]] and not done.imported
+    copy = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == record["run_id"])
+    assert copy.info.status == "FAILED" and copy.data.tags["note"] == "re-exported after a change"
+    assert len(_runs(target)) == 5
+    _links_resolve(target)
+
+    _import(folder, uri)
+    own = MlflowClient(uri).get_run(record["run_id"])
+    assert own.info.status == "FINISHED" and "note" not in own.data.tags
+
+
+def test_export_writes_whole_strict_json_files_under_plain_folder_names(trained, tmp_path, capsys):
+    source, _, _ = trained
+    uri = _copy(source, tmp_path / "copy")  # this test changes its runs
+    folder = tmp_path / "records"
+    client = MlflowClient(uri)
+    run = next(r for r in _runs(uri) if "test_accuracy" in r.data.metrics)
+    client.log_metric(run.info.run_id, "odd", math.nan, step=0)
+    client.set_tag(run.info.run_id, "experiment", "../../escaped")
+    main(["export", str(folder), "--uri", uri])
+    escaped = folder / "other" / f"{run.info.run_id}.json"
+    assert escaped.exists() and not (tmp_path / "escaped").exists()
+
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    for path in folder.rglob("*.json"):
+        json.loads(path.read_text(), parse_constant=refuse)  # no bare NaN: any JSON reader takes it
+    assert '"odd": [[0,"NaN",' in escaped.read_text()
+    target = _store(tmp_path, "other")
+    _import(folder, target)
+    copy = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == run.info.run_id)
+    assert math.isnan(copy.data.metrics["odd"])
+
+    written = [p for p in folder.rglob("*") if p.is_file()]
     assert written and not [p for p in written if p.suffix == ".part"]
     stamp = {p: p.stat().st_mtime_ns for p in written}
     main(["export", str(folder), "--uri", uri])
@@ -170,18 +310,8 @@ def test_export_writes_whole_files_and_refuses_unknown_experiments(trained, tmp_
     assert "unknown experiment bogus" in capsys.readouterr().err
 
 
-def test_the_console_script_hands_records_on():
-    done = subprocess.run(
-        [sys.executable, "-m", "cifar_exp.cli", "records", "import", "/nonexistent/records"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2 and "no records folder /nonexistent/records" in done.stderr
-
-
 def test_a_full_disk_leaves_the_records_written_whole_and_no_partial_file(trained, tmp_path, monkeypatch, capsys):
-    uri, _ = trained
+    uri, _, _ = trained
     folder = tmp_path / "records"
     write_text = Path.write_text
     written = []
@@ -202,3 +332,30 @@ def test_a_full_disk_leaves_the_records_written_whole_and_no_partial_file(traine
     assert "no space left on the device" in said and "export again" in said
     assert sorted(p.suffix for p in folder.rglob("*.*")) == [".json", ".json"]
     assert len(records.read_records(folder)) == 2
+
+
+def test_each_run_writes_its_record_as_it_finishes_the_same_as_export(trained, tmp_path):
+    uri, _, kept = trained
+    main(["export", str(tmp_path / "records"), "--uri", uri])
+    exported = _texts(tmp_path / "records")
+    assert len(exported) == 5 and {p.parent.name for p in exported} == {"decay"}
+    assert _texts(kept) == exported
+
+
+def test_a_record_that_cannot_be_written_is_a_warning_not_a_failure(trained, tmp_path, caplog):
+    uri, _, _ = trained
+    (tmp_path / "a_file").write_text("")
+    run_id = next(r.info.run_id for r in _runs(uri) if "test_accuracy" in r.data.metrics)
+    assert records.keep_record(uri, run_id, str(tmp_path / "a_file" / "records")) is None
+    assert f"run {run_id} is whole in the store, but its record could not be written" in caplog.text
+    assert "python -m cifar_exp.records export" in caplog.text
+
+
+def test_the_console_script_hands_records_on(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "cifar_exp.cli", "records", "import", "/nonexistent/records", "--tracking-uri", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "no records folder /nonexistent/records" in done.stderr

@@ -1,57 +1,71 @@
 """Run records: what a run was and measured (status, times, params, tags, every per-epoch metric) as one small
-JSON file, and the same run recreated in any store from it.
+JSON file that outlives the store it came from.
 
 A tracking store lives on one machine's disk; a machine that is reset, a GPU machine that is handed back or a
 colleague's laptop takes its runs with it. The report's verdicts rest on those runs, so :func:`export_records`
-writes each finished training run and each sweep parent to ``<folder>/<experiment>/<run id>.json`` (a few tens
-of kB: git can hold them beside the code), and :func:`import_records` recreates them in a store as ended MLflow
-runs with their original status, times and metric histories. Imported runs are ordinary runs to everything
-else: the report judges them, and ``resume=auto`` skips a configuration whose imported run FINISHED on the same
-data. Their artifacts (models, plots, confusion matrices) stay behind: a record is evidence, not a model.
+writes each finished training run and each ended sweep parent to ``<folder>/<experiment>/<run id>.json`` (tens
+of kB: git can hold them beside the code), :func:`keep_record` writes one as its run ends
+(``tracking.records``), and :mod:`cifar_exp.tracking.record_import` recreates them in any store. Artifacts
+(models, plots, confusion matrices) stay behind: a record is evidence, not a model.
 
-MLflow gives every created run a new id: an imported run carries its original id in tag ``cifar_exp.record_of``
-(which also makes importing twice a no-op), and ids inside tags (a child's parent, a sweep's best job, the runs
-its skipped jobs point at) are rewritten to the new ones.
+A record speaks in original run ids only: the id of the run as first created, and, inside its tags (a child's
+parent, a sweep's best job, the runs its skipped jobs point at), the original ids of those runs, whichever
+store it is exported from. Metric values that JSON has no number for are the strings ``"NaN"``, ``"Infinity"``
+and ``"-Infinity"``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from filelock import FileLock, Timeout
-from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-from cifar_exp.errors import TrackingError
-from cifar_exp.tracking.environment import is_stale, process_tags
+from cifar_exp.errors import TrackingError, briefly
 from cifar_exp.tracking.run import TAG_ROLE
-from cifar_exp.tracking.store import experiment_id
+from cifar_exp.tracking.store import client_for
 
 FORMAT = 1  # the record layout's version, written into every record
 TAG_RECORD_OF = "cifar_exp.record_of"  # on an imported run: the id of the run its record was exported from
-LOCK = ".import.lock"  # in the records folder while an import runs (git ignores it)
+IMPORT_TAGS = ("cifar_exp.record_", "cifar_exp.importing")  # an import's own bookkeeping, never part of a record
 SYSTEM_PREFIX = "system/"  # MLflow's system metrics (CPU, memory every few seconds): machine diagnostics, left out
-_RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
-_METRICS_BATCH, _PARAMS_BATCH = 1000, 100  # per log_batch call: MLflow's limits
+ENDED = ("FINISHED", "FAILED", "KILLED")
+RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
+_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_NOT_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-
-@dataclass
-class Imported:
-    """What :func:`import_records` did: records imported (original id -> new id), and those already there."""
-
-    imported: dict[str, str] = field(default_factory=dict)
-    already: list[str] = field(default_factory=list)
+log = logging.getLogger(__name__)
 
 
 def original_id(run: MlflowRun) -> str:
     """The id of the run a record stands for: an imported run's original, else its own."""
     return run.data.tags.get(TAG_RECORD_OF, run.info.run_id)
+
+
+def original_ids(client: MlflowClient, experiment_id: str) -> dict[str, str]:
+    """This store's run ids that differ from their originals (imported runs), mapped to the originals."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_RECORD_OF}` LIKE '%'", max_results=50000)
+    return {run.info.run_id: original_id(run) for run in runs}
+
+
+def filed_under(run: MlflowRun) -> str:
+    """The folder a run's record is filed in: its report experiment ("other" for a run of none, or of a name that
+    is no plain folder name); "" for a run that gets no record (one still running or unfinished, an evaluation, a
+    report)."""
+    role = run.data.tags.get(TAG_ROLE)
+    if role == "sweep" and run.info.status != "RUNNING":
+        name = (run.info.run_name or "").removeprefix("sweep-")
+        filed = name if f"+experiment={name}" in run.data.params.get("sweep_overrides", "").split() else "other"
+    elif role is None and run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics:
+        filed = run.data.tags.get("experiment") or "other"
+    else:
+        return ""
+    return filed if _FOLDER.fullmatch(filed) else "other"
 
 
 def exported_runs(client: MlflowClient, store_experiment: str, experiments: Iterable[str] = ()) -> list[MlflowRun]:
@@ -62,26 +76,26 @@ def exported_runs(client: MlflowClient, store_experiment: str, experiments: Iter
         return []
     wanted = set(experiments)
     runs = client.search_runs([found.experiment_id], filter_string="attributes.status != 'RUNNING'", max_results=50000)
-    chosen = []
-    for run in runs:
-        role = run.data.tags.get(TAG_ROLE)
-        if role == "sweep":
-            experiment = (run.info.run_name or "").removeprefix("sweep-")
-        elif role is None and run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics:
-            experiment = run.data.tags.get("experiment", "")
-        else:
-            continue
-        if not wanted or experiment in wanted:
-            chosen.append(run)
+    chosen = [run for run in runs if (filed := filed_under(run)) and (not wanted or filed in wanted)]
     return sorted(chosen, key=lambda r: r.info.start_time or 0)
 
 
-def record_of(client: MlflowClient, run: MlflowRun) -> dict[str, Any]:
-    """One run as a JSON-ready record: its info, params, tags and every step of every metric but MLflow's system
-    metrics."""
+def _number(value: float) -> float | str:
+    return (
+        value if math.isfinite(value) else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
+    )
+
+
+def record_of(client: MlflowClient, run: MlflowRun, originals: dict[str, str]) -> dict[str, Any]:
+    """One run as a JSON-ready record, in original ids (``originals``: this store's ids of imported runs -> their
+    originals): info, params, tags and every step of every metric but MLflow's system metrics."""
+
+    def original(text: str) -> str:
+        return RUN_ID.sub(lambda m: originals.get(m.group(0), m.group(0)), text)
+
     metrics = {
         key: [
-            [m.step, m.value, m.timestamp]
+            [m.step, _number(m.value), m.timestamp]
             for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
         ]
         for key in sorted(run.data.metrics)
@@ -90,31 +104,41 @@ def record_of(client: MlflowClient, run: MlflowRun) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "run_id": original_id(run),
-        "run_name": run.info.run_name,
+        "run_name": run.info.run_name or "",
         "status": run.info.status,
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
         "params": dict(sorted(run.data.params.items())),
-        "tags": {k: v for k, v in sorted(run.data.tags.items()) if k != TAG_RECORD_OF},
+        "tags": {original(k): original(v) for k, v in sorted(run.data.tags.items()) if not k.startswith(IMPORT_TAGS)},
         "metrics": metrics,
     }
 
 
 def dumps(record: dict[str, Any]) -> str:
-    """A record as JSON text: one line per param, tag and metric (a metric's steps compact on its line), so that
-    a record reads and diffs well and a 100-epoch run stays in the tens of kB."""
-    head = json.dumps({k: v for k, v in record.items() if k != "metrics"}, indent=1)
+    """A record as strict JSON text: one line per param, tag and metric (a metric's steps compact on its line), so
+    that a record reads and diffs well and a 100-epoch run stays in the tens of kB."""
+    head = json.dumps({k: v for k, v in record.items() if k != "metrics"}, indent=1, allow_nan=False)
     metrics = ",\n".join(
-        f"  {json.dumps(key)}: {json.dumps(steps, separators=(',', ':'))}" for key, steps in record["metrics"].items()
+        f"  {json.dumps(key)}: {json.dumps(steps, separators=(',', ':'), allow_nan=False)}"
+        for key, steps in record["metrics"].items()
     )
     return f'{head[:-2]},\n "metrics": {{\n{metrics}\n }}\n}}\n'
 
 
-def record_path(folder: Path, record: dict[str, Any]) -> Path:
-    """Where a record lives: one folder per report experiment (a sweep parent's is in its name)."""
-    tags = record["tags"]
-    experiment = tags.get("experiment") or (record["run_name"] or "").removeprefix("sweep-") or "other"
-    return folder / experiment / f"{record['run_id']}.json"
+def write_record(folder: Path, run: MlflowRun, record: dict[str, Any]) -> Path:
+    """Write one run's record to ``<folder>/<filed_under(run)>/<original run id>.json``, whole or not at all,
+    should the disk fill or a signal land; an unchanged record is not rewritten. Returns its path."""
+    path = folder / filed_under(run) / f"{record['run_id']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = dumps(record)
+    if not path.exists() or path.read_text() != text:
+        part = path.with_suffix(".part")
+        try:
+            part.write_text(text)
+            part.replace(path)
+        finally:
+            part.unlink(missing_ok=True)
+    return path
 
 
 def export_records(
@@ -122,123 +146,91 @@ def export_records(
 ) -> list[Path]:
     """Write a record for each run :func:`exported_runs` picks, overwriting an older record of the same run;
     returns the files written."""
-    written = []
-    for run in exported_runs(client, store_experiment, experiments):
-        record = record_of(client, run)
-        path = record_path(folder, record)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = dumps(record)
-        if not path.exists() or path.read_text() != text:
-            part = path.with_suffix(".part")
-            try:
-                part.write_text(text)
-                part.replace(path)  # whole or not at all, should the disk fill or a signal land
-            finally:
-                part.unlink(missing_ok=True)
-        written.append(path)
-    return written
+    runs = exported_runs(client, store_experiment, experiments)
+    originals = original_ids(client, runs[0].info.experiment_id) if runs else {}
+    return [write_record(folder, run, record_of(client, run, originals)) for run in runs]
+
+
+def keep_record(uri: str, run_id: str, folder: str) -> Optional[Path]:
+    """``tracking.records``: the record of a run that has just ended, written at once (None for a run that gets no
+    record). Best effort: the run is whole in the store whatever happens here, so a record that cannot be written
+    is a warning saying how to write it later, not a failed job."""
+    try:
+        client = client_for(uri)
+        run = client.get_run(run_id)
+        if not filed_under(run):
+            return None
+        record = record_of(client, run, original_ids(client, run.info.experiment_id))
+        return write_record(Path(folder), run, record)
+    except Exception as error:
+        log.warning(
+            "run %s is whole in the store, but its record could not be written to %s (%s); "
+            "python -m cifar_exp.records export %s writes it later",
+            run_id,
+            folder,
+            briefly(error),
+            folder,
+        )
+        return None
+
+
+def _check(record: Any) -> None:
+    """Raise ValueError saying what makes ``record`` no record an import can take whole."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"not a run record of format {FORMAT}")
+    if not RUN_ID.fullmatch(str(record.get("run_id"))):
+        raise ValueError("run_id is not a run id")
+    if not isinstance(record.get("run_name"), str):
+        raise ValueError("run_name is not a string")
+    if record.get("status") not in ENDED:
+        raise ValueError(
+            f"status {record.get('status')!r} is not one of {', '.join(ENDED)} (only ended runs are records)"
+        )
+    if not isinstance(record.get("start_time"), int) or not isinstance(record.get("end_time"), int):
+        raise ValueError("start_time and end_time must be milliseconds since the epoch")
+    for part in ("params", "tags"):
+        values = record.get(part)
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            raise ValueError(f"{part} must map names to strings")
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        raise ValueError("metrics must map names to [step, value, timestamp] lists")
+    for key, steps in metrics.items():
+        for step in steps if isinstance(steps, list) else [None]:
+            triple = isinstance(step, list) and len(step) == 3 and isinstance(step[0], int) and isinstance(step[2], int)
+            value = step[1] if triple else None  # type: ignore[index]
+            if not (isinstance(value, (int, float)) or (isinstance(value, str) and value in _NOT_NUMBERS)):
+                raise ValueError(f"metric {key!r}: {step!r} is not a [step, value, timestamp] triple")
 
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
-    """Every record under ``folder``, parents (sweeps) before their children; a TrackingError names a file that
-    is not a record."""
+    """Every record under ``folder``, each checked whole, sweep parents before the runs they hold; a TrackingError
+    names the first file that is no record (or a run recorded twice), before anything is written anywhere."""
     if not folder.is_dir():
         raise TrackingError(
-            f"no records folder {folder}: name the folder that export wrote "
-            "(python -m cifar_exp.records import <folder>)."
+            f"no records folder {folder}: name the folder that export wrote (python -m cifar_exp.records import "
+            "<folder>)."
         )
-    records = []
+    records: dict[str, dict[str, Any]] = {}
+    where: dict[str, Path] = {}
     for path in sorted(folder.rglob("*.json")):
         try:
             record = json.loads(path.read_text())
-            if record.get("format") != FORMAT or not _RUN_ID.fullmatch(str(record.get("run_id"))):
-                raise ValueError(f"not a run record of format {FORMAT}")
-            for key in ("status", "start_time", "params", "tags", "metrics"):
-                record[key]  # noqa: B018 - a KeyError says which part is missing
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            _check(record)
+        except (OSError, ValueError) as error:
             raise TrackingError(
-                f"{path}: not a run record ({type(error).__name__}: {error}); it was written by something else or "
-                "cut short. Restore it with git (git checkout -- <file>) or move it out of the folder, then import "
-                "again: nothing was imported."
+                f"{path}: not a run record ({type(error).__name__}: {error}); restore it (git checkout -- <file>) or "
+                "move it out of the folder, then import again: nothing was imported."
             ) from error
-        records.append(record)
-    return sorted(records, key=lambda r: (r["tags"].get(TAG_ROLE) != "sweep", r["start_time"] or 0))
-
-
-def _present(client: MlflowClient, experiment: str) -> dict[str, MlflowRun]:
-    """The store's runs by the id they stand for (an imported run by its original's)."""
-    runs = client.search_runs([experiment], max_results=50000)
-    return {original_id(run): run for run in runs}
-
-
-def import_records(
-    client: MlflowClient, store_experiment: str, folder: Path, loaded: Optional[list[dict[str, Any]]] = None
-) -> Imported:
-    """Recreate every record under ``folder`` in MLflow experiment ``store_experiment`` that the store does not
-    hold yet, as an ended run with the record's status, times, params, tags and metric histories.
-
-    Every record is read and checked before anything is written. A run whose import was cut short (still
-    RUNNING, or retired KILLED by the next command, while its record says otherwise) is deleted and imported
-    again, so the same command can always be repeated. ``loaded``: the folder's records, already read."""
-    records = read_records(folder) if loaded is None else loaded
-    try:
-        with FileLock(str(folder / LOCK), timeout=0):
-            return _import(client, experiment_id(client, store_experiment), records)
-    except Timeout as error:
-        raise TrackingError(
-            f"another import of {folder} is running now; wait for it to end (it imports the same records)."
-        ) from error
-
-
-def _import(client: MlflowClient, experiment: str, records: list[dict[str, Any]]) -> Imported:
-    present = _present(client, experiment)
-    done = Imported()
-    for record in records:
-        found = present.get(record["run_id"])
-        if found is not None and (found.info.status == record["status"] or TAG_RECORD_OF not in found.data.tags):
-            done.already.append(record["run_id"])
-            continue
-        if found is not None and found.info.status == "RUNNING" and not is_stale(found):
+        if record["run_id"] in records:
             raise TrackingError(
-                f"run {found.info.run_id} ({found.info.run_name}) is RUNNING in the store under process "
-                f"{found.data.tags.get('pid', '?')} on {found.data.tags.get('host', '?')}: another command is "
-                "writing it (an import from another folder or machine?); wait for it to end, then import again."
+                f"{path} and {where[record['run_id']]} both record run {record['run_id']}; keep one of them, then "
+                "import again: nothing was imported."
             )
-        if found is not None:
-            client.delete_run(found.info.run_id)
-        done.imported[record["run_id"]] = _create(client, experiment, record)
-    new_ids = {old: run.info.run_id for old, run in present.items()} | done.imported
-    for record in records:
-        if record["run_id"] in done.imported:
-            _finish(client, done.imported[record["run_id"]], record, new_ids)
-    return done
-
-
-def _create(client: MlflowClient, experiment: str, record: dict[str, Any]) -> str:
-    """The run, RUNNING under this process (so that a cut-short import is retired like any dead run), with its
-    params and metrics."""
-    tags = {MLFLOW_RUN_NAME: record["run_name"] or "", TAG_RECORD_OF: record["run_id"], **process_tags()}
-    run_id = client.create_run(experiment, start_time=record["start_time"], tags=tags).info.run_id
-    params = [Param(k, v) for k, v in record["params"].items()]
-    for start in range(0, len(params), _PARAMS_BATCH):
-        client.log_batch(run_id, params=params[start : start + _PARAMS_BATCH])
-    metrics = [
-        Metric(key, value, timestamp, step)
-        for key, steps in record["metrics"].items()
-        for step, value, timestamp in steps
-    ]
-    for start in range(0, len(metrics), _METRICS_BATCH):
-        client.log_batch(run_id, metrics=metrics[start : start + _METRICS_BATCH])
-    return run_id
-
-
-def _finish(client: MlflowClient, run_id: str, record: dict[str, Any], new_ids: dict[str, str]) -> None:
-    """The record's own tags, the run ids in them rewritten to this store's, then its status and end time."""
-
-    def remap(text: str) -> str:
-        return _RUN_ID.sub(lambda m: new_ids.get(m.group(0), m.group(0)), text)
-
-    tags = [RunTag(remap(k), remap(v)) for k, v in record["tags"].items() if k != MLFLOW_RUN_NAME]
-    for start in range(0, len(tags), _PARAMS_BATCH):
-        client.log_batch(run_id, tags=tags[start : start + _PARAMS_BATCH])
-    client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
+        for steps in record["metrics"].values():
+            for step in steps:
+                step[1] = _NOT_NUMBERS.get(step[1], step[1])
+        records[record["run_id"]], where[record["run_id"]] = record, path
+    return sorted(records.values(), key=lambda r: (r["tags"].get(TAG_ROLE) != "sweep", r["start_time"]))

@@ -1,0 +1,178 @@
+"""Run records back into a store (see :mod:`cifar_exp.tracking.records`): each record the store lacks becomes an
+ended MLflow run with the record's status, times, params, tags and metric histories.
+
+MLflow gives every created run a new id: an imported run carries its original's in tag ``cifar_exp.record_of``,
+and the original ids inside its tags are rewritten to this store's. A run is written under tag
+``cifar_exp.importing`` and gets ``cifar_exp.record_of`` only once whole, so an import cut short at any point (a
+signal, ``kill -9``, a store that stopped answering) leaves runs that the next import deletes and writes again.
+Importing again brings an earlier import up to date with its record where the record changed since (tags, status,
+missing metric steps; tag ``cifar_exp.record_digest`` says which record it holds) and leaves the store's own runs
+alone. One import per store at a time on this machine (a lock); imports from several
+machines into one server at once are not guarded against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from filelock import FileLock, Timeout
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Run as MlflowRun
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+from cifar_exp.errors import TrackingError
+from cifar_exp.tracking.environment import process_tags
+from cifar_exp.tracking.records import RUN_ID, TAG_RECORD_OF, original_id, read_records
+from cifar_exp.tracking.store import experiment_id, masked, sqlite_path
+
+TAG_IMPORTING = "cifar_exp.importing"  # on a run an import is still writing: its original id; removed once whole
+TAG_DIGEST = (
+    "cifar_exp.record_digest"  # on an imported run: the sha256 of the record it was last brought up to date with
+)
+PROCESS_TAGS = ("host", "pid", "pid_started")  # whose process a RUNNING run belongs to: the importer's until it ends
+_METRICS_BATCH, _TAGS_BATCH = 1000, 100  # per log_batch call: MLflow's limits
+
+
+@dataclass
+class Imported:
+    """What :func:`import_records` did, by original run id: imported (-> the new id), updated, already there."""
+
+    imported: dict[str, str] = field(default_factory=dict)
+    updated: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+
+
+def store_lock(uri: str) -> FileLock:
+    """One import per store at a time on this machine: a lock file beside a SQLite store, else in the temporary
+    folder, named after the store's URI."""
+    db = sqlite_path(uri)
+    if db is not None:
+        return FileLock(str(db.resolve().parent / f"{db.name}.import.lock"), timeout=0)
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    return FileLock(str(Path(tempfile.gettempdir()) / f"cifar_exp-import-{digest}.lock"), timeout=0)
+
+
+def import_records(
+    client: MlflowClient, store_experiment: str, folder: Path, loaded: Optional[list[dict[str, Any]]] = None
+) -> Imported:
+    """Bring every record under ``folder`` (``loaded``: those records, already read) into MLflow experiment
+    ``store_experiment``; every record is read and checked before anything is written."""
+    records = read_records(folder) if loaded is None else loaded
+    try:
+        with store_lock(client.tracking_uri):
+            return _import(client, experiment_id(client, store_experiment), records)
+    except Timeout as error:
+        raise TrackingError(
+            f"another import into {masked(client.tracking_uri)} is running now; wait for it to end, then import again "
+            "(nothing was imported by this one)."
+        ) from error
+
+
+def _import(client: MlflowClient, experiment: str, records: list[dict[str, Any]]) -> Imported:
+    runs = client.search_runs([experiment], max_results=50000)
+    cut_short = [r for r in runs if TAG_IMPORTING in r.data.tags]
+    for run in cut_short:  # an earlier import that did not end: its runs are written again below
+        client.delete_run(run.info.run_id)
+    present = {original_id(r): r for r in runs if r not in cut_short}
+    done = Imported()
+    for record in records:
+        if record["run_id"] not in present:
+            done.imported[record["run_id"]] = _create(client, experiment, record)
+    new_ids = {old: run.info.run_id for old, run in present.items()} | done.imported
+    for record in records:
+        run_id = record["run_id"]
+        if run_id in done.imported:
+            _finish(client, done.imported[run_id], record, new_ids)
+        elif TAG_RECORD_OF in present[run_id].data.tags and present[run_id].data.tags.get(TAG_DIGEST) != digest(record):
+            _update(client, present[run_id], record, new_ids)
+            done.updated.append(run_id)
+        elif TAG_RECORD_OF in present[run_id].data.tags and _relink(client, present[run_id], record, new_ids):
+            done.updated.append(run_id)
+        else:
+            done.already.append(run_id)  # up to date, or this store's own run, which an import never changes
+    return done
+
+
+def _metrics(record: dict[str, Any]) -> list[Metric]:
+    return [
+        Metric(key, float(value), timestamp, step)
+        for key, steps in record["metrics"].items()
+        for step, value, timestamp in steps
+    ]
+
+
+def _tags(record: dict[str, Any], new_ids: dict[str, str]) -> dict[str, str]:
+    """The record's tags in this store's run ids."""
+
+    def here(text: str) -> str:
+        return RUN_ID.sub(lambda m: new_ids.get(m.group(0), m.group(0)), text)
+
+    return {here(k): here(v) for k, v in record["tags"].items() if k != MLFLOW_RUN_NAME}
+
+
+def _log(
+    client: MlflowClient, run_id: str, metrics: Sequence[Metric] = (), tags: Optional[dict[str, str]] = None
+) -> None:
+    """Metrics and tags in batches of the sizes MLflow takes."""
+    metrics = list(metrics)
+    for start in range(0, len(metrics), _METRICS_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _METRICS_BATCH])
+    pairs = [RunTag(k, v) for k, v in (tags or {}).items()]
+    for start in range(0, len(pairs), _TAGS_BATCH):
+        client.log_batch(run_id, tags=pairs[start : start + _TAGS_BATCH])
+
+
+def _create(client: MlflowClient, experiment: str, record: dict[str, Any]) -> str:
+    """The run, RUNNING under this process and marked as being imported, with its params and metrics."""
+    tags = {MLFLOW_RUN_NAME: record["run_name"], TAG_IMPORTING: record["run_id"], **process_tags()}
+    run_id = client.create_run(experiment, start_time=record["start_time"], tags=tags).info.run_id
+    params = [Param(k, v) for k, v in record["params"].items()]
+    for start in range(0, len(params), _TAGS_BATCH):
+        client.log_batch(run_id, params=params[start : start + _TAGS_BATCH])
+    _log(client, run_id, _metrics(record))
+    return run_id
+
+
+def _finish(client: MlflowClient, run_id: str, record: dict[str, Any], new_ids: dict[str, str]) -> None:
+    """The record's tags, then its status and end time; only then the recorded process (a RUNNING run names the
+    importer until it ends) and the mark that the run is whole."""
+    tags = _tags(record, new_ids)
+    _log(client, run_id, tags={k: v for k, v in tags.items() if k not in PROCESS_TAGS})
+    client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
+    whole = {TAG_RECORD_OF: record["run_id"], TAG_DIGEST: digest(record)}
+    _log(client, run_id, tags={**{k: v for k, v in tags.items() if k in PROCESS_TAGS}, **whole})
+    client.delete_tag(run_id, TAG_IMPORTING)
+
+
+def _update(client: MlflowClient, run: MlflowRun, record: dict[str, Any], new_ids: dict[str, str]) -> None:
+    """Bring an earlier import up to date with its record, which changed since (a sweep parent given its verdict,
+    say): its tags, status and end time, and the metric steps it lacks."""
+    run_id = run.info.run_id
+    logged = {(key, m.step) for key in record["metrics"] for m in client.get_metric_history(run_id, key)}
+    missing = [m for m in _metrics(record) if (m.key, m.step) not in logged]
+    _log(client, run_id, missing, {**_tags(record, new_ids), TAG_DIGEST: digest(record)})
+    if (run.info.status, run.info.end_time) != (record["status"], record["end_time"]):
+        client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
+
+
+def _relink(client: MlflowClient, run: MlflowRun, record: dict[str, Any], new_ids: dict[str, str]) -> bool:
+    """Point an earlier import's links (tags naming runs) at the runs as they are now: one that an import cut short
+    had left half-written was written again under a new id. Whether any link changed."""
+    expected = _tags(record, new_ids)
+    links = {k: v for k, v in expected.items() if (RUN_ID.search(k) or RUN_ID.search(v)) and run.data.tags.get(k) != v}
+    _log(client, run.info.run_id, tags=links)
+    stale = [k for k in run.data.tags if RUN_ID.search(k) and k not in expected]  # keyed by a run written again
+    for key in stale:
+        client.delete_tag(run.info.run_id, key)
+    return bool(links or stale)
+
+
+def digest(record: dict[str, Any]) -> str:
+    """What a record says, as a sha256: an import compares it with the one it last took."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
