@@ -22,7 +22,7 @@ LAUNCH := $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(JOBS),hydra.launch
 THREADS ?=
 # Run records (cifar_exp/records.py): make reproduce imports them first, so that configurations they hold FINISHED are
 # skipped, writes each run's record as it finishes and exports the store's at the end; RECORDS= does none of it.
-RECORDS ?= experiments/records
+RECORDS ?= mlruns/records
 KEEP   := $(if $(RECORDS),tracking.records=$(abspath $(RECORDS)))
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
 

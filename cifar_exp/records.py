@@ -1,5 +1,5 @@
 """Carry runs between stores as files: ``python -m cifar_exp.records export`` writes a record of every finished
-run and sweep parent to ``experiments/records/`` (small JSON files, committed with the code), ``... import``
+run and sweep parent to ``mlruns/records/`` (small JSON files, committed with the code), ``... import``
 recreates them in a store (see :mod:`cifar_exp.tracking.records`).
 
 Records outlive the machine that trained them: after a GPU machine is handed back, or on a fresh checkout,
@@ -22,7 +22,7 @@ from cifar_exp.errors import CifarExpError, ConfigError, briefly, store_failed, 
 from cifar_exp.tracking.record_import import import_records
 from cifar_exp.tracking.records import export_records, read_records
 
-DEFAULT_FOLDER = PROJECT_ROOT / "experiments" / "records"
+DEFAULT_FOLDER = PROJECT_ROOT / "mlruns" / "records"  # beside the store: the part of mlruns/ that git keeps
 AFTERWARDS = {
     "export": "each record is written whole or not at all, so those already written stand; export again once it "
     "can be written.",

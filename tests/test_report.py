@@ -262,8 +262,8 @@ def test_make_reproduce_runs_every_experiment_over_seeds_then_the_verdicts():
     assert "-m cifar_exp --multirun +experiment=$exp " in sweep and " seed=0,1 " in sweep
     assert "hydra/launcher=joblib hydra.launcher.n_jobs=4" in sweep
     assert plan.index("-m cifar_exp.report --all") > plan.index(sweep)
-    assert plan.index("-m cifar_exp.records import experiments/records") < plan.index(sweep)
-    assert plan.index("-m cifar_exp.records export experiments/records") > plan.index("-m cifar_exp.report --all")
+    assert plan.index("-m cifar_exp.records import mlruns/records") < plan.index(sweep)
+    assert plan.index("-m cifar_exp.records export mlruns/records") > plan.index("-m cifar_exp.report --all")
 
 
 def test_the_verdict_goes_to_the_newest_sweep_that_has_ended():
