@@ -39,7 +39,10 @@ def export(uri: str, store_experiment: str, folder: Path, experiments: list[str]
             f"unknown experiment {', '.join(unknown)}; the report's experiments are {', '.join(options('experiment'))}."
         )
     tracking.prepare_store(uri, must_exist=True)
-    _not_deleted(tracking.client_for(uri), store_experiment)
+    client = tracking.client_for(uri)
+    _not_deleted(client, store_experiment)
+    if client.get_experiment_by_name(store_experiment) is None:
+        raise ConfigError(f"no MLflow experiment {store_experiment!r} in {tracking.masked(uri)}: nothing to export.")
     written = export_records(tracking.client_for(uri), store_experiment, folder, experiments)
     kinds = sorted({path.parent.name for path in written})
     return f"{len(written)} records in {folder}" + (f" ({', '.join(kinds)})" if kinds else "")
@@ -53,11 +56,18 @@ def import_(uri: str, store_experiment: str, folder: Path) -> str:
     _not_deleted(client, store_experiment)
     tracking.retire_dead_runs(client)
     done = import_records(client, store_experiment, folder, loaded)
-    return (
+    said = (
         f"{len(done.imported)} runs imported from {folder} into {tracking.masked(uri)} (experiment "
-        f"{store_experiment}); {len(done.updated)} imported earlier brought up to date with their records; "
+        f"{store_experiment}); {len(done.updated)} imported earlier written again from their changed records; "
         f"{len(done.already)} already there"
     )
+    if done.differ:
+        said += (
+            f"\nwarning: {len(done.differ)} of this store's own runs differ from their records in {folder} (an import "
+            f"never changes a store's own runs): {', '.join(done.differ)}; python -m cifar_exp.records export "
+            "writes the store's versions over those records"
+        )
+    return said
 
 
 def _not_deleted(client: MlflowClient, store_experiment: str) -> None:

@@ -205,6 +205,10 @@ def _edited(record: dict, change: str) -> object:
         "a tag that is a number": lambda r: r["tags"].update(pid=7),
         "start_time in words": lambda r: r.update(start_time="yesterday"),
         "not a run id": lambda r: r.update(run_id="not an id"),
+        "a value no float holds": lambda r: r["metrics"]["val_loss"].append([9, 10**400, 1]),
+        "a param name too long": lambda r: r["params"].update({"x" * 300: "1"}),
+        "start_time true": lambda r: r.update(start_time=True),
+        "a newer format": lambda r: r.update(format=2),
     }
     edits[change](record)
     return record
@@ -222,6 +226,10 @@ def _edited(record: dict, change: str) -> object:
         "a tag that is a number",
         "start_time in words",
         "not a run id",
+        "a value no float holds",
+        "a param name too long",
+        "start_time true",
+        "a newer format",
         "cut short",
         "recorded twice",
         "a folder named .json",
@@ -250,7 +258,7 @@ def test_a_bad_record_stops_the_import_before_the_store_is_touched(trained, tmp_
     assert not target.exists()
 
 
-def test_an_import_brings_earlier_imports_up_to_date_and_never_changes_the_stores_own_runs(trained, tmp_path):
+def test_a_changed_record_is_written_again_and_the_stores_own_runs_are_never_changed(trained, tmp_path, capsys):
     uri, _, _ = trained
     folder = tmp_path / "records"
     main(["export", str(folder), "--uri", uri])
@@ -260,18 +268,47 @@ def test_an_import_brings_earlier_imports_up_to_date_and_never_changes_the_store
     record = json.loads(victim.read_text())
     record.update(status="FAILED")
     record["tags"]["note"] = "re-exported after a change"
+    record["params"]["seed"] = "7"
+    record["metrics"]["test_accuracy"][0][1] = 0.99
     victim.write_text(records.dumps(record))
 
     done = _import(folder, target)
-    assert done.updated == [record["run_id"]] and not done.imported
+    assert done.updated == [record["run_id"]] and not done.imported and len(done.already) == 4
     copy = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == record["run_id"])
     assert copy.info.status == "FAILED" and copy.data.tags["note"] == "re-exported after a change"
+    assert copy.data.params["seed"] == "7" and copy.data.metrics["test_accuracy"] == 0.99
     assert len(_runs(target)) == 5
     _links_resolve(target)
+    assert not _import(folder, target).updated
 
-    _import(folder, uri)
+    main(["import", str(folder), "--uri", uri])
+    said = capsys.readouterr().out
+    assert f"1 of this store's own runs differ from their records in {folder}" in said and record["run_id"] in said
     own = MlflowClient(uri).get_run(record["run_id"])
-    assert own.info.status == "FINISHED" and "note" not in own.data.tags
+    assert own.info.status == "FINISHED" and "note" not in own.data.tags and own.data.params["seed"] != "7"
+
+
+def test_a_half_imported_run_is_not_exported(trained, tmp_path, monkeypatch):
+    uri, _, _ = trained
+    main(["export", str(tmp_path / "records"), "--uri", uri])
+    target = _store(tmp_path, "other")
+    real = MlflowClient.delete_tag
+    monkeypatch.setattr(MlflowClient, "delete_tag", lambda *args, **kwargs: (_ for _ in ()).throw(_Cut()))
+    with pytest.raises(_Cut):
+        _import(tmp_path / "records", target)
+    monkeypatch.setattr(MlflowClient, "delete_tag", real)
+    ended = [r for r in _runs(target) if r.info.status == "FINISHED"]
+    assert ended and all("cifar_exp.importing" in r.data.tags for r in ended)
+    main(["export", str(tmp_path / "again"), "--uri", target])
+    assert not list((tmp_path / "again").rglob("*.json"))
+
+
+def test_one_lock_for_one_store_under_any_name(tmp_path):
+    (tmp_path / "real.db").write_bytes(b"")
+    (tmp_path / "alias.db").symlink_to(tmp_path / "real.db")
+    with record_import.store_lock(f"sqlite:///{tmp_path / 'real.db'}"):
+        with pytest.raises(record_import.Timeout):
+            record_import.store_lock(f"sqlite:///{tmp_path / 'alias.db'}").acquire()
 
 
 def test_export_writes_whole_strict_json_files_under_plain_folder_names(trained, tmp_path, capsys):

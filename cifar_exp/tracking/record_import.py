@@ -5,10 +5,10 @@ MLflow gives every created run a new id: an imported run carries its original's 
 and the original ids inside its tags are rewritten to this store's. A run is written under tag
 ``cifar_exp.importing`` and gets ``cifar_exp.record_of`` only once whole, so an import cut short at any point (a
 signal, ``kill -9``, a store that stopped answering) leaves runs that the next import deletes and writes again.
-Importing again brings an earlier import up to date with its record where the record changed since (tags, status,
-missing metric steps; tag ``cifar_exp.record_digest`` says which record it holds) and leaves the store's own runs
-alone. One import per store at a time on this machine (a lock); imports from several
-machines into one server at once are not guarded against.
+Importing again writes an earlier import again, under a new id, where its record has changed since (tag
+``cifar_exp.record_digest`` says which record it holds; MLflow params cannot be changed in place), and re-points the
+links to it; a store's own runs are never changed, but said when their records differ. One import per store at a
+time on this machine (a lock); imports from several machines into one server at once are not guarded against.
 """
 
 from __future__ import annotations
@@ -28,10 +28,19 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from cifar_exp.errors import TrackingError
 from cifar_exp.tracking.environment import process_tags
-from cifar_exp.tracking.records import RUN_ID, TAG_RECORD_OF, original_id, read_records
+from cifar_exp.tracking.records import (
+    LINK_PREFIXES,
+    LINKS,
+    RUN_ID,
+    TAG_IMPORTING,
+    TAG_RECORD_OF,
+    original_id,
+    original_ids,
+    read_records,
+    record_of,
+)
 from cifar_exp.tracking.store import experiment_id, masked, sqlite_path
 
-TAG_IMPORTING = "cifar_exp.importing"  # on a run an import is still writing: its original id; removed once whole
 TAG_DIGEST = (
     "cifar_exp.record_digest"  # on an imported run: the sha256 of the record it was last brought up to date with
 )
@@ -41,11 +50,13 @@ _METRICS_BATCH, _TAGS_BATCH = 1000, 100  # per log_batch call: MLflow's limits
 
 @dataclass
 class Imported:
-    """What :func:`import_records` did, by original run id: imported (-> the new id), updated, already there."""
+    """What :func:`import_records` did, by original run id: imported (-> the new id), written again from a changed
+    record, already there (of which some differ from their records)."""
 
     imported: dict[str, str] = field(default_factory=dict)
-    updated: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)  # imported earlier from a record that has changed since
     already: list[str] = field(default_factory=list)
+    differ: list[str] = field(default_factory=list)  # this store's own runs, which their records no longer match
 
 
 def store_lock(uri: str) -> FileLock:
@@ -53,7 +64,8 @@ def store_lock(uri: str) -> FileLock:
     folder, named after the store's URI."""
     db = sqlite_path(uri)
     if db is not None:
-        return FileLock(str(db.resolve().parent / f"{db.name}.import.lock"), timeout=0)
+        db = db.resolve()  # one lock for one file, under whichever name it is given
+        return FileLock(str(db.parent / f"{db.name}.import.lock"), timeout=0)
     digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
     return FileLock(str(Path(tempfile.gettempdir()) / f"cifar_exp-import-{digest}.lock"), timeout=0)
 
@@ -77,26 +89,55 @@ def import_records(
 def _import(client: MlflowClient, experiment: str, records: list[dict[str, Any]]) -> Imported:
     runs = client.search_runs([experiment], max_results=50000)
     cut_short = [r for r in runs if TAG_IMPORTING in r.data.tags]
-    for run in cut_short:  # an earlier import that did not end: its runs are written again below
-        client.delete_run(run.info.run_id)
     present = {original_id(r): r for r in runs if r not in cut_short}
     done = Imported()
+    changed = [
+        r for r in records if _imported(present.get(r["run_id"])) and _digest_of(present[r["run_id"]]) != digest(r)
+    ]
+    replaced = {r["run_id"]: present.pop(r["run_id"]).info.run_id for r in changed}
+    for run_id in [r.info.run_id for r in cut_short] + list(replaced.values()):  # written again below, under new ids
+        client.delete_run(run_id)
+    done.updated = [r["run_id"] for r in changed]
     for record in records:
         if record["run_id"] not in present:
             done.imported[record["run_id"]] = _create(client, experiment, record)
     new_ids = {old: run.info.run_id for old, run in present.items()} | done.imported
+    originals = original_ids(client, experiment)
     for record in records:
         run_id = record["run_id"]
         if run_id in done.imported:
             _finish(client, done.imported[run_id], record, new_ids)
-        elif TAG_RECORD_OF in present[run_id].data.tags and present[run_id].data.tags.get(TAG_DIGEST) != digest(record):
-            _update(client, present[run_id], record, new_ids)
-            done.updated.append(run_id)
-        elif TAG_RECORD_OF in present[run_id].data.tags and _relink(client, present[run_id], record, new_ids):
-            done.updated.append(run_id)
-        else:
-            done.already.append(run_id)  # up to date, or this store's own run, which an import never changes
+        elif _imported(present[run_id]):
+            _relink(client, present[run_id], record, new_ids)
+            done.already.append(run_id)
+        else:  # this store's own run, which an import never changes
+            done.already.append(run_id)
+            if digest(record_of(client, present[run_id], originals)) != digest(record):
+                done.differ.append(run_id)
+    moved = {replaced[run_id]: done.imported.pop(run_id) for run_id in done.updated}
+    if moved:
+        _follow(client, [r for r in present.values() if not _imported(r)], moved)
     return done
+
+
+def _follow(client: MlflowClient, runs: list[MlflowRun], moved: dict[str, str]) -> None:
+    """Links of the store's own runs (a sweep that skipped an imported run) follow the runs that a changed record
+    wrote again under new ids: the one change an import makes to them."""
+    for run in runs:
+        tags = run.data.tags
+        links = {k: moved[v] for k, v in tags.items() if k in LINKS and v in moved}
+        for key in [k for k in tags if k.startswith(LINK_PREFIXES) and k.rsplit(".", 1)[-1] in moved]:
+            links[key.rsplit(".", 1)[0] + "." + moved[key.rsplit(".", 1)[-1]]] = tags[key]
+            client.delete_tag(run.info.run_id, key)
+        _log(client, run.info.run_id, tags=links)
+
+
+def _imported(run: Optional[MlflowRun]) -> bool:
+    return run is not None and TAG_RECORD_OF in run.data.tags
+
+
+def _digest_of(run: MlflowRun) -> str:
+    return run.data.tags.get(TAG_DIGEST, "")
 
 
 def _metrics(record: dict[str, Any]) -> list[Metric]:
@@ -150,24 +191,13 @@ def _finish(client: MlflowClient, run_id: str, record: dict[str, Any], new_ids: 
     client.delete_tag(run_id, TAG_IMPORTING)
 
 
-def _update(client: MlflowClient, run: MlflowRun, record: dict[str, Any], new_ids: dict[str, str]) -> None:
-    """Bring an earlier import up to date with its record, which changed since (a sweep parent given its verdict,
-    say): its tags, status and end time, and the metric steps it lacks."""
-    run_id = run.info.run_id
-    logged = {(key, m.step) for key in record["metrics"] for m in client.get_metric_history(run_id, key)}
-    missing = [m for m in _metrics(record) if (m.key, m.step) not in logged]
-    _log(client, run_id, missing, {**_tags(record, new_ids), TAG_DIGEST: digest(record)})
-    if (run.info.status, run.info.end_time) != (record["status"], record["end_time"]):
-        client.set_terminated(run_id, status=record["status"], end_time=record["end_time"])
-
-
 def _relink(client: MlflowClient, run: MlflowRun, record: dict[str, Any], new_ids: dict[str, str]) -> bool:
     """Point an earlier import's links (tags naming runs) at the runs as they are now: one that an import cut short
     had left half-written was written again under a new id. Whether any link changed."""
-    expected = _tags(record, new_ids)
-    links = {k: v for k, v in expected.items() if (RUN_ID.search(k) or RUN_ID.search(v)) and run.data.tags.get(k) != v}
+    expected = {k: v for k, v in _tags(record, new_ids).items() if k in LINKS or k.startswith(LINK_PREFIXES)}
+    links = {k: v for k, v in expected.items() if run.data.tags.get(k) != v}
     _log(client, run.info.run_id, tags=links)
-    stale = [k for k in run.data.tags if RUN_ID.search(k) and k not in expected]  # keyed by a run written again
+    stale = [k for k in run.data.tags if k.startswith(LINK_PREFIXES) and k not in expected]  # a run written again
     for key in stale:
         client.delete_tag(run.info.run_id, key)
     return bool(links or stale)

@@ -25,14 +25,18 @@ from typing import Any, Iterable, Optional
 
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
 from cifar_exp.errors import TrackingError, briefly
-from cifar_exp.tracking.run import TAG_ROLE
+from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_ROLE
 from cifar_exp.tracking.store import client_for
 
 FORMAT = 1  # the record layout's version, written into every record
 TAG_RECORD_OF = "cifar_exp.record_of"  # on an imported run: the id of the run its record was exported from
-IMPORT_TAGS = ("cifar_exp.record_", "cifar_exp.importing")  # an import's own bookkeeping, never part of a record
+TAG_IMPORTING = "cifar_exp.importing"  # on a run an import is still writing: its original id; removed once whole
+IMPORT_TAGS = ("cifar_exp.record_", TAG_IMPORTING)  # an import's own bookkeeping, never part of a record
+LINKS = ("mlflow.parentRunId", TAG_BEST_RUN, "resumed_from_sweep")  # tags whose value is a run's id
+LINK_PREFIXES = ("cifar_exp.skipped.",)  # tags whose key ends in a run's id
 SYSTEM_PREFIX = "system/"  # MLflow's system metrics (CPU, memory every few seconds): machine diagnostics, left out
 ENDED = ("FINISHED", "FAILED", "KILLED")
 RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
@@ -58,6 +62,8 @@ def filed_under(run: MlflowRun) -> str:
     is no plain folder name); "" for a run that gets no record (one still running or unfinished, an evaluation, a
     report)."""
     role = run.data.tags.get(TAG_ROLE)
+    if TAG_IMPORTING in run.data.tags:  # half-written by an import cut short: the next import writes it again
+        return ""
     if role == "sweep" and run.info.status != "RUNNING":
         name = (run.info.run_name or "").removeprefix("sweep-")
         filed = name if f"+experiment={name}" in run.data.params.get("sweep_overrides", "").split() else "other"
@@ -174,10 +180,32 @@ def keep_record(uri: str, run_id: str, folder: str) -> Optional[Path]:
         return None
 
 
+def _is_int(value: Any, low: int = 0, high: int = 2**63 - 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_value(value: Any) -> bool:
+    """A metric value: a number a float holds (as MLflow stores it), or one of the strings for the others."""
+    if isinstance(value, str):
+        return value in _NOT_NUMBERS
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _check(record: Any) -> None:
-    """Raise ValueError saying what makes ``record`` no record an import can take whole."""
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ValueError(f"not a run record of format {FORMAT}")
+    """Raise ValueError saying what makes ``record`` no record an import can take whole (MLflow's own limits
+    included, so that the store refuses nothing once an import has begun)."""
+    if not isinstance(record, dict) or "format" not in record:
+        raise ValueError(f"not a run record (no format; this cifar_exp writes format {FORMAT})")
+    if record["format"] != FORMAT:
+        raise ValueError(
+            f"a record of format {record['format']!r}, which this cifar_exp does not read (it reads format {FORMAT}): "
+            "written by another version of cifar_exp; import it with that version"
+        )
     if not RUN_ID.fullmatch(str(record.get("run_id"))):
         raise ValueError("run_id is not a run id")
     if not isinstance(record.get("run_name"), str):
@@ -186,23 +214,30 @@ def _check(record: Any) -> None:
         raise ValueError(
             f"status {record.get('status')!r} is not one of {', '.join(ENDED)} (only ended runs are records)"
         )
-    if not isinstance(record.get("start_time"), int) or not isinstance(record.get("end_time"), int):
+    if not _is_int(record.get("start_time")) or not _is_int(record.get("end_time")):
         raise ValueError("start_time and end_time must be milliseconds since the epoch")
-    for part in ("params", "tags"):
+    for part, longest in (("params", MAX_PARAM_VAL_LENGTH), ("tags", MAX_TAG_VAL_LENGTH)):
         values = record.get(part)
-        if not isinstance(values, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
-        ):
+        if not isinstance(values, dict):
             raise ValueError(f"{part} must map names to strings")
+        for key, value in values.items():
+            if len(key) > MAX_ENTITY_KEY_LENGTH or not isinstance(value, str) or len(value) > longest:
+                raise ValueError(
+                    f"{part}: {key[:60]!r} is not a name of at most {MAX_ENTITY_KEY_LENGTH} characters with a string "
+                    f"of at most {longest} (MLflow's limits)"
+                )
     metrics = record.get("metrics")
     if not isinstance(metrics, dict):
         raise ValueError("metrics must map names to [step, value, timestamp] lists")
     for key, steps in metrics.items():
-        for step in steps if isinstance(steps, list) else [None]:
-            triple = isinstance(step, list) and len(step) == 3 and isinstance(step[0], int) and isinstance(step[2], int)
-            value = step[1] if triple else None  # type: ignore[index]
-            if not (isinstance(value, (int, float)) or (isinstance(value, str) and value in _NOT_NUMBERS)):
-                raise ValueError(f"metric {key!r}: {step!r} is not a [step, value, timestamp] triple")
+        if len(key) > MAX_ENTITY_KEY_LENGTH or not isinstance(steps, list):
+            raise ValueError(
+                f"metric {key[:60]!r}: not a name of at most {MAX_ENTITY_KEY_LENGTH} characters with a list"
+            )
+        for step in steps:
+            triple = isinstance(step, list) and len(step) == 3
+            if not (triple and _is_int(step[0], -(2**63)) and _is_value(step[1]) and _is_int(step[2])):
+                raise ValueError(f"metric {key!r}: {str(step)[:80]} is not a [step, value, timestamp] triple")
 
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
