@@ -331,6 +331,7 @@ def test_export_writes_whole_strict_json_files_under_plain_folder_names(trained,
     assert '"odd": [[0,"NaN",' in escaped.read_text()
     target = _store(tmp_path, "other")
     _import(folder, target)
+    assert not _import(folder, uri).differ  # a NaN reads back as the same record
     copy = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == run.info.run_id)
     assert math.isnan(copy.data.metrics["odd"])
 

@@ -34,6 +34,7 @@ from cifar_exp.tracking.records import (
     RUN_ID,
     TAG_IMPORTING,
     TAG_RECORD_OF,
+    metric_value,
     original_id,
     original_ids,
     read_records,
@@ -142,7 +143,7 @@ def _digest_of(run: MlflowRun) -> str:
 
 def _metrics(record: dict[str, Any]) -> list[Metric]:
     return [
-        Metric(key, float(value), timestamp, step)
+        Metric(key, metric_value(value), timestamp, step)
         for key, steps in record["metrics"].items()
         for step, value, timestamp in steps
     ]

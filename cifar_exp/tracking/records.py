@@ -180,6 +180,11 @@ def keep_record(uri: str, run_id: str, folder: str) -> Optional[Path]:
         return None
 
 
+def metric_value(value: float | str) -> float:
+    """A metric value as a record holds it, as a float ("NaN", "Infinity" and "-Infinity" for those)."""
+    return _NOT_NUMBERS[value] if isinstance(value, str) else float(value)
+
+
 def _is_int(value: Any, low: int = 0, high: int = 2**63 - 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
@@ -264,8 +269,5 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
                 f"{path} and {where[record['run_id']]} both record run {record['run_id']}; keep one of them, then "
                 "import again: nothing was imported."
             )
-        for steps in record["metrics"].values():
-            for step in steps:
-                step[1] = _NOT_NUMBERS.get(step[1], step[1])
         records[record["run_id"]], where[record["run_id"]] = record, path
     return sorted(records.values(), key=lambda r: (r["tags"].get(TAG_ROLE) != "sweep", r["start_time"]))
