@@ -60,7 +60,7 @@ reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, 
 	if [ -n "$(RECORDS)" ]; then $(PY) -m cifar_exp.records export $(RECORDS) || status=1; fi; \
 	exit $$status
 
-records: install  ## write every finished run and sweep of the store to RECORDS (JSON files to commit)
+records: install  ## write every finished run and sweep of the store to RECORDS (JSON files to carry to another machine)
 	$(PY) -m cifar_exp.records export $(RECORDS)
 
 report: install  ## judge an experiment against the report (EXP=decay), or all of them (no EXP)

@@ -1,5 +1,5 @@
 """Carry runs between stores as files: ``python -m cifar_exp.records export`` writes a record of every finished
-run and sweep parent to ``mlruns/records/`` (small JSON files, committed with the code), ``... import``
+run and sweep parent to ``mlruns/records/`` (small JSON files to carry to another machine), ``... import``
 recreates them in a store (see :mod:`cifar_exp.tracking.records`).
 
 Records outlive the machine that trained them: after a GPU machine is handed back, or on a fresh checkout,
