@@ -19,8 +19,9 @@ from mlflow.tracking import MlflowClient
 from cifar_exp import tracking
 from cifar_exp.config import PROJECT_ROOT, default_experiment, default_store_uri, options
 from cifar_exp.errors import CifarExpError, ConfigError, briefly, store_failed, store_failure
+from cifar_exp.tracking.record_export import export_records
 from cifar_exp.tracking.record_import import import_records
-from cifar_exp.tracking.records import export_records, read_records
+from cifar_exp.tracking.records import read_records
 
 DEFAULT_FOLDER = PROJECT_ROOT / "mlruns" / "records"  # beside the store: the part of mlruns/ that git keeps
 AFTERWARDS = {

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from cifar_exp.errors import ModelError, TrackingError
 from cifar_exp.records import main
 from cifar_exp.report import report
-from cifar_exp.tracking import record_import, records
+from cifar_exp.tracking import record_export, record_import, records
 from cifar_exp.tracking.registry import logged_model_id
 
 
@@ -384,7 +384,7 @@ def test_a_record_that_cannot_be_written_is_a_warning_not_a_failure(trained, tmp
     uri, _, _ = trained
     (tmp_path / "a_file").write_text("")
     run_id = next(r.info.run_id for r in _runs(uri) if "test_accuracy" in r.data.metrics)
-    assert records.keep_record(uri, run_id, str(tmp_path / "a_file" / "records")) is None
+    assert record_export.keep_record(uri, run_id, str(tmp_path / "a_file" / "records")) is None
     assert f"run {run_id} is whole in the store, but its record could not be written" in caplog.text
     assert "python -m cifar_exp.records export" in caplog.text
 

@@ -11,7 +11,7 @@ from cifar_exp.tracking.datasets import data_source, dataset_inputs, log_dataset
 from cifar_exp.tracking.environment import environment_tags, is_stale, process_tags
 from cifar_exp.tracking.job import Job, start_job
 from cifar_exp.tracking.logged_model import log_keras_model
-from cifar_exp.tracking.records import keep_record
+from cifar_exp.tracking.record_export import keep_record
 from cifar_exp.tracking.results import (
     describe_run,
     flatten,

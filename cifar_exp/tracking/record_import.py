@@ -28,6 +28,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from cifar_exp.errors import TrackingError
 from cifar_exp.tracking.environment import process_tags
+from cifar_exp.tracking.record_export import original_ids, record_of
 from cifar_exp.tracking.records import (
     LINK_PREFIXES,
     LINKS,
@@ -36,9 +37,7 @@ from cifar_exp.tracking.records import (
     TAG_RECORD_OF,
     metric_value,
     original_id,
-    original_ids,
     read_records,
-    record_of,
 )
 from cifar_exp.tracking.store import experiment_id, masked, sqlite_path
 
