@@ -228,3 +228,16 @@ def sweep_runs(uri: str):
         assert child.info.status == "FINISHED", child.data.tags.get("error")
         assert child.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     return parent, children
+
+
+@contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of ``size`` (tmpfs) at ``path``: writes past it fail with ENOSPC."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()}); needs root")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -13,13 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from conftest import all_runs, cli, free_port, tiny
+from conftest import all_runs, cli, free_port, small_disk, tiny
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
@@ -327,19 +325,6 @@ def test_a_run_stopped_while_recording_finishes_without_logging_twice(tmp_path, 
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 2
     models = client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}'")
     assert [str(m.status) for m in models] == ["READY"]  # the first attempt's model is not left beside it
-
-
-@contextmanager
-def small_disk(path: Path, size: str) -> Iterator[Path]:
-    """A real filesystem of ``size`` (tmpfs) at ``path``: writes past it fail with ENOSPC."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()}); needs root")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.mark.parametrize("full_from_the_start", [False, True], ids=["fills_up", "already_full"])

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli, tiny
+from conftest import cli, small_disk, tiny
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.errors import ModelError, TrackingError
@@ -67,6 +67,10 @@ def _copy(uri: str, folder: Path) -> str:
     folder.mkdir()
     shutil.copy(uri.removeprefix("sqlite:///"), folder / "mlflow.db")
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _is_own(run) -> bool:
+    return records.TAG_RECORD_OF not in run.data.tags
 
 
 def _texts(folder: Path) -> dict[Path, str]:
@@ -141,6 +145,16 @@ def test_a_sweep_on_the_imported_store_skips_what_its_records_finished(trained, 
     _links_resolve(target)  # the new sweep parent's skipped-job tags name the imported runs
     with pytest.raises(ModelError, match="imported from a record of run"):
         logged_model_id(MlflowClient(target), trainings[0].info.run_id)
+
+    victim = next(p for p in (tmp_path / "records").rglob("*.json") if '"sweep-decay"' not in p.read_text())
+    record = json.loads(victim.read_text())
+    record["metrics"]["test_accuracy"][0][1] = 0.5
+    victim.write_text(records.dumps(record))
+    assert _import(tmp_path / "records", target).updated == [record["run_id"]]
+    (own,) = [r for r in _runs(target) if r.data.tags.get("cifar_exp.role") == "sweep" and _is_own(r)]
+    moved = next(r.info.run_id for r in _runs(target) if r.data.tags.get(records.TAG_RECORD_OF) == record["run_id"])
+    assert f"cifar_exp.skipped.{moved}" in own.data.tags  # the store's own sweep follows the run written again
+    _links_resolve(target)
 
 
 class _Cut(Exception):
@@ -370,6 +384,29 @@ def test_a_full_disk_leaves_the_records_written_whole_and_no_partial_file(traine
     assert "no space left on the device" in said and "export again" in said
     assert sorted(p.suffix for p in folder.rglob("*.*")) == [".json", ".json"]
     assert len(records.read_records(folder)) == 2
+
+
+def test_a_real_full_disk_is_said_and_leaves_nothing_half_written(trained, tmp_path, capsys, caplog):
+    """On a real filesystem that is full: export is one paragraph and exit 2, a run's own record is a warning, no
+    ``.part`` file is left taking the room; once there is room again the same export writes them all."""
+    uri, _, kept = trained
+    with small_disk(tmp_path / "small", "64k") as small:
+        filler = small / "filler"
+        with open(filler, "wb", buffering=0) as out, pytest.raises(OSError):
+            while True:
+                out.write(b"\0" * 4096)
+        with pytest.raises(SystemExit) as stop:
+            main(["export", str(small / "records"), "--uri", uri])
+        said = capsys.readouterr().err
+        assert stop.value.code == 2 and "no space left on the device" in said and "export again" in said, said
+        assert len(said.strip().splitlines()) == 1 and "Traceback" not in said
+        run_id = next(r.info.run_id for r in _runs(uri) if "test_accuracy" in r.data.metrics)
+        assert record_export.keep_record(uri, run_id, str(small / "records")) is None
+        assert "is whole in the store, but its record could not be written" in caplog.text
+        assert not [p for p in small.rglob("*") if p.suffix in (".part", ".json")]
+        filler.unlink()
+        main(["export", str(small / "records"), "--uri", uri])
+        assert _texts(small / "records") == _texts(kept)
 
 
 def test_each_run_writes_its_record_as_it_finishes_the_same_as_export(trained, tmp_path):
