@@ -2,7 +2,8 @@
 figure it is judged against.
 
 The hash covers what changes the computation and nothing else (where a run logs or how it prints is
-bookkeeping), so ``resume=auto`` and a sweep's skipping find a run whatever store or verbosity it used.
+bookkeeping; where its data lies is no part of it, the dataset fingerprint says what the data is), so ``resume=auto``
+and a sweep's skipping find a run whatever store, verbosity or spelling of the data's folder it used.
 """
 
 from __future__ import annotations
@@ -45,17 +46,23 @@ def _pop(container: Any, dotted: str, only_if: Any = ...) -> None:
         node.pop(leaf)
 
 
+# Where the data lies, not what it is: ``data=local`` and ``data.path=/abs/path`` name the same files, so one run
+# serves both. What the data is, the dataset fingerprint says, and every skip or resume checks it beside the hash.
+# Runs recorded before 2026-11-28 hashed it, see config_hashes.
+LOCATION = "data.path"
+
 # Which of the report's experiments a run belongs to: a label, not what the run computes. Hashed as if unset, so one
 # configuration that two experiments share (dropout's baseline arm is augmentation's none arm) is one run, which
 # each experiment's sweep finds and skips; runs recorded before (2026-11-27) hashed it, see legacy_config_hashes.
 LABEL = "experiment"
 
 
-def config_hash(cfg: DictConfig, label: Optional[str] = None) -> str:
-    """A short hash of everything that changes what a run computes (not where it logs or how it prints, nor which
-    report experiment it is filed under; ``label``: hash it as filed under that one, as runs once were)."""
+def config_hash(cfg: DictConfig, label: Optional[str] = None, location: bool = False) -> str:
+    """A short hash of everything that changes what a run computes (not where it logs or how it prints, where its
+    data lies, nor which report experiment it is filed under). ``label``: hash it as filed under that one, and
+    ``location``: with ``data.path``, as runs once were."""
     container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
-    for key in BOOKKEEPING:
+    for key in (*BOOKKEEPING, *(() if location else (LOCATION,))):
         _pop(container, key)
     for key, neutral in HASH_NEUTRAL.items():
         _pop(container, key, neutral)
@@ -65,12 +72,12 @@ def config_hash(cfg: DictConfig, label: Optional[str] = None) -> str:
 
 
 def config_hashes(cfg: DictConfig, experiments: Iterable[str]) -> list[str]:
-    """The config's hash, then the hashes that runs of the same computation recorded before the experiment label
-    left the hash carry, filed under ``experiments`` or under this config's own: the runs a job may skip or
-    continue."""
+    """The config's hash, then the hashes that runs of the same computation recorded earlier carry: with its
+    ``data.path`` as spelled here (before 2026-11-28), and also filed under ``experiments`` or under this config's
+    own (before the experiment label left the hash): the runs a job may skip or continue."""
     own = cfg.get(LABEL)
-    labels = dict.fromkeys([*([own] if own else []), *experiments])
-    return [config_hash(cfg), *(config_hash(cfg, label) for label in labels)]
+    labels = dict.fromkeys([None, *([own] if own else []), *experiments])
+    return [config_hash(cfg), *(config_hash(cfg, label, location=True) for label in labels)]
 
 
 def format_lr(lr: float) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import compose_config
 
@@ -17,9 +19,12 @@ from cifar_exp.models import BUILDERS, build
 
 
 def test_existing_configs_keep_their_hash():
-    """Measured before the schedule, loss, precision, weight-decay, EMA and search keys existed."""
-    assert config_hash(compose_config([])) == "29f6889ac8d438bd"
-    assert config_hash(compose_config(["optimizer=sgd", "optimizer.momentum=0.9"])) == "8f5d74943edf25ae"
+    """Measured before the schedule, loss, precision, weight-decay, EMA and search keys existed (and while
+    ``data.path`` was hashed: those runs are found through the hashes config_hashes adds)."""
+    assert config_hash(compose_config([]), location=True) == "29f6889ac8d438bd"
+    assert "29f6889ac8d438bd" in config_hashes(compose_config([]), [])
+    sgd = compose_config(["optimizer=sgd", "optimizer.momentum=0.9"])
+    assert config_hash(sgd, location=True) == "8f5d74943edf25ae" and "8f5d74943edf25ae" in config_hashes(sgd, [])
     decay = compose_config(["+experiment=decay", "optimizer.decay=0.05"])
     assert "5f91ac214d132218" in config_hashes(decay, ["augmentation"])  # as filed under decay before 2026-11-27
     assert config_hash(compose_config(["schedule=cosine"])) != config_hash(compose_config([]))
@@ -43,10 +48,21 @@ def test_a_configuration_two_experiments_share_is_one_hash():
     decay = compose_config(["+experiment=decay", "optimizer.decay=0", "optimizer.lr=1e-4"])
     assert config_hash(dropout) == config_hash(augmentation) == config_hash(decay)
     assert config_hash(dropout) != config_hash(compose_config(["+experiment=dropout", "dropout=winning"]))
-    as_once_filed = config_hash(augmentation, "augmentation")
+    as_once_filed = config_hash(augmentation, "augmentation", location=True)
     assert as_once_filed != config_hash(augmentation)
     assert as_once_filed in config_hashes(dropout, ["augmentation", "decay"])
-    assert config_hashes(compose_config([]), [])[0] == "29f6889ac8d438bd"
+    assert config_hashes(compose_config([]), [])[0] == config_hash(compose_config([]))
+
+
+def test_where_the_data_lies_leaves_the_hash_alone():
+    """``data=local`` and the same folder spelled absolutely (as ``make reproduce`` does) are one configuration; a
+    run recorded while the path was hashed is still found under the spelling it used."""
+    here = compose_config(["data=local"])
+    spelled = compose_config(["data=local", f"data.path={Path(here.data.path).resolve()}"])
+    assert here.data.path != spelled.data.path and config_hash(here) == config_hash(spelled)
+    assert config_hash(spelled, location=True) in config_hashes(spelled, [])
+    assert config_hash(spelled, location=True) not in config_hashes(here, [])
+    assert config_hash(compose_config(["data=local", "data.val_split=0"])) != config_hash(here)
 
 
 def test_report_figure_matches_the_job_settings():

@@ -152,7 +152,8 @@ def test_failing_job_does_not_stop_the_sweep_and_rerun_skips_finished(tmp_path, 
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "FAILED" and parent.data.metrics["failed_jobs"] == 1
 
-    second = cli(tmp_path, *sweep)
+    (tmp_path / "same_data").symlink_to(npz_dir)  # the rerun names the same files by another path
+    second = cli(tmp_path, *sweep, f"data.path={tmp_path / 'same_data'}")
     assert "already FINISHED" in second.stderr + second.stdout
     names = [r.info.run_name for r in all_runs(store_uri) if "mlflow.parentRunId" in r.data.tags]
     assert names.count("adam-lr1e-4-winning-none-s0") == 1  # skipped, not rerun
