@@ -138,8 +138,8 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
             _check(record)
         except (OSError, ValueError) as error:
             raise TrackingError(
-                f"{path}: not a run record ({type(error).__name__}: {error}); restore it (git checkout -- <file>) or "
-                "move it out of the folder, then import again: nothing was imported."
+                f"{path}: not a run record ({type(error).__name__}: {error}); export it again from the store that "
+                "wrote it or move it out of the folder, then import again: nothing was imported."
             ) from error
         if record["run_id"] in records:
             raise TrackingError(

@@ -38,7 +38,7 @@ else
   )
 fi
 if [ "$SWEEPS" -gt "${#sweeps[@]}" ]; then SWEEPS=${#sweeps[@]}; fi
-# The records in mlruns/records (carried here with the working tree): configurations they hold FINISHED on this same data are skipped.
+# The records in mlruns/records (git ignores them: name mlruns/records in the device tool's carry): configurations they hold FINISHED on this same data are skipped.
 if [ -d mlruns/records ]; then python3 -m cifar_exp.records import mlruns/records || exit 4; fi
 pids=()
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$OUT/gpu.csv" &
