@@ -99,7 +99,8 @@ def test_stop_signal_ends_the_run_killed_and_resume_continues_it(signum, tmp_pat
     if signum != signal.SIGTERM:
         return  # how the run is continued does not depend on the signal that stopped it
 
-    done = cli(tmp_path, *args, "resume=auto")
+    (tmp_path / "same_data").symlink_to(npz_dir)  # continued with its data named by another path
+    done = cli(tmp_path, *args, f"data.path={tmp_path / 'same_data'}", "resume=auto")
     assert done.returncode == 0, done.stderr[-2000:]
     (resumed,) = all_runs(store_uri)
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
