@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from conftest import cli, small_disk, tiny
@@ -407,6 +410,33 @@ def test_a_real_full_disk_is_said_and_leaves_nothing_half_written(trained, tmp_p
         filler.unlink()
         main(["export", str(small / "records"), "--uri", uri])
         assert _texts(small / "records") == _texts(kept)
+
+
+def _write_often(folder: Path, writer: int) -> None:
+    """One of two processes writing the same run's record over and over (a run's tracking.records and an export)."""
+    info = SimpleNamespace(status="FINISHED", run_name="x")
+    run = SimpleNamespace(info=info, data=SimpleNamespace(tags={}, params={}, metrics={"test_accuracy": 0.5}))
+    for i in range(150):
+        steps = [[step, step / 7, 1] for step in range(5000)]  # a long history: a write takes a while
+        record = {"format": records.FORMAT, "run_id": "a" * 32, "run_name": "x", "status": "FINISHED"}
+        record.update(start_time=0, end_time=1, params={}, tags={"writer": str(writer), "i": str(i)})
+        record.update(metrics={"loss": steps})
+        record_export.write_record(folder, cast(Any, run), record)
+
+
+def test_two_writers_of_one_record_at_once_each_write_it_whole(tmp_path):
+    writers = [multiprocessing.get_context("spawn").Process(target=_write_often, args=(tmp_path, k)) for k in (0, 1)]
+    for writer in writers:
+        writer.start()
+    path = tmp_path / "other" / f"{'a' * 32}.json"
+    while any(writer.is_alive() for writer in writers):
+        if path.exists():
+            json.loads(path.read_text())  # never half of one
+    for writer in writers:
+        writer.join()
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    assert [p.name for p in (tmp_path / "other").iterdir()] == [path.name]  # no writer's part left behind
+    assert len(records.read_records(tmp_path)) == 1
 
 
 def test_each_run_writes_its_record_as_it_finishes_the_same_as_export(trained, tmp_path):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -95,12 +97,13 @@ def record_of(client: MlflowClient, run: MlflowRun, originals: dict[str, str]) -
 
 def write_record(folder: Path, run: MlflowRun, record: dict[str, Any]) -> Path:
     """Write one run's record to ``<folder>/<filed_under(run)>/<original run id>.json``, whole or not at all,
-    should the disk fill or a signal land; an unchanged record is not rewritten. Returns its path."""
+    should the disk fill or a signal land, and whoever else writes it at the same time (each writer has a file of its
+    own until it is renamed into place); an unchanged record is not rewritten. Returns its path."""
     path = folder / filed_under(run) / f"{record['run_id']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = dumps(record)
     if not path.exists() or path.read_text() != text:
-        part = path.with_suffix(".part")
+        part = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.part")  # one per writer
         try:
             part.write_text(text)
             part.replace(path)
