@@ -37,4 +37,5 @@ def plan_job(cfg: DictConfig, context: JobContext, fingerprint: Optional[str] = 
         context.sweep_dir,
         cfg.search.trial,
         fingerprint,
+        cfg.data.path,
     )

@@ -225,6 +225,13 @@ def test_resume_onto_changed_data_is_refused(tmp_path, tiny_splits):
     (run,) = all_runs(uri)
     assert run.info.status == "KILLED" and "resumed_at_epoch" not in run.data.tags  # nothing continued
 
+    elsewhere = write_npz(tmp_path / "other", make_split(per_class=4, seed=9), tiny_splits[1])
+    fresh = cli(tmp_path, *args, f"data.path={elsewhere}", "resume=auto")
+    assert fresh.returncode == 0, fresh.stderr[-2000:]  # other data elsewhere: its own job, started afresh
+    assert "starting afresh" in fresh.stdout + fresh.stderr
+    runs = {r.info.run_id: r for r in all_runs(uri)}
+    assert len(runs) == 2 and runs[killed.info.run_id].info.status == "KILLED"
+
 
 def test_a_run_another_command_is_continuing_is_not_continued_twice(tmp_path, npz_dir):
     """Two resume=auto commands at once choose the same run: the one that claims it second is told so."""

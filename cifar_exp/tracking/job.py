@@ -10,6 +10,7 @@ own hash, or one that runs of the same computation recorded earlier carry (:func
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -152,11 +153,13 @@ def start_job(
     sweep_dir: Optional[str] = None,
     search_trial: Optional[int] = None,
     fingerprint: Optional[str] = None,
+    data_path: Optional[str] = None,
 ) -> Job:
     """Check the store and the checkpoint folder, retire runs whose process died, and decide how this job
     starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet.
     ``config_hashes``: this config's hash first, then those its earlier runs may carry; ``fingerprint``: the
-    dataset's, when read: a run FINISHED on other data (the files under data.path changed) is not this job's."""
+    dataset's, when read: a run FINISHED on other data (the files under data.path changed) is not this job's, and
+    one on other data at another ``data_path`` is not even a candidate to continue (see :func:`_other_dataset`)."""
     job = Job(uri, experiment, name, config_hashes[0], checkpoint_root, sweep_dir, search_trial=search_trial)
     if uri is None:
         if resume:
@@ -166,7 +169,9 @@ def start_job(
     _check_writable(checkpoint_root)
     client = client_for(uri)
     retire_dead_runs(client)
-    runs = runs_of_config(client, experiment, config_hashes)
+    runs = [
+        r for r in runs_of_config(client, experiment, config_hashes) if not _other_dataset(r, fingerprint, data_path)
+    ]
     done = [
         r
         for r in runs
@@ -201,6 +206,20 @@ def start_job(
             job.resume_run_id, job.checkpoint = chosen
             job.claim, job.resumed_fingerprint = claim(client, job.resume_run_id, name, checkpoint_root)
     return job
+
+
+def _other_dataset(run: MlflowRun, fingerprint: Optional[str], data_path: Optional[str]) -> bool:
+    """Whether ``run`` trained this configuration on another dataset that lies elsewhere: another job's, since
+    where the data lies is no part of the hash. (Other data at the same place is the files changed under this job's
+    run: it stays a candidate, and continuing it is refused, saying so.)"""
+    theirs = run.data.tags.get("dataset_fingerprint")
+    if fingerprint is None or theirs in (None, fingerprint):
+        return False
+    return _place(run.data.params.get("data.path")) != _place(data_path)
+
+
+def _place(path: Optional[str]) -> Optional[str]:
+    return os.path.realpath(path) if path and path != "None" else None
 
 
 def _check_writable(folder: str) -> None:
