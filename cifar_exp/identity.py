@@ -48,7 +48,7 @@ def _pop(container: Any, dotted: str, only_if: Any = ...) -> None:
 
 # Where the data lies, not what it is: ``data=local`` and ``data.path=/abs/path`` name the same files, so one run
 # serves both. What the data is, the dataset fingerprint says, and every skip or resume checks it beside the hash.
-# Runs recorded before 2026-11-28 hashed it, see config_hashes.
+# Runs recorded until 2026-11-27 hashed it, see config_hashes.
 LOCATION = "data.path"
 
 # Which of the report's experiments a run belongs to: a label, not what the run computes. Hashed as if unset, so one
@@ -73,7 +73,7 @@ def config_hash(cfg: DictConfig, label: Optional[str] = None, location: bool = F
 
 def config_hashes(cfg: DictConfig, experiments: Iterable[str]) -> list[str]:
     """The config's hash, then the hashes that runs of the same computation recorded earlier carry: with its
-    ``data.path`` as spelled here (before 2026-11-28), and also filed under ``experiments`` or under this config's
+    ``data.path`` as spelled here (until 2026-11-27), and also filed under ``experiments`` or under this config's
     own (before the experiment label left the hash): the runs a job may skip or continue."""
     own = cfg.get(LABEL)
     labels = dict.fromkeys([None, *([own] if own else []), *experiments])
