@@ -37,5 +37,4 @@ def plan_job(cfg: DictConfig, context: JobContext, fingerprint: Optional[str] = 
         context.sweep_dir,
         cfg.search.trial,
         fingerprint,
-        cfg.data.path,
     )

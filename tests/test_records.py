@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
@@ -437,6 +438,21 @@ def test_two_writers_of_one_record_at_once_each_write_it_whole(tmp_path):
     assert [writer.exitcode for writer in writers] == [0, 0]
     assert [p.name for p in (tmp_path / "other").iterdir()] == [path.name]  # no writer's part left behind
     assert len(records.read_records(tmp_path)) == 1
+
+
+def test_export_removes_the_part_files_of_writers_that_died(trained, tmp_path):
+    """A writer killed between writing its part file and renaming it leaves the part; the next export removes it,
+    and leaves a live writer's."""
+    uri, _, _ = trained
+    folder = tmp_path / "records" / "decay"
+    folder.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    parts = {pid: folder / f".{'b' * 32}.{pid}.1.part" for pid in (int(dead.stdout), os.getpid())}
+    for part in parts.values():
+        part.write_text("{}")
+    main(["export", str(tmp_path / "records"), "--uri", uri])
+    assert not parts[int(dead.stdout)].exists() and parts[os.getpid()].exists()
+    assert len(records.read_records(tmp_path / "records")) == 5
 
 
 def test_each_run_writes_its_record_as_it_finishes_the_same_as_export(trained, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ import numpy as np
 import pytest
 from conftest import all_runs, cli, compose_config, make_split, tiny, write_npz
 from mlflow.tracking import MlflowClient
+
+from cifar_exp import checkpoint
 
 EPOCHS = 4
 
@@ -211,26 +214,29 @@ def args_uri(args: list[str]) -> str:
     return next(a.removeprefix("tracking.uri=") for a in args if a.startswith("tracking.uri="))
 
 
-def test_resume_onto_changed_data_is_refused(tmp_path, tiny_splits):
-    """Same config, other files under data.path: continuing would put two datasets in one run."""
+def test_other_data_under_the_same_config_is_never_mixed_into_a_run(tmp_path, tiny_splits):
+    """Same config, other files under data.path: resume=auto leaves the run of the old data as it is (checkpoint
+    included) and starts afresh; continuing that run by its id is refused, since one run would hold two datasets."""
     data = write_npz(tmp_path / "data", *tiny_splits)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = [*tiny(data, uri), "trainer.epochs=30", "data.train_size=200"]
     killed = _killed_with_a_checkpoint(tmp_path, args)
     write_npz(tmp_path / "data", make_split(per_class=4, seed=9), tiny_splits[1])  # other images, same path
 
-    refused = cli(tmp_path, *args, "resume=auto")
+    refused = cli(tmp_path, *args, f"resume={killed.info.run_id}")
     assert refused.returncode == 2, refused.stderr[-2000:]
-    assert f"run {killed.info.run_id}" in refused.stderr and "the dataset changed" in refused.stderr
+    assert f"run {killed.info.run_id}" in refused.stderr and "other data than the run's" in refused.stderr
     (run,) = all_runs(uri)
     assert run.info.status == "KILLED" and "resumed_at_epoch" not in run.data.tags  # nothing continued
 
-    elsewhere = write_npz(tmp_path / "other", make_split(per_class=4, seed=9), tiny_splits[1])
-    fresh = cli(tmp_path, *args, f"data.path={elsewhere}", "resume=auto")
-    assert fresh.returncode == 0, fresh.stderr[-2000:]  # other data elsewhere: its own job, started afresh
-    assert "starting afresh" in fresh.stdout + fresh.stderr
+    fresh = cli(tmp_path, *args, "resume=auto")
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    said = fresh.stdout + fresh.stderr
+    assert "starting afresh" in said and f"{killed.info.run_id} (KILLED), are left as they are" in said
     runs = {r.info.run_id: r for r in all_runs(uri)}
     assert len(runs) == 2 and runs[killed.info.run_id].info.status == "KILLED"
+    assert "superseded" not in runs[killed.info.run_id].data.tags
+    assert checkpoint.latest(tmp_path / "checkpoints" / killed.info.run_id) is not None  # still continuable
 
 
 def test_a_run_another_command_is_continuing_is_not_continued_twice(tmp_path, npz_dir):
@@ -335,6 +341,35 @@ def test_resume_of_a_run_whose_checkpoint_was_removed_on_purpose_says_why(constr
     client.set_tag(diverged, "error", "TrainingDiverged: the training loss became nan at epoch 3")
     with pytest.raises(ConfigError, match=r"it FAILED \(TrainingDiverged: the training loss became nan at epoch 3\)"):
         start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume=diverged)
+
+
+def test_resume_auto_chooses_among_the_runs_on_its_own_data_and_retires_no_other(constructed, store_uri, tmp_path):
+    """A run on the old data got further than the run on the new data: resume=auto continues the new data's run and
+    leaves the old one, checkpoint and all; a FINISHED run on the new data retires only the new data's runs."""
+    from cifar_exp.tracking import start_job
+
+    client, experiment_id = constructed
+    root = tmp_path / "checkpoints"
+    progress = {"old": 30, "new": 1}
+    runs = {}
+    for data, epochs in progress.items():
+        runs[data] = _run(client, experiment_id, "KILLED")
+        client.set_tag(runs[data], "dataset_fingerprint", data)
+        (root / runs[data]).mkdir(parents=True)
+        history = np.array(json.dumps({"loss": [1.0] * epochs}))
+        np.savez(root / runs[data] / f"epoch_{epochs:05d}.npz", model_0000=np.zeros(2), history=history)
+
+    job = start_job(store_uri, "t", "x", ["h"], str(root), resume="auto", fingerprint="new")
+    assert job.resume_run_id == runs["new"] and job.resumed_fingerprint == "new"
+    job.release()
+    assert "superseded" not in client.get_run(runs["old"]).data.tags and (root / runs["old"]).exists()
+
+    finished = _run(client, experiment_id, "FINISHED", test_accuracy=0.5)
+    client.set_tag(finished, "dataset_fingerprint", "new")
+    job = start_job(store_uri, "t", "x", ["h"], str(root), resume="auto", fingerprint="new")
+    assert job.finished_run is not None and job.finished_run.info.run_id == finished
+    assert "superseded" in client.get_run(runs["new"]).data.tags and not (root / runs["new"]).exists()
+    assert "superseded" not in client.get_run(runs["old"]).data.tags and (root / runs["old"]).exists()
 
 
 def test_a_configuration_finished_on_other_data_is_trained_again(constructed, store_uri, tmp_path):

@@ -10,7 +10,6 @@ own hash, or one that runs of the same computation recorded earlier carry (:func
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -63,9 +62,10 @@ class Job:
         if self.resumed_fingerprint and self.resumed_fingerprint != fingerprint:
             raise ConfigError(
                 f"resume: run {self.resume_run_id} ({self.name}) was trained on data with fingerprint "
-                f"{self.resumed_fingerprint[:12]}, but {where} now gives {fingerprint[:12]}: the dataset changed "
-                "since, and continuing would mix two datasets in one run. Restore the data it was trained on, "
-                "or start a new run of this configuration without resume."
+                f"{self.resumed_fingerprint[:12]}, but {where} now gives {fingerprint[:12]}: other data than the "
+                "run's (its files changed since, or another dataset), and continuing would mix two datasets in one "
+                "run. Point data.path at the data it was trained on (its logged param data.path says where that "
+                "was), or start a new run of this configuration without resume."
             )
 
     def release(self) -> None:
@@ -153,13 +153,12 @@ def start_job(
     sweep_dir: Optional[str] = None,
     search_trial: Optional[int] = None,
     fingerprint: Optional[str] = None,
-    data_path: Optional[str] = None,
 ) -> Job:
     """Check the store and the checkpoint folder, retire runs whose process died, and decide how this job
     starts; raises a :class:`CifarExpError` for a resume that cannot be honoured. Nothing is created yet.
     ``config_hashes``: this config's hash first, then those its earlier runs may carry; ``fingerprint``: the
-    dataset's, when read: a run FINISHED on other data (the files under data.path changed) is not this job's, and
-    one on other data at another ``data_path`` is not even a candidate to continue (see :func:`_other_dataset`)."""
+    dataset's, when read: a run of the configuration on other data (the files under data.path changed, or another
+    copy) is another job's, neither skipped for this one, continued by ``resume=auto`` nor retired by it."""
     job = Job(uri, experiment, name, config_hashes[0], checkpoint_root, sweep_dir, search_trial=search_trial)
     if uri is None:
         if resume:
@@ -169,16 +168,9 @@ def start_job(
     _check_writable(checkpoint_root)
     client = client_for(uri)
     retire_dead_runs(client)
-    runs = [
-        r for r in runs_of_config(client, experiment, config_hashes) if not _other_dataset(r, fingerprint, data_path)
-    ]
-    done = [
-        r
-        for r in runs
-        if r.info.status == "FINISHED"
-        and "test_accuracy" in r.data.metrics
-        and fingerprint in (None, r.data.tags.get("dataset_fingerprint"))
-    ]
+    of_config = runs_of_config(client, experiment, config_hashes)
+    runs = [r for r in of_config if fingerprint in (None, r.data.tags.get("dataset_fingerprint", fingerprint))]
+    done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
     if resume and resume != "auto":
         job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, checkpoint_root)
         job.claim, job.resumed_fingerprint = claim(client, resume, name, checkpoint_root)
@@ -199,8 +191,10 @@ def start_job(
         chosen = choose_auto(client, runs, checkpoint_root)
         if chosen is None:
             log.warning(
-                "resume=auto: no unfinished run of this config (hash %s) has a checkpoint; starting afresh",
+                "resume=auto: no unfinished run of this config (hash %s) on this data has a checkpoint; starting "
+                "afresh%s",
                 job.config_hash,
+                _left_alone([r for r in of_config if r not in runs]),
             )
         else:
             job.resume_run_id, job.checkpoint = chosen
@@ -208,18 +202,15 @@ def start_job(
     return job
 
 
-def _other_dataset(run: MlflowRun, fingerprint: Optional[str], data_path: Optional[str]) -> bool:
-    """Whether ``run`` trained this configuration on another dataset that lies elsewhere: another job's, since
-    where the data lies is no part of the hash. (Other data at the same place is the files changed under this job's
-    run: it stays a candidate, and continuing it is refused, saying so.)"""
-    theirs = run.data.tags.get("dataset_fingerprint")
-    if fingerprint is None or theirs in (None, fingerprint):
-        return False
-    return _place(run.data.params.get("data.path")) != _place(data_path)
-
-
-def _place(path: Optional[str]) -> Optional[str]:
-    return os.path.realpath(path) if path and path != "None" else None
+def _left_alone(others: list[MlflowRun]) -> str:
+    """What a fresh start says of the configuration's runs on other data, which it leaves as they are."""
+    if not others:
+        return ""
+    said = ", ".join(f"{r.info.run_id} ({r.info.status})" for r in others[:3]) + (" ..." if len(others) > 3 else "")
+    return (
+        f" (runs of it on other data, {said}, are left as they are: data.path's files changed since, or this is "
+        "another copy; resume=<run id> with the data they were trained on continues one)"
+    )
 
 
 def _check_writable(folder: str) -> None:

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+import psutil
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
@@ -117,9 +118,19 @@ def export_records(
 ) -> list[Path]:
     """Write a record for each run :func:`exported_runs` picks, overwriting an older record of the same run;
     returns the files written."""
+    _remove_dead_writers_parts(folder)
     runs = exported_runs(client, store_experiment, experiments)
     originals = original_ids(client, runs[0].info.experiment_id) if runs else {}
     return [write_record(folder, run, record_of(client, run, originals)) for run in runs]
+
+
+def _remove_dead_writers_parts(folder: Path) -> None:
+    """Part files whose writer died between writing and renaming (``kill -9``): whole or not, never records (an
+    import reads only ``*.json``), but they would pile up in a folder that travels; a live writer's stay."""
+    for part in folder.rglob(".*.part") if folder.is_dir() else []:
+        pieces = part.name.split(".")  # "", run id, pid, thread, "part"
+        if len(pieces) == 5 and pieces[2].isdigit() and not psutil.pid_exists(int(pieces[2])):
+            part.unlink(missing_ok=True)
 
 
 def keep_record(uri: str, run_id: str, folder: str) -> Optional[Path]:
