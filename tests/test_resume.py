@@ -254,6 +254,30 @@ def test_a_run_another_command_is_continuing_is_not_continued_twice(tmp_path, np
     assert run.info.run_id == killed.info.run_id and "resumed_at_epoch" not in run.data.tags
 
 
+def test_a_configuration_another_command_is_training_is_not_trained_twice(tmp_path, npz_dir):
+    """A sweep's job whose configuration another command holds on the same data (two sweeps started together): the
+    job is refused, saying so, and creates no run; once the other command lets go, the same sweep trains it."""
+    from filelock import FileLock
+
+    from cifar_exp.data import load_dataset
+    from cifar_exp.identity import config_hash
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = [*tiny(npz_dir, uri), "data.train_size=200"]
+    cfg = compose_config(args)
+    held = f"{config_hash(cfg)}-{load_dataset(**cfg.data).fingerprint[:16]}.lock"
+    (tmp_path / "checkpoints" / ".training").mkdir(parents=True)
+    with FileLock(str(tmp_path / "checkpoints" / ".training" / held)):  # the other command, training it
+        refused = cli(tmp_path, "--multirun", *args)
+    assert refused.returncode != 0
+    said = refused.stdout + refused.stderr
+    assert "this configuration is being trained on this data by another command right now" in said, said[-3000:]
+    assert [r for r in all_runs(uri) if "mlflow.parentRunId" in r.data.tags] == []  # no run of the job
+    again = cli(tmp_path, "--multirun", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len([r for r in all_runs(uri) if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]) == 1
+
+
 def test_resume_auto_refuses_while_the_config_trains_in_a_live_process(tmp_path, npz_dir):
     """A run of this configuration is RUNNING in a process that is alive (here: this test's own): continuing
     it from another command would train one job twice."""
@@ -383,5 +407,6 @@ def test_a_configuration_finished_on_other_data_is_trained_again(constructed, st
     for resume in (None, "auto"):
         job = start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume, sweep_dir="/s", fingerprint="new")
         assert job.finished_run is None, resume
+        job.release()  # as its run would at its end
         same = start_job(store_uri, "t", "x", ["h"], str(tmp_path), resume, sweep_dir="/s", fingerprint="old")
         assert same.finished_run is not None and same.finished_run.info.run_id == old_data

@@ -19,6 +19,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 from filelock import FileLock
 from mlflow.entities import Run as MlflowRun
+from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
 from cifar_exp.errors import ConfigError, TrainingDiverged
@@ -28,6 +29,7 @@ from cifar_exp.tracking.resume import (
     checkpoint_folder,
     choose_auto,
     claim,
+    hold_configuration,
     retire_unfinished,
     runs_of_config,
 )
@@ -54,6 +56,7 @@ class Job:
     finished_run: Optional[MlflowRun] = None  # set when the job is skipped
     resumed_fingerprint: Optional[str] = None  # the dataset_fingerprint the resumed run was trained on
     claim: Optional[FileLock] = None  # held while this process continues resume_run_id
+    holding: Optional[FileLock] = None  # held while this process plans and trains the configuration on its data
     search_trial: Optional[int] = None  # the Optuna trial this job is, in a search: a stopped trial is not continued
 
     def check_same_data(self, fingerprint: str, where: str) -> None:
@@ -69,10 +72,12 @@ class Job:
             )
 
     def release(self) -> None:
-        """Let other commands continue this job's run again (also done by the system when the process dies)."""
-        if self.claim is not None:
-            self.claim.release()
-            self.claim = None
+        """Let other commands continue this job's run, and train its configuration, again (also done by the system
+        when the process dies)."""
+        for lock in (self.claim, self.holding):
+            if lock is not None:
+                lock.release()
+        self.claim = self.holding = None
 
     @property
     def epochs_done(self) -> int:
@@ -168,12 +173,34 @@ def start_job(
     _check_writable(checkpoint_root)
     client = client_for(uri)
     retire_dead_runs(client)
-    of_config = runs_of_config(client, experiment, config_hashes)
+    if fingerprint and (sweep_dir or resume == "auto"):  # jobs that train a configuration once
+        job.holding = hold_configuration(checkpoint_root, job.config_hash, fingerprint, name)
+    try:
+        _plan(job, client, config_hashes, resume, force, fingerprint)
+    except BaseException:
+        job.release()
+        raise
+    if job.finished_run is not None:
+        job.release()  # skipped: nothing to train
+    return job
+
+
+def _plan(
+    job: Job,
+    client: MlflowClient,
+    config_hashes: Sequence[str],
+    resume: Optional[str],
+    force: bool,
+    fingerprint: Optional[str],
+) -> None:
+    """Decide whether ``job`` starts afresh, continues a run (``resume_run_id``) or is skipped (``finished_run``)."""
+    root, name = job.checkpoint_root, job.name
+    of_config = runs_of_config(client, job.experiment, config_hashes)
     runs = [r for r in of_config if fingerprint in (None, r.data.tags.get("dataset_fingerprint", fingerprint))]
     done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
     if resume and resume != "auto":
-        job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, checkpoint_root)
-        job.claim, job.resumed_fingerprint = claim(client, resume, name, checkpoint_root)
+        job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, root)
+        job.claim, job.resumed_fingerprint = claim(client, resume, name, root)
         if done:
             log.warning(
                 "resume=%s: this configuration already FINISHED as run %s; continuing the run as asked makes a "
@@ -181,14 +208,14 @@ def start_job(
                 resume,
                 done[0].info.run_id,
             )
-        return job
-    if done and not force and (sweep_dir or resume == "auto"):  # resume=auto: nothing left to continue
+        return
+    if done and not force and (job.sweep_dir or resume == "auto"):  # resume=auto: nothing left to continue
         if resume == "auto":
-            retire_unfinished(client, runs, done[0].info.run_id, checkpoint_root)
+            retire_unfinished(client, runs, done[0].info.run_id, root)
         job.finished_run = done[0]
-        return job
+        return
     if resume == "auto":
-        chosen = choose_auto(client, runs, checkpoint_root)
+        chosen = choose_auto(client, runs, root)
         if chosen is None:
             log.warning(
                 "resume=auto: no unfinished run of this config (hash %s) on this data has a checkpoint; starting "
@@ -198,8 +225,7 @@ def start_job(
             )
         else:
             job.resume_run_id, job.checkpoint = chosen
-            job.claim, job.resumed_fingerprint = claim(client, job.resume_run_id, name, checkpoint_root)
-    return job
+            job.claim, job.resumed_fingerprint = claim(client, job.resume_run_id, name, root)
 
 
 def _left_alone(others: list[MlflowRun]) -> str:

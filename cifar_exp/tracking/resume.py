@@ -129,6 +129,24 @@ def claim(client: MlflowClient, run_id: str, name: str, root: str) -> tuple[File
     )
 
 
+def hold_configuration(root: str, config_hash: str, fingerprint: str, name: str) -> FileLock:
+    """Hold a configuration on a dataset for this process while it plans and trains it, so that two commands
+    started together (two sweeps, a sweep run twice) do not both train it: the second is told so, and its next
+    run skips the result or continues the run. The system releases the lock when the process dies."""
+    folder = Path(root) / ".training"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / f"{config_hash}-{fingerprint[:16]}.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"{name}: this configuration is being trained on this data by another command right now (another sweep "
+            "started beside this one?); it is not trained twice. Once that command ends, this same command skips it "
+            "if it FINISHED, or continues its run with resume=auto."
+        ) from None
+    return lock
+
+
 def retire_unfinished(client: MlflowClient, runs: list[MlflowRun], finished_run_id: str, root: str) -> None:
     """The configuration FINISHED as run ``finished_run_id``: its unfinished runs that kept a checkpoint will never
     be continued (a second FINISHED run of one configuration would count twice), so they are retired."""
