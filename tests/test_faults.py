@@ -119,10 +119,13 @@ def test_a_second_signal_just_after_the_first_changes_nothing(tmp_path, npz_dir,
     process.send_signal(signal.SIGINT)  # an impatient Ctrl-C
     process.wait(60)
     said = output(process)
-    assert process.returncode == 143 and "Traceback" not in said, said[-3000:]
-    assert "error: stopped by SIGTERM; run" in said and "OSError" not in said
+    # The first signal handled wins: SIGTERM, unless both were still pending when Python ran its handlers (a busy
+    # machine, the main thread inside one long TensorFlow call), which it then runs in signal-number order.
+    (first,) = [s for s in (signal.SIGTERM, signal.SIGINT) if f"error: stopped by {s.name}; run" in said] or [None]
+    assert first is not None and said.count("error: stopped by") == 1, said[-3000:]
+    assert process.returncode == 128 + first and "Traceback" not in said and "OSError" not in said, said[-3000:]
     (run,) = all_runs(store_uri)
-    assert run.info.status == "KILLED" and run.data.tags["error"] == "stopped by SIGTERM"
+    assert run.info.status == "KILLED" and run.data.tags["error"] == f"stopped by {first.name}"
 
 
 def test_sigterm_during_a_sweep_closes_the_parent_too(tmp_path, npz_dir, store_uri):
