@@ -23,9 +23,8 @@ from cifar_exp.tracking.record_export import export_records
 from cifar_exp.tracking.record_import import import_records
 from cifar_exp.tracking.records import read_records
 
-DEFAULT_FOLDER = (
-    PROJECT_ROOT / "mlruns" / "records"
-)  # beside the store, ignored by git like it: copy it off the machine
+# Beside the store, ignored by git like it: copy it off the machine to keep it.
+DEFAULT_FOLDER = PROJECT_ROOT / "mlruns" / "records"
 AFTERWARDS = {
     "export": "each record is written whole or not at all, so those already written stand; export again once it "
     "can be written.",
