@@ -13,7 +13,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from cifar_exp.errors import ReportError
-from cifar_exp.identity import is_bookkeeping
+from cifar_exp.identity import FINGERPRINT_TAG, is_bookkeeping
 from cifar_exp.reported import experiment_spec, report_figure
 from cifar_exp.verdicts import CONFIDENCE, shortfall, t_interval, verdict
 
@@ -48,7 +48,7 @@ def arm_key(run: MlflowRun) -> tuple[tuple[tuple[str, str], ...], str]:
     """What makes runs seeds of one arm, whichever experiment filed them: every param but the seed and bookkeeping,
     and the data's fingerprint."""
     params = tuple(sorted((k, v) for k, v in run.data.params.items() if k not in POOLED and not is_bookkeeping(k)))
-    return params, run.data.tags.get("dataset_fingerprint", "")
+    return params, run.data.tags.get(FINGERPRINT_TAG, "")
 
 
 def varying_params(runs: list[MlflowRun]) -> list[str]:
@@ -84,7 +84,7 @@ def comparison_table(
         [
             {
                 "configuration": _label(r, varying),
-                "data": r.data.tags.get("dataset_fingerprint", "")[:12],
+                "data": r.data.tags.get(FINGERPRINT_TAG, "")[:12],
                 "epochs": int(r.data.params.get("trainer.epochs", 0)),
                 "seed": r.data.params.get("seed"),
                 # Runs stopped by trainer.max_minutes ran fewer epochs than configured (older runs: all of them).

@@ -14,6 +14,10 @@ from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+# The tags a run is found again by: its config's hash and its data's fingerprint (the same data wherever it lies).
+CONFIG_HASH_TAG = "config_hash"
+FINGERPRINT_TAG = "dataset_fingerprint"
+
 # Keys that change where a run logs or how it prints, not what it computes.
 BOOKKEEPING = ("tracking", "resume", "force", "report_figures", "trainer.verbose", "trainer.checkpoint_dir")
 

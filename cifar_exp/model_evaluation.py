@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp.errors import ConfigError, ModelError
+from cifar_exp.identity import FINGERPRINT_TAG
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
     tags = {
         tracking.TAG_ROLE: "evaluation",
         TAG_EVALUATED: loaded.source,
-        "dataset_fingerprint": data.fingerprint,
+        FINGERPRINT_TAG: data.fingerprint,
         **tracking.environment_tags(),
     }
     with tracking.tracked_run(uri, cfg.tracking.experiment, name, tags=tags) as run:

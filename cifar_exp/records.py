@@ -63,6 +63,11 @@ def import_(uri: str, store_experiment: str, folder: Path) -> str:
         f"{store_experiment}); {len(done.updated)} imported earlier written again from their changed records; "
         f"{len(done.already)} already there"
     )
+    if done.older:
+        said += (
+            f"\n{len(done.older)} records in {folder} are earlier copies of those their runs were imported from, "
+            f"which tell all they do and more: those runs were left as they are ({', '.join(done.older)})"
+        )
     if done.differ:
         said += (
             f"\nwarning: {len(done.differ)} of this store's own runs differ from their records in {folder} (an import "

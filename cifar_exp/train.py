@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, signals, tracking
 from cifar_exp.data import Dataset, load_dataset
 from cifar_exp.errors import TrainingDiverged
-from cifar_exp.identity import config_hash, report_figure_for, run_name
+from cifar_exp.identity import CONFIG_HASH_TAG, FINGERPRINT_TAG, config_hash, report_figure_for, run_name
 from cifar_exp.inference import predict
 from cifar_exp.labels import Labels
 from cifar_exp.losses import encode_labels, make_loss
@@ -232,7 +232,7 @@ def _log_missing_epochs(run: tracking.Run, history: dict[str, list[float]]) -> N
 def _run_tags(cfg: DictConfig, data: Dataset) -> dict[str, str]:
     """What makes the run reproducible and comparable: data and config fingerprints, versions, the
     report's figure for this setting."""
-    tags = {"dataset_fingerprint": data.fingerprint, "config_hash": config_hash(cfg), **tracking.environment_tags()}
+    tags = {FINGERPRINT_TAG: data.fingerprint, CONFIG_HASH_TAG: config_hash(cfg), **tracking.environment_tags()}
     if cfg.experiment:
         tags["experiment"] = cfg.experiment
     figure = report_figure_for(cfg)

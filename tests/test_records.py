@@ -306,6 +306,33 @@ def test_a_changed_record_is_written_again_and_the_stores_own_runs_are_never_cha
     assert own.info.status == "FINISHED" and "note" not in own.data.tags and own.data.params["seed"] != "7"
 
 
+def test_an_older_copy_of_the_records_imported_after_a_newer_one_takes_nothing_back(trained, tmp_path, capsys):
+    uri, _, _ = trained
+    source = _copy(uri, tmp_path / "source")
+    main(["export", str(tmp_path / "older"), "--uri", source])
+    client = MlflowClient(source)
+    (parent,) = [r for r in _runs(source) if r.data.tags.get("cifar_exp.role") == "sweep"]
+    client.set_tag(parent.info.run_id, "verdict", "reproduced")  # as the report tags a sweep after it ended
+    main(["export", str(tmp_path / "newer"), "--uri", source])
+    target = _store(tmp_path, "target")
+    assert len(_import(tmp_path / "newer", target).imported) == 5
+    capsys.readouterr()
+
+    main(["import", str(tmp_path / "older"), "--uri", target])
+    said = capsys.readouterr().out
+    assert "0 imported earlier written again" in said and "earlier copies of those" in said
+    assert parent.info.run_id in said
+    copy = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == parent.info.run_id)
+    assert copy.data.tags["verdict"] == "reproduced" and len(_runs(target)) == 5
+
+    other = _store(tmp_path, "other")  # the other way round, the newer copy replaces the older
+    _import(tmp_path / "older", other)
+    assert _import(tmp_path / "newer", other).updated == [parent.info.run_id]
+    copy = next(r for r in _runs(other) if r.data.tags[records.TAG_RECORD_OF] == parent.info.run_id)
+    assert copy.data.tags["verdict"] == "reproduced"
+    _links_resolve(other)
+
+
 def test_a_half_imported_run_is_not_exported(trained, tmp_path, monkeypatch):
     uri, _, _ = trained
     main(["export", str(tmp_path / "records"), "--uri", uri])

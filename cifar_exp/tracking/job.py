@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
 from cifar_exp.errors import ConfigError, TrainingDiverged
+from cifar_exp.identity import FINGERPRINT_TAG
 from cifar_exp.signals import Stopped
 from cifar_exp.tracking.resume import (
     check_explicit,
@@ -196,7 +197,7 @@ def _plan(
     """Decide whether ``job`` starts afresh, continues a run (``resume_run_id``) or is skipped (``finished_run``)."""
     root, name = job.checkpoint_root, job.name
     of_config = runs_of_config(client, job.experiment, config_hashes)
-    runs = [r for r in of_config if fingerprint in (None, r.data.tags.get("dataset_fingerprint", fingerprint))]
+    runs = [r for r in of_config if fingerprint in (None, r.data.tags.get(FINGERPRINT_TAG, fingerprint))]
     done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
     if resume and resume != "auto":
         job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, root)

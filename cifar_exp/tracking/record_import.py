@@ -7,8 +7,10 @@ and the original ids inside its tags are rewritten to this store's. A run is wri
 signal, ``kill -9``, a store that stopped answering) leaves runs that the next import deletes and writes again.
 Importing again writes an earlier import again, under a new id, where its record has changed since (tag
 ``cifar_exp.record_digest`` says which record it holds; MLflow params cannot be changed in place), and re-points the
-links to it; a store's own runs are never changed, but said when their records differ. One import per store at a
-time on this machine (a lock); imports from several machines into one server at once are not guarded against.
+links to it; never from an earlier copy of the record it holds (one that it tells all of, and more: an older records
+folder imported after a newer one must not take back a verdict or a metric); a store's own runs are never changed,
+but said when their records differ. One import per store at a time on this machine (a lock); imports from several
+machines into one server at once are not guarded against.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Imported:
     updated: list[str] = field(default_factory=list)  # imported earlier from a record that has changed since
     already: list[str] = field(default_factory=list)
     differ: list[str] = field(default_factory=list)  # this store's own runs, which their records no longer match
+    older: list[str] = field(default_factory=list)  # imported earlier from a later copy of this record: left alone
 
 
 def store_lock(uri: str) -> FileLock:
@@ -94,6 +97,9 @@ def _import(client: MlflowClient, experiment: str, records: list[dict[str, Any]]
     changed = [
         r for r in records if _imported(present.get(r["run_id"])) and _digest_of(present[r["run_id"]]) != digest(r)
     ]
+    originals = original_ids(client, experiment)
+    done.older = [r["run_id"] for r in changed if is_earlier(r, record_of(client, present[r["run_id"]], originals))]
+    changed = [r for r in changed if r["run_id"] not in done.older]
     replaced = {r["run_id"]: present.pop(r["run_id"]).info.run_id for r in changed}
     for run_id in [r.info.run_id for r in cut_short] + list(replaced.values()):  # written again below, under new ids
         client.delete_run(run_id)
@@ -102,7 +108,7 @@ def _import(client: MlflowClient, experiment: str, records: list[dict[str, Any]]
         if record["run_id"] not in present:
             done.imported[record["run_id"]] = _create(client, experiment, record)
     new_ids = {old: run.info.run_id for old, run in present.items()} | done.imported
-    originals = original_ids(client, experiment)
+    originals |= original_ids(client, experiment)
     for record in records:
         run_id = record["run_id"]
         if run_id in done.imported:
@@ -201,6 +207,19 @@ def _relink(client: MlflowClient, run: MlflowRun, record: dict[str, Any], new_id
     for key in stale:
         client.delete_tag(run.info.run_id, key)
     return bool(links or stale)
+
+
+def is_earlier(record: dict[str, Any], held: dict[str, Any]) -> bool:
+    """Whether ``record`` is an earlier copy of ``held``: ``held`` tells all it does (its params and tags, each
+    metric's steps as their first steps) and more, ending no sooner."""
+    metrics = held["metrics"]
+    return (
+        record != held
+        and record["params"].items() <= held["params"].items()
+        and record["tags"].items() <= held["tags"].items()
+        and all(metrics.get(key, [])[: len(steps)] == steps for key, steps in record["metrics"].items())
+        and (record["end_time"] or 0) <= (held["end_time"] or 0)
+    )
 
 
 def digest(record: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
 from cifar_exp.errors import CheckpointError, ConfigError
+from cifar_exp.identity import CONFIG_HASH_TAG, FINGERPRINT_TAG
 from cifar_exp.tracking.environment import is_stale
 from cifar_exp.tracking.run import TAG_ROLE, mark_killed
 
@@ -41,7 +42,7 @@ def runs_of_config(client: MlflowClient, experiment: str, config_hashes: Sequenc
         for config_hash in dict.fromkeys(config_hashes)
         for run in client.search_runs(
             [found.experiment_id],
-            filter_string=f"tags.config_hash = '{config_hash}'",
+            filter_string=f"tags.{CONFIG_HASH_TAG} = '{config_hash}'",
             max_results=1000,
         )
     ]
@@ -75,9 +76,9 @@ def check_explicit(client: MlflowClient, run_id: str, config_hashes: Sequence[st
             f"resume={run_id}: that run is a sweep's parent ({run.info.run_name}), not a training run; continue a "
             "sweep with its own --multirun command and resume=auto, which continues each unfinished job."
         )
-    if run.data.tags.get("config_hash") not in config_hashes:
+    if run.data.tags.get(CONFIG_HASH_TAG) not in config_hashes:
         raise ConfigError(
-            f"resume={run_id}: that run has another config (hash {run.data.tags.get('config_hash')}, "
+            f"resume={run_id}: that run has another config (hash {run.data.tags.get(CONFIG_HASH_TAG)}, "
             f"this one {config_hashes[0]}); resume it with its own command line, logged in its "
             f"'command' tag: {run.data.tags.get('command', '?')}"
         )
@@ -121,7 +122,7 @@ def claim(client: MlflowClient, run_id: str, name: str, root: str) -> tuple[File
         run = client.get_run(run_id)
         status = run.info.status
         if status in ("KILLED", "FAILED"):  # still to continue once claimed: nobody took it meanwhile
-            return lock, run.data.tags.get("dataset_fingerprint")
+            return lock, run.data.tags.get(FINGERPRINT_TAG)
         lock.release()
     raise ConfigError(
         f"resume: run {run_id} ({name}) is being continued by another command right now"
