@@ -431,6 +431,7 @@ def test_a_real_full_disk_is_said_and_leaves_nothing_half_written(trained, tmp_p
         said = capsys.readouterr().err
         assert stop.value.code == 2 and "no space left on the device" in said and "export again" in said, said
         assert len(said.strip().splitlines()) == 1 and "Traceback" not in said
+        assert ".json" in said and ".part" not in said  # the record it was writing, not its hidden part file
         run_id = next(r.info.run_id for r in _runs(uri) if "test_accuracy" in r.data.metrics)
         assert record_export.keep_record(uri, run_id, str(small / "records")) is None
         assert "is whole in the store, but its record could not be written" in caplog.text

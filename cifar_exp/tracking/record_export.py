@@ -108,6 +108,8 @@ def write_record(folder: Path, run: MlflowRun, record: dict[str, Any]) -> Path:
         try:
             part.write_text(text)
             part.replace(path)
+        except OSError as error:  # said of the record, not of the hidden file it was being written through
+            raise OSError(error.errno, error.strerror, str(path)) from error
         finally:
             part.unlink(missing_ok=True)
     return path
