@@ -178,6 +178,17 @@ def test_a_rerun_sweep_picks_its_best_among_the_jobs_it_skipped_too(store_uri):
     assert summary["jobs"] == 1 and summary["skipped_jobs"] == {good.run_id: "good"}
 
 
+def test_a_configuration_listed_twice_in_a_sweep_is_said_to_be_its_own_job(store_uri):
+    parent = open_sweep_parent(store_uri, "t", "/sweep/1", "sweep-x", ["seed=0,0"])
+    with tracked_run(store_uri, "t", "s0", parent_run_id=parent) as run:
+        run.log_metrics({"test_accuracy": 0.3})
+    note_skipped_job(store_uri, parent, "s0", run.run_id)
+    summary = close_sweep_parent(store_uri, parent)
+    assert summary["jobs"] == 1 and summary["skipped_jobs"] == {run.run_id: "s0"} and summary["best_job"] == "s0"
+    note = MlflowClient(store_uri).get_run(parent).data.tags["mlflow.note.content"]
+    assert f"1 skipped, the same configuration as its job: s0 ({run.run_id})" in note and "earlier" not in note
+
+
 def test_skipped_jobs_of_one_name_are_each_counted(store_uri):
     """Run names leave settings out (batch size): two skipped jobs of one name are two jobs, and the better one is
     the sweep's best. A parent recorded before (tag keyed by the job's name) still reads."""

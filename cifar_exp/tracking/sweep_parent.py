@@ -115,9 +115,11 @@ def close_sweep_parent(
     if skipped:
         summary["skipped_jobs"] = skipped
         metrics["skipped_jobs"] = len(skipped)
-        note += f"; {len(skipped)} skipped, already FINISHED in earlier runs: " + ", ".join(
-            f"{name} ({run_id})" for run_id, name in skipped.items()
-        )
+        ours = {c.info.run_id for c in children}  # a sweep listing one configuration twice trains it once
+        for said, jobs_of in (("already FINISHED in earlier runs", False), ("the same configuration as its job", True)):
+            these = {run_id: name for run_id, name in skipped.items() if (run_id in ours) == jobs_of}
+            if these:
+                note += f"; {len(these)} skipped, {said}: " + ", ".join(f"{n} ({r})" for r, n in these.items())
     if stopped:
         summary["stopped_jobs"] = stopped
         note += f"; stopped: {', '.join(stopped)}"
