@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA_DIR ?= $(abspath ../shared/data/cifar100)
-# The real CIFAR-100 copy when it is there, else keras.datasets.cifar100 (which downloads).
-DATA   := $(if $(wildcard $(DATA_DIR)/train.npz),data=local data.path=$(DATA_DIR),data=keras)
+# The real CIFAR-100 copy when it is there (in any form data=local reads), else keras.datasets.cifar100 (downloads).
+LOCAL_FORMS := train.npz train cifar-100-python/train cifar-100-python.tar.gz
+DATA   := $(if $(wildcard $(addprefix $(DATA_DIR)/,$(LOCAL_FORMS))),data=local data.path=$(DATA_DIR),data=keras)
 ARGS   ?=
 PORT   ?= 5000
 EXTRAS ?= dev,backends,scale,server
@@ -25,6 +26,10 @@ THREADS ?=
 RECORDS ?= mlruns/records
 KEEP   := $(if $(RECORDS),tracking.records=$(abspath $(RECORDS)))
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
+# URI: the tracking store of make reproduce, records and report (e.g. URI=http://<server>:5000); empty: the project's.
+URI    ?=
+STORE  := $(if $(URI),--uri $(URI))
+TRACK  := $(if $(URI),tracking.uri=$(URI))
 
 .PHONY: help install browser lint train sweep search reproduce records ui test test-slow bench bench-parallel bench-tta report clean-outputs
 
@@ -51,20 +56,20 @@ sweep: install  ## one report experiment as a sweep; e.g. make sweep EXP=decay A
 
 reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, full length, then the verdicts
 	@status=0; \
-	if [ -n "$(RECORDS)" ] && [ -d "$(RECORDS)" ]; then $(PY) -m cifar_exp.records import $(RECORDS) || exit 2; fi; \
+	if [ -n "$(RECORDS)" ] && [ -d "$(RECORDS)" ]; then $(PY) -m cifar_exp.records import $(RECORDS) $(STORE) || exit 2; fi; \
 	for exp in $(EXPERIMENTS); do \
 		echo "== $$exp"; \
-		$(THREAD_ENV) $(PY) -m cifar_exp --multirun +experiment=$$exp $(DATA) seed=$(SEEDS) $(LAUNCH) $(KEEP) $(ARGS) || status=1; \
+		$(THREAD_ENV) $(PY) -m cifar_exp --multirun +experiment=$$exp $(DATA) seed=$(SEEDS) $(LAUNCH) $(KEEP) $(TRACK) $(ARGS) || status=1; \
 	done; \
-	$(PY) -m cifar_exp.report --all || status=1; \
-	if [ -n "$(RECORDS)" ]; then $(PY) -m cifar_exp.records export $(RECORDS) || status=1; fi; \
+	$(PY) -m cifar_exp.report --all $(STORE) || status=1; \
+	if [ -n "$(RECORDS)" ]; then $(PY) -m cifar_exp.records export $(RECORDS) $(STORE) || status=1; fi; \
 	exit $$status
 
 records: install  ## write every finished run and sweep of the store to RECORDS (JSON files to carry to another machine)
-	$(PY) -m cifar_exp.records export $(RECORDS)
+	$(PY) -m cifar_exp.records export $(RECORDS) $(STORE)
 
 report: install  ## judge an experiment against the report (EXP=decay), or all of them (no EXP)
-	$(PY) -m cifar_exp.report $(if $(EXP),$(EXP),--all)
+	$(PY) -m cifar_exp.report $(if $(EXP),$(EXP),--all) $(STORE)
 
 ui: install  ## the MLflow UI on http://127.0.0.1:$(PORT) over the default store; prints the runs table's address
 	$(VENV)/bin/cifar-exp ui --port $(PORT)

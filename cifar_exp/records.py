@@ -89,7 +89,9 @@ def _not_deleted(client: MlflowClient, store_experiment: str) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cifar_exp.records", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cifar_exp.records", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("action", choices=("export", "import"))
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER, help=f"default: {DEFAULT_FOLDER}")
     parser.add_argument(

@@ -194,7 +194,9 @@ def report_all(
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cifar_exp.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cifar_exp.report", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument(
         "experiment", nargs="?", help="a name from experiments/ (learning_rate, dropout, decay, sgd, ...), or all"
     )

@@ -508,3 +508,10 @@ def test_the_console_script_hands_records_on(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2 and "no records folder /nonexistent/records" in done.stderr
+
+
+def test_help_says_the_whole_first_paragraph(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "recreates them in a store (see :mod:`cifar_exp.tracking.records`)." in said

@@ -6,7 +6,7 @@ into a store.
 A tracking store lives on one machine's disk; a machine that is reset, a GPU machine that is handed back or a
 colleague's laptop takes its runs with it. The report's verdicts rest on those runs, so ``export_records``
 writes each finished training run and each ended sweep parent to ``<folder>/<experiment>/<run id>.json`` (tens
-of kB: git can hold them beside the code), ``keep_record`` writes one as its run ends
+of kB: small enough to copy off any machine), ``keep_record`` writes one as its run ends
 (``tracking.records``), and :mod:`cifar_exp.tracking.record_import` recreates them in any store. Artifacts
 (models, plots, confusion matrices) stay behind: a record is evidence, not a model.
 
