@@ -63,6 +63,12 @@ def import_(uri: str, store_experiment: str, folder: Path) -> str:
         f"{store_experiment}); {len(done.updated)} imported earlier written again from their changed records; "
         f"{len(done.already)} already there"
     )
+    if done.edited:
+        said += (
+            f"\nwarning: {len(done.edited)} of the runs written again had been changed in this store since their "
+            f"import ({', '.join(done.edited)}): what was changed here is only on their replaced copies, deleted "
+            "runs (`mlflow runs restore` brings one back, before `mlflow gc` purges it); change the record instead"
+        )
     if done.older:
         said += (
             f"\n{len(done.older)} records in {folder} are earlier copies of those their runs were imported from, "

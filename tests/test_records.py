@@ -136,7 +136,7 @@ def test_records_exported_from_an_imported_store_are_the_same_records(trained, t
     assert _import(tmp_path / "a", third).already and not _import(tmp_path / "a", third).imported
 
 
-def test_a_sweep_on_the_imported_store_skips_what_its_records_finished(trained, tmp_path):
+def test_a_sweep_on_the_imported_store_skips_what_its_records_finished(trained, tmp_path, monkeypatch):
     uri, overrides, _ = trained
     target = _store(tmp_path, "mlruns")
     main(["export", str(tmp_path / "records"), "--uri", uri])
@@ -155,10 +155,34 @@ def test_a_sweep_on_the_imported_store_skips_what_its_records_finished(trained, 
     record["metrics"]["test_accuracy"][0][1] = 0.5
     victim.write_text(records.dumps(record))
     assert _import(tmp_path / "records", target).updated == [record["run_id"]]
-    (own,) = [r for r in _runs(target) if r.data.tags.get("cifar_exp.role") == "sweep" and _is_own(r)]
-    moved = next(r.info.run_id for r in _runs(target) if r.data.tags.get(records.TAG_RECORD_OF) == record["run_id"])
-    assert f"cifar_exp.skipped.{moved}" in own.data.tags  # the store's own sweep follows the run written again
-    _links_resolve(target)
+    _own_sweep_follows(target, record["run_id"])
+
+    record["tags"]["note"] = "changed again"  # and its rewrite killed right after the old copy was deleted
+    victim.write_text(records.dumps(record))
+    create_run = MlflowClient.create_run
+
+    def dies(self, *args, **kwargs):
+        raise _Cut
+
+    monkeypatch.setattr(MlflowClient, "create_run", dies)
+    with pytest.raises(_Cut):
+        _import(tmp_path / "records", target)
+    monkeypatch.setattr(MlflowClient, "create_run", create_run)
+    assert record["run_id"] in _import(tmp_path / "records", target).imported
+    _own_sweep_follows(target, record["run_id"])
+    main(["export", str(tmp_path / "again"), "--uri", target])  # in original ids only
+    again, before = _texts(tmp_path / "again"), _texts(tmp_path / "records")
+    assert {k: json.loads(v) for k, v in again.items() if k in before} == {k: json.loads(v) for k, v in before.items()}
+    (own,) = [v for k, v in again.items() if k not in before]
+    assert f"cifar_exp.skipped.{record['run_id']}" in own
+
+
+def _own_sweep_follows(uri: str, original: str) -> None:
+    """The store's own sweep links to the run that holds record ``original`` now, and every link resolves."""
+    (own,) = [r for r in _runs(uri) if r.data.tags.get("cifar_exp.role") == "sweep" and _is_own(r)]
+    held = next(r.info.run_id for r in _runs(uri) if r.data.tags.get(records.TAG_RECORD_OF) == original)
+    assert f"cifar_exp.skipped.{held}" in own.data.tags
+    _links_resolve(uri)
 
 
 class _Cut(Exception):
@@ -284,6 +308,8 @@ def test_a_changed_record_is_written_again_and_the_stores_own_runs_are_never_cha
     _import(folder, target)
     victim = next(p for p in folder.rglob("*.json") if '"sweep-decay"' not in p.read_text())
     record = json.loads(victim.read_text())
+    imported = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == record["run_id"])
+    MlflowClient(target).set_tag(imported.info.run_id, "mine", "a tag given in this store")
     record.update(status="FAILED")
     record["tags"]["note"] = "re-exported after a change"
     record["params"]["seed"] = "7"
@@ -292,12 +318,20 @@ def test_a_changed_record_is_written_again_and_the_stores_own_runs_are_never_cha
 
     done = _import(folder, target)
     assert done.updated == [record["run_id"]] and not done.imported and len(done.already) == 4
+    assert done.edited == [record["run_id"]]  # said by the command: the tag given here went with the replaced copy
     copy = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == record["run_id"])
     assert copy.info.status == "FAILED" and copy.data.tags["note"] == "re-exported after a change"
     assert copy.data.params["seed"] == "7" and copy.data.metrics["test_accuracy"] == 0.99
     assert len(_runs(target)) == 5
     _links_resolve(target)
     assert not _import(folder, target).updated
+    MlflowClient(target).set_tag(copy.info.run_id, "mine", "given here again")
+    record["tags"]["note"] = "changed once more"
+    victim.write_text(records.dumps(record))
+    capsys.readouterr()
+    main(["import", str(folder), "--uri", target])
+    said = capsys.readouterr().out
+    assert "1 of the runs written again had been changed in this store" in said and record["run_id"] in said
 
     main(["import", str(folder), "--uri", uri])
     said = capsys.readouterr().out
@@ -310,9 +344,9 @@ def test_an_older_copy_of_the_records_imported_after_a_newer_one_takes_nothing_b
     uri, _, _ = trained
     source = _copy(uri, tmp_path / "source")
     main(["export", str(tmp_path / "older"), "--uri", source])
-    client = MlflowClient(source)
     (parent,) = [r for r in _runs(source) if r.data.tags.get("cifar_exp.role") == "sweep"]
-    client.set_tag(parent.info.run_id, "verdict", "reproduced")  # as the report tags a sweep after it ended
+    report("decay", uri=source)  # gives the ended sweep its verdict and rewrites its note
+    verdict = MlflowClient(source).get_run(parent.info.run_id).data.tags["verdict"]
     main(["export", str(tmp_path / "newer"), "--uri", source])
     target = _store(tmp_path, "target")
     assert len(_import(tmp_path / "newer", target).imported) == 5
@@ -323,13 +357,13 @@ def test_an_older_copy_of_the_records_imported_after_a_newer_one_takes_nothing_b
     assert "0 imported earlier written again" in said and "earlier copies of those" in said
     assert parent.info.run_id in said
     copy = next(r for r in _runs(target) if r.data.tags[records.TAG_RECORD_OF] == parent.info.run_id)
-    assert copy.data.tags["verdict"] == "reproduced" and len(_runs(target)) == 5
+    assert copy.data.tags["verdict"] == verdict and len(_runs(target)) == 5
 
     other = _store(tmp_path, "other")  # the other way round, the newer copy replaces the older
     _import(tmp_path / "older", other)
     assert _import(tmp_path / "newer", other).updated == [parent.info.run_id]
     copy = next(r for r in _runs(other) if r.data.tags[records.TAG_RECORD_OF] == parent.info.run_id)
-    assert copy.data.tags["verdict"] == "reproduced"
+    assert copy.data.tags["verdict"] == verdict
     _links_resolve(other)
 
 

@@ -7,9 +7,10 @@ and the original ids inside its tags are rewritten to this store's. A run is wri
 signal, ``kill -9``, a store that stopped answering) leaves runs that the next import deletes and writes again.
 Importing again writes an earlier import again, under a new id, where its record has changed since (tag
 ``cifar_exp.record_digest`` says which record it holds; MLflow params cannot be changed in place), and re-points the
-links to it; never from an earlier copy of the record it holds (one that it tells all of, and more: an older records
-folder imported after a newer one must not take back a verdict or a metric); a store's own runs are never changed,
-but said when their records differ. One import per store at a time on this machine (a lock); imports from several
+links to it (changes made to it in this store since are said to be left on the replaced copy); never from an earlier
+copy of the record it holds (one whose tags, params and metric steps it has, with more: an older records folder
+imported after a newer one must not take back a verdict or a metric). A store's own runs are never changed, but said
+when their records differ. One import per store at a time on this machine (a lock); imports from several
 machines into one server at once are not guarded against.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from filelock import FileLock, Timeout
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -60,6 +61,7 @@ class Imported:
     already: list[str] = field(default_factory=list)
     differ: list[str] = field(default_factory=list)  # this store's own runs, which their records no longer match
     older: list[str] = field(default_factory=list)  # imported earlier from a later copy of this record: left alone
+    edited: list[str] = field(default_factory=list)  # of the updated: changed in this store since their import
 
 
 def store_lock(uri: str) -> FileLock:
@@ -98,8 +100,12 @@ def _import(client: MlflowClient, experiment: str, records: list[dict[str, Any]]
         r for r in records if _imported(present.get(r["run_id"])) and _digest_of(present[r["run_id"]]) != digest(r)
     ]
     originals = original_ids(client, experiment)
-    done.older = [r["run_id"] for r in changed if is_earlier(r, record_of(client, present[r["run_id"]], originals))]
+    held = {r["run_id"]: record_of(client, present[r["run_id"]], originals) for r in changed}
+    # A run changed here since its import no longer says what it was imported from: it cannot be judged older.
+    edited = {run_id for run_id, record in held.items() if digest(record) != _digest_of(present[run_id])}
+    done.older = [r["run_id"] for r in changed if r["run_id"] not in edited and is_earlier(r, held[r["run_id"]])]
     changed = [r for r in changed if r["run_id"] not in done.older]
+    done.edited = [r["run_id"] for r in changed if r["run_id"] in edited]
     replaced = {r["run_id"]: present.pop(r["run_id"]).info.run_id for r in changed}
     for run_id in [r.info.run_id for r in cut_short] + list(replaced.values()):  # written again below, under new ids
         client.delete_run(run_id)
@@ -120,10 +126,22 @@ def _import(client: MlflowClient, experiment: str, records: list[dict[str, Any]]
             done.already.append(run_id)
             if digest(record_of(client, present[run_id], originals)) != digest(record):
                 done.differ.append(run_id)
-    moved = {replaced[run_id]: done.imported.pop(run_id) for run_id in done.updated}
+    for run_id in done.updated:
+        done.imported.pop(run_id)
+    moved = _moved(client, experiment, new_ids)
     if moved:
         _follow(client, [r for r in present.values() if not _imported(r)], moved)
     return done
+
+
+def _moved(client: MlflowClient, experiment: str, new_ids: dict[str, str]) -> dict[str, str]:
+    """Deleted imported runs -> the runs that hold their records now: those an import wrote again under new ids
+    (this one, or one cut short after deleting the old copy), and those deleted by hand and imported again."""
+    deleted = client.search_runs(
+        [experiment], f"tags.`{TAG_RECORD_OF}` LIKE '%'", run_view_type=ViewType.DELETED_ONLY, max_results=50000
+    )
+    moved = {run.info.run_id: new_ids.get(original_id(run)) for run in deleted}
+    return {old: new for old, new in moved.items() if new is not None and new != old}
 
 
 def _follow(client: MlflowClient, runs: list[MlflowRun], moved: dict[str, str]) -> None:
@@ -210,14 +228,15 @@ def _relink(client: MlflowClient, run: MlflowRun, record: dict[str, Any], new_id
 
 
 def is_earlier(record: dict[str, Any], held: dict[str, Any]) -> bool:
-    """Whether ``record`` is an earlier copy of ``held``: ``held`` tells all it does (its params and tags, each
-    metric's steps as their first steps) and more, ending no sooner."""
-    metrics = held["metrics"]
+    """Whether ``record`` is an earlier copy of ``held``: ``held`` has its params, each metric's steps as its first
+    steps, every tag it names (a tag's text may have been rewritten since: the report rewrites a sweep's note as it
+    adds the verdict) and more tags or steps, ending no sooner."""
+    metrics, size = held["metrics"], lambda r: len(r["tags"]) + sum(len(steps) for steps in r["metrics"].values())
     return (
-        record != held
-        and record["params"].items() <= held["params"].items()
-        and record["tags"].items() <= held["tags"].items()
+        record["params"].items() <= held["params"].items()
+        and record["tags"].keys() <= held["tags"].keys()
         and all(metrics.get(key, [])[: len(steps)] == steps for key, steps in record["metrics"].items())
+        and size(record) < size(held)
         and (record["end_time"] or 0) <= (held["end_time"] or 0)
     )
 
