@@ -367,6 +367,17 @@ def test_an_older_copy_of_the_records_imported_after_a_newer_one_takes_nothing_b
     _links_resolve(other)
 
 
+def test_a_run_filed_elsewhere_since_its_last_export_leaves_one_record(trained, tmp_path):
+    uri, _, _ = trained
+    source, folder = _copy(uri, tmp_path / "source"), tmp_path / "records"
+    main(["export", str(folder), "--uri", source])
+    (parent,) = [r for r in _runs(source) if r.data.tags.get("cifar_exp.role") == "sweep"]
+    MlflowClient(source).update_run(parent.info.run_id, name="sweep-decay (final, 3 seeds)")  # renamed in the UI
+    main(["export", str(folder), "--uri", source])
+    assert [p.parent.name for p in folder.rglob(f"{parent.info.run_id}.json")] == ["other"]
+    assert len(_import(folder, _store(tmp_path, "target")).imported) == 5
+
+
 def test_a_half_imported_run_is_not_exported(trained, tmp_path, monkeypatch):
     uri, _, _ = trained
     main(["export", str(tmp_path / "records"), "--uri", uri])

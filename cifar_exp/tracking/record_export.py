@@ -99,7 +99,8 @@ def record_of(client: MlflowClient, run: MlflowRun, originals: dict[str, str]) -
 def write_record(folder: Path, run: MlflowRun, record: dict[str, Any]) -> Path:
     """Write one run's record to ``<folder>/<filed_under(run)>/<original run id>.json``, whole or not at all,
     should the disk fill or a signal land, and whoever else writes it at the same time (each writer has a file of its
-    own until it is renamed into place); an unchanged record is not rewritten. Returns its path."""
+    own until it is renamed into place); an unchanged record is not rewritten, a copy filed in another folder before
+    is removed (one run, one record). Returns its path."""
     path = folder / filed_under(run) / f"{record['run_id']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = dumps(record)
@@ -112,6 +113,9 @@ def write_record(folder: Path, run: MlflowRun, record: dict[str, Any]) -> Path:
             raise OSError(error.errno, error.strerror, str(path)) from error
         finally:
             part.unlink(missing_ok=True)
+    for elsewhere in folder.glob(f"*/{path.name}"):  # filed elsewhere before: the run was renamed or re-tagged
+        if elsewhere != path:
+            elsewhere.unlink(missing_ok=True)
     return path
 
 
