@@ -256,7 +256,8 @@ def test_a_run_another_command_is_continuing_is_not_continued_twice(tmp_path, np
 
 def test_a_configuration_another_command_is_training_is_not_trained_twice(tmp_path, npz_dir):
     """A sweep's job whose configuration another command holds on the same data (two sweeps started together): the
-    job is refused, saying so, and creates no run; once the other command lets go, the same sweep trains it."""
+    job is refused, saying so, and creates no run; once the other command lets go, the same sweep trains it. Once it
+    FINISHED, a sweep beside a command that holds it (a second rerun) skips it as any rerun does."""
     from filelock import FileLock
 
     from cifar_exp.data import load_dataset
@@ -276,6 +277,11 @@ def test_a_configuration_another_command_is_training_is_not_trained_twice(tmp_pa
     again = cli(tmp_path, "--multirun", *args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert len([r for r in all_runs(uri) if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]) == 1
+
+    with FileLock(str(tmp_path / "checkpoints" / ".training" / held)):  # another rerun of the sweep, skipping it
+        beside = cli(tmp_path, "--multirun", *args)
+    assert beside.returncode == 0, beside.stderr[-2000:]  # FINISHED before: skipped, not refused
+    assert "already FINISHED as run" in beside.stdout + beside.stderr
 
 
 def test_resume_auto_refuses_while_the_config_trains_in_a_live_process(tmp_path, npz_dir):

@@ -175,7 +175,14 @@ def start_job(
     client = client_for(uri)
     retire_dead_runs(client)
     if fingerprint and (sweep_dir or resume == "auto"):  # jobs that train a configuration once
-        job.holding = hold_configuration(checkpoint_root, job.config_hash, fingerprint, name)
+        try:
+            job.holding = hold_configuration(checkpoint_root, job.config_hash, fingerprint, name)
+        except ConfigError:
+            done = None if force else _finished(client, job.experiment, config_hashes, fingerprint)
+            if done is None:
+                raise
+            job.finished_run = done  # it FINISHED before: the other command is skipping it too, or retiring
+            return job
     try:
         _plan(job, client, config_hashes, resume, force, fingerprint)
     except BaseException:
@@ -197,8 +204,8 @@ def _plan(
     """Decide whether ``job`` starts afresh, continues a run (``resume_run_id``) or is skipped (``finished_run``)."""
     root, name = job.checkpoint_root, job.name
     of_config = runs_of_config(client, job.experiment, config_hashes)
-    runs = [r for r in of_config if fingerprint in (None, r.data.tags.get(FINGERPRINT_TAG, fingerprint))]
-    done = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
+    runs = _on_data(of_config, fingerprint)
+    done = _done(runs)
     if resume and resume != "auto":
         job.resume_run_id, job.checkpoint = resume, check_explicit(client, resume, config_hashes, root)
         job.claim, job.resumed_fingerprint = claim(client, resume, name, root)
@@ -227,6 +234,23 @@ def _plan(
         else:
             job.resume_run_id, job.checkpoint = chosen
             job.claim, job.resumed_fingerprint = claim(client, job.resume_run_id, name, root)
+
+
+def _on_data(runs: list[MlflowRun], fingerprint: Optional[str]) -> list[MlflowRun]:
+    """The runs trained on the data of ``fingerprint`` (all, when it is not known)."""
+    return [r for r in runs if fingerprint in (None, r.data.tags.get(FINGERPRINT_TAG, fingerprint))]
+
+
+def _done(runs: list[MlflowRun]) -> list[MlflowRun]:
+    return [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
+
+
+def _finished(
+    client: MlflowClient, experiment: str, config_hashes: Sequence[str], fingerprint: str
+) -> Optional[MlflowRun]:
+    """The newest run that FINISHED this configuration on this data, if any."""
+    done = _done(_on_data(runs_of_config(client, experiment, config_hashes), fingerprint))
+    return done[0] if done else None
 
 
 def _left_alone(others: list[MlflowRun]) -> str:
