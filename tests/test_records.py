@@ -250,6 +250,9 @@ def _edited(record: dict, change: str) -> object:
         "a value no float holds": lambda r: r["metrics"]["val_loss"].append([9, 10**400, 1]),
         "a param name too long": lambda r: r["params"].update({"x" * 300: "1"}),
         "start_time true": lambda r: r.update(start_time=True),
+        "a tag name MLflow refuses": lambda r: r["tags"].update({"bad*key": "1"}),
+        "a metric named as a path": lambda r: r["metrics"].update({"../evil": [[0, 1.0, 1]]}),
+        "an empty param name": lambda r: r["params"].update({"": "1"}),
         "a newer format": lambda r: r.update(format=2),
     }
     edits[change](record)
@@ -270,6 +273,9 @@ def _edited(record: dict, change: str) -> object:
         "not a run id",
         "a value no float holds",
         "a param name too long",
+        "a tag name MLflow refuses",
+        "a metric named as a path",
+        "an empty param name",
         "start_time true",
         "a newer format",
         "cut short",

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Run as MlflowRun
-from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
+from mlflow.utils.validation import (
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_TAG_VAL_LENGTH,
+    path_not_unique,
+    validate_param_and_metric_name,
+)
 
 from cifar_exp.errors import TrackingError
 from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_ROLE
@@ -78,6 +84,18 @@ def _is_value(value: Any) -> bool:
         return False
 
 
+NAMES = (
+    f"at most {MAX_ENTITY_KEY_LENGTH} letters, digits, spaces and _ - . / :, and no path such as '..' or '/x' that "
+    "resolves to another name"
+)
+
+
+def _is_name(key: str) -> bool:
+    """Whether MLflow takes ``key`` as the name of a param, tag or metric (its own checks, so that no name a record
+    holds is refused once an import has begun)."""
+    return len(key) <= MAX_ENTITY_KEY_LENGTH and bool(validate_param_and_metric_name(key)) and not path_not_unique(key)
+
+
 def _check(record: Any) -> None:
     """Raise ValueError saying what makes ``record`` no record an import can take whole (MLflow's own limits
     included, so that the store refuses nothing once an import has begun)."""
@@ -103,19 +121,17 @@ def _check(record: Any) -> None:
         if not isinstance(values, dict):
             raise ValueError(f"{part} must map names to strings")
         for key, value in values.items():
-            if len(key) > MAX_ENTITY_KEY_LENGTH or not isinstance(value, str) or len(value) > longest:
+            if not _is_name(key) or not isinstance(value, str) or len(value) > longest:
                 raise ValueError(
-                    f"{part}: {key[:60]!r} is not a name of at most {MAX_ENTITY_KEY_LENGTH} characters with a string "
-                    f"of at most {longest} (MLflow's limits)"
+                    f"{part}: {key[:60]!r} is not a name MLflow takes ({NAMES}) with a string of at most {longest} "
+                    "characters"
                 )
     metrics = record.get("metrics")
     if not isinstance(metrics, dict):
         raise ValueError("metrics must map names to [step, value, timestamp] lists")
     for key, steps in metrics.items():
-        if len(key) > MAX_ENTITY_KEY_LENGTH or not isinstance(steps, list):
-            raise ValueError(
-                f"metric {key[:60]!r}: not a name of at most {MAX_ENTITY_KEY_LENGTH} characters with a list"
-            )
+        if not _is_name(key) or not isinstance(steps, list):
+            raise ValueError(f"metric {key[:60]!r}: not a name MLflow takes ({NAMES}) with a list")
         for step in steps:
             triple = isinstance(step, list) and len(step) == 3
             if not (triple and _is_int(step[0], -(2**63)) and _is_value(step[1]) and _is_int(step[2])):
