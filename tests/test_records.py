@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from cifar_exp.errors import ModelError, TrackingError
 from cifar_exp.records import main
 from cifar_exp.report import report
-from cifar_exp.tracking import record_export, record_import, records
+from cifar_exp.tracking import record_export, record_import, records, store
 from cifar_exp.tracking.registry import logged_model_id
 
 
@@ -230,10 +230,14 @@ def test_one_import_per_store_at_a_time(trained, tmp_path):
     uri, _, _ = trained
     target = _store(tmp_path, "other")
     main(["export", str(tmp_path / "records"), "--uri", uri])
-    with record_import.store_lock(target):
+    with store.import_lock(target):
         with pytest.raises(TrackingError, match="another import into .* is running now"):
             _import(tmp_path / "records", target)
     assert _runs(target) == []
+    with store.import_lock(uri):  # nor an export of a store being imported into: it would see runs half-linked
+        with pytest.raises(TrackingError, match="an import into .* is running now"):
+            record_export.export_records(MlflowClient(uri), "cifar_exp", tmp_path / "during")
+    assert not (tmp_path / "during").exists()
 
 
 def _edited(record: dict, change: str) -> object:
@@ -402,9 +406,9 @@ def test_a_half_imported_run_is_not_exported(trained, tmp_path, monkeypatch):
 def test_one_lock_for_one_store_under_any_name(tmp_path):
     (tmp_path / "real.db").write_bytes(b"")
     (tmp_path / "alias.db").symlink_to(tmp_path / "real.db")
-    with record_import.store_lock(f"sqlite:///{tmp_path / 'real.db'}"):
+    with store.import_lock(f"sqlite:///{tmp_path / 'real.db'}"):
         with pytest.raises(record_import.Timeout):
-            record_import.store_lock(f"sqlite:///{tmp_path / 'alias.db'}").acquire()
+            store.import_lock(f"sqlite:///{tmp_path / 'alias.db'}").acquire()
 
 
 def test_export_writes_whole_strict_json_files_under_plain_folder_names(trained, tmp_path, capsys):

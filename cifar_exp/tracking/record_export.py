@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import psutil
+from filelock import Timeout
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.errors import briefly
+from cifar_exp.errors import TrackingError, briefly
 from cifar_exp.tracking.records import FORMAT, IMPORT_TAGS, RUN_ID, TAG_IMPORTING, TAG_RECORD_OF, dumps, original_id
 from cifar_exp.tracking.run import TAG_ROLE
-from cifar_exp.tracking.store import client_for
+from cifar_exp.tracking.store import client_for, import_lock, masked
 
 SYSTEM_PREFIX = "system/"  # MLflow's system metrics (CPU, memory every few seconds): machine diagnostics, left out
 _FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -123,11 +124,18 @@ def export_records(
     client: MlflowClient, store_experiment: str, folder: Path, experiments: Iterable[str] = ()
 ) -> list[Path]:
     """Write a record for each run :func:`exported_runs` picks, overwriting an older record of the same run;
-    returns the files written."""
-    _remove_dead_writers_parts(folder)
-    runs = exported_runs(client, store_experiment, experiments)
-    originals = original_ids(client, runs[0].info.experiment_id) if runs else {}
-    return [write_record(folder, run, record_of(client, run, originals)) for run in runs]
+    returns the files written. Refused while an import into the store runs on this machine."""
+    try:
+        with import_lock(client.tracking_uri):
+            _remove_dead_writers_parts(folder)
+            runs = exported_runs(client, store_experiment, experiments)
+            originals = original_ids(client, runs[0].info.experiment_id) if runs else {}
+            return [write_record(folder, run, record_of(client, run, originals)) for run in runs]
+    except Timeout as error:
+        raise TrackingError(
+            f"an import into {masked(client.tracking_uri)} is running now, and its runs' links are being rewritten; "
+            "export once it ends (nothing was written by this export)."
+        ) from error
 
 
 def _remove_dead_writers_parts(folder: Path) -> None:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
@@ -42,7 +41,7 @@ from cifar_exp.tracking.records import (
     original_id,
     read_records,
 )
-from cifar_exp.tracking.store import experiment_id, masked, sqlite_path
+from cifar_exp.tracking.store import experiment_id, import_lock, masked
 
 TAG_DIGEST = (
     "cifar_exp.record_digest"  # on an imported run: the sha256 of the record it was last brought up to date with
@@ -64,17 +63,6 @@ class Imported:
     edited: list[str] = field(default_factory=list)  # of the updated: changed in this store since their import
 
 
-def store_lock(uri: str) -> FileLock:
-    """One import per store at a time on this machine: a lock file beside a SQLite store, else in the temporary
-    folder, named after the store's URI."""
-    db = sqlite_path(uri)
-    if db is not None:
-        db = db.resolve()  # one lock for one file, under whichever name it is given
-        return FileLock(str(db.parent / f"{db.name}.import.lock"), timeout=0)
-    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
-    return FileLock(str(Path(tempfile.gettempdir()) / f"cifar_exp-import-{digest}.lock"), timeout=0)
-
-
 def import_records(
     client: MlflowClient, store_experiment: str, folder: Path, loaded: Optional[list[dict[str, Any]]] = None
 ) -> Imported:
@@ -82,7 +70,7 @@ def import_records(
     ``store_experiment``; every record is read and checked before anything is written."""
     records = read_records(folder) if loaded is None else loaded
     try:
-        with store_lock(client.tracking_uri):
+        with import_lock(client.tracking_uri):
             return _import(client, experiment_id(client, store_experiment), records)
     except Timeout as error:
         raise TrackingError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -25,6 +26,17 @@ DATABASES = ("postgresql", "mysql", "mssql")  # the database stores MLflow suppo
 def sqlite_path(uri: str) -> Optional[Path]:
     """The database file of a ``sqlite:///`` URI, else None."""
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def import_lock(uri: str) -> FileLock:
+    """One import per store at a time on this machine, and no export while one runs (it would see runs whose links
+    are not yet rewritten): a lock file beside a SQLite store, else in the temporary folder, named after the URI."""
+    db = sqlite_path(uri)
+    if db is not None:
+        db = db.resolve()  # one lock for one file, under whichever name it is given
+        return FileLock(str(db.parent / f"{db.name}.import.lock"), timeout=0)
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    return FileLock(str(Path(tempfile.gettempdir()) / f"cifar_exp-import-{digest}.lock"), timeout=0)
 
 
 def prepare_store(uri: str, must_exist: bool = False) -> None:
