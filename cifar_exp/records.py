@@ -16,7 +16,7 @@ from typing import Optional
 
 from mlflow.tracking import MlflowClient
 
-from cifar_exp import tracking
+from cifar_exp import signals, tracking
 from cifar_exp.config import PROJECT_ROOT, default_experiment, default_store_uri, options
 from cifar_exp.errors import CifarExpError, ConfigError, briefly, store_failed, store_failure
 from cifar_exp.tracking.record_export import export_records
@@ -108,6 +108,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         "--experiment", action="append", default=[], help="export: only this report experiment's runs (repeatable)"
     )
     args = parser.parse_intermixed_args(argv)
+    signals.install()
     try:
         if args.action == "export":
             said = export(args.uri, args.store_experiment, args.folder, args.experiment)
@@ -118,6 +119,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     except CifarExpError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except signals.Stopped as stop:
+        print(f"error: {stop.explain()[:-1]}; {AFTERWARDS[args.action]}", file=sys.stderr)
+        signals.exit(stop.exit_status)
     except OSError as error:  # the records folder: not writable or readable, or the disk is full
         print(f"error: {args.folder}: {briefly(error)}; {AFTERWARDS[args.action]}", file=sys.stderr)
         sys.exit(2)

@@ -8,8 +8,10 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -570,3 +572,30 @@ def test_help_says_the_whole_first_paragraph(capsys):
         main(["--help"])
     said = " ".join(capsys.readouterr().out.split())
     assert "recreates them in a store (see :mod:`cifar_exp.tracking.records`)." in said
+
+
+def test_a_stop_signal_during_an_import_is_said_and_the_next_import_finishes_it(trained, tmp_path, monkeypatch, capsys):
+    uri, _, _ = trained
+    folder, target = tmp_path / "records", _store(tmp_path, "target")
+    main(["export", str(folder), "--uri", uri])
+    finish = record_import._finish
+
+    def signalled(*args, **kwargs):  # SIGTERM to this process, as the first run is being finished
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(record_import, "_finish", signalled)
+    handlers = {each: signal.getsignal(each) for each in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main(["import", str(folder), "--uri", target])
+    finally:
+        for each, handler in handlers.items():
+            signal.signal(each, handler)
+    said = capsys.readouterr().err
+    assert stop.value.code == 143 and "\nerror: stopped by SIGTERM; what this import had written" in said, said
+    monkeypatch.setattr(record_import, "_finish", finish)
+    _import(folder, target)
+    assert len([r for r in _runs(target) if records.TAG_RECORD_OF in r.data.tags]) == 5
+    _links_resolve(target)
