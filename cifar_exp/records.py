@@ -71,8 +71,8 @@ def import_(uri: str, store_experiment: str, folder: Path) -> str:
         )
     if done.older:
         said += (
-            f"\n{len(done.older)} records in {folder} are earlier copies of those their runs were imported from, "
-            f"which tell all they do and more: those runs were left as they are ({', '.join(done.older)})"
+            f"\n{len(done.older)} records in {folder} are earlier copies of those their runs were imported from "
+            f"(which have their tags, params and metric steps, and more): left as they are ({', '.join(done.older)})"
         )
     if done.differ:
         said += (
