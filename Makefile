@@ -27,10 +27,12 @@ RECORDS ?= mlruns/records
 KEEP   := $(if $(RECORDS),tracking.records=$(abspath $(RECORDS)))
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
 # URI: the tracking store of make reproduce, records and report (e.g. URI=http://<server>:5000); empty: the project's.
+# STORE_EXPERIMENT: the MLflow experiment they use there (tracking.experiment; empty: cifar_exp).
 URI    ?=
+STORE_EXPERIMENT ?=
 # Quoted for the shell and, for the trainings, for Hydra: a database URI's ?a=b&c=d is taken whole.
-STORE  := $(if $(URI),--uri '$(URI)')
-TRACK  := $(if $(URI),"tracking.uri='$(URI)'")
+STORE  := $(if $(URI),--uri '$(URI)') $(if $(STORE_EXPERIMENT),--store-experiment '$(STORE_EXPERIMENT)')
+TRACK  := $(if $(URI),"tracking.uri='$(URI)'") $(if $(STORE_EXPERIMENT),"tracking.experiment='$(STORE_EXPERIMENT)'")
 
 .PHONY: help install browser lint train sweep search reproduce records ui test test-slow bench bench-parallel bench-tta report clean-outputs
 
