@@ -52,7 +52,9 @@ def _reading(path: Path) -> Iterator[None]:
 
 
 def _from_pickle_dict(entry: dict) -> RawSplit:
-    x = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    # as stored: a cast to uint8 here would wrap 300 to 44 and truncate floats in [0, 1] to black images, silently;
+    # check_split converts exact whole values 0..255 and refuses the rest, as for the other formats
+    x = np.asarray(entry[b"data"]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return RawSplit(x, np.asarray(entry[b"fine_labels"]), np.asarray(entry[b"coarse_labels"]))
 
 

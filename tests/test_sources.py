@@ -87,3 +87,44 @@ def test_corrupt_tarball_and_pickles(tmp_path):
 def test_folder_without_a_dataset(tmp_path):
     with pytest.raises(DataError, match="holds no CIFAR-100 copy"):
         load_raw("local", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "dtype,scale,offset,message",
+    [
+        (np.float32, 1 / 255, 0, "they look scaled to [0, 1]"),
+        (np.int16, 1, 300, "outside 0..255"),
+    ],
+)
+def test_pickled_images_are_not_cast_silently(tmp_path, dtype, scale, offset, message):
+    """The pickles' images were cast to uint8 as read: floats in [0, 1] became black images and 300 wrapped to 44,
+    and training went on; they are checked as npz images are."""
+    import pickle
+
+    folder = write_pickles(tmp_path / "p", make_split(1, 0), make_split(1, 1))
+    test = folder / "cifar-100-python" / "test"
+    entry = pickle.loads(test.read_bytes())
+    entry[b"data"] = entry[b"data"].astype(dtype) * scale + offset
+    test.write_bytes(pickle.dumps(entry))
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_raw("local", str(folder))
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_raw("local", str(write_tarball(tmp_path / "t", make_split(1, 0), _split_of(entry))))
+
+
+def _split_of(entry: dict) -> dict:
+    x = entry[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return {"x": x, "y_fine": np.asarray(entry[b"fine_labels"]), "y_coarse": np.asarray(entry[b"coarse_labels"])}
+
+
+def test_pickled_whole_values_of_another_type_load_exactly(tmp_path):
+    import pickle
+
+    split = make_split(1, 1)
+    folder = write_pickles(tmp_path / "p", make_split(1, 0), split)
+    test = folder / "cifar-100-python" / "test"
+    entry = pickle.loads(test.read_bytes())
+    entry[b"data"] = entry[b"data"].astype(np.int64)
+    test.write_bytes(pickle.dumps(entry))
+    _, loaded, _, _ = load_raw("local", str(folder))
+    assert loaded.x.dtype == np.uint8 and np.array_equal(loaded.x, split["x"])
