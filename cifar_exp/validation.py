@@ -59,6 +59,15 @@ def _not_a_setting(dotted: str, beside: list[str]) -> str:
     return f"{dotted} is not a setting ({hint}nothing would read it; python -m cifar_exp --cfg job lists them all)"
 
 
+def _resolved(path: str) -> str:
+    """Where a path that does not exist leads, for the message; a symlink loop makes Path.resolve raise (Python 3.11's
+    RuntimeError), which must not turn the message into a traceback."""
+    try:
+        return f"resolved to {Path(path).resolve()}"
+    except (OSError, RuntimeError) as error:
+        return f"a symlink loop: {error}"
+
+
 def _get(cfg: DictConfig, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted)
 
@@ -137,7 +146,7 @@ def problems(cfg: DictConfig) -> list[str]:
             )
         elif not Path(path).exists():
             problems.append(
-                f"data.path={path!r} does not exist (resolved to {Path(path).resolve()}); "
+                f"data.path={path!r} does not exist ({_resolved(path)}); "
                 "point it at a local CIFAR-100 copy (a folder of train.npz and test.npz, the cifar-100-python "
                 "pickles, or cifar-100-python.tar.gz)"
             )

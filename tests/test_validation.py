@@ -17,6 +17,14 @@ def test_local_source_needs_an_existing_path(tmp_path):
         validate(compose_config(["data.source=local"]))
 
 
+def test_a_data_path_that_is_a_symlink_loop_is_said_not_raised(tmp_path):
+    """Path.resolve raised RuntimeError ("Symlink loop from ...") inside the check: a traceback, exit 1."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ConfigError, match="does not exist \\(a symlink loop"):
+        validate(compose_config(["data=local", f"data.path={loop}"]))
+
+
 @pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
 @pytest.mark.parametrize("key", ["optimizer.lr", "optimizer.decay", "optimizer.weight_decay"])
 def test_rates_that_are_not_finite_are_refused(key, value):
