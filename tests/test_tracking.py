@@ -131,6 +131,27 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
         prepare_store(f"sqlite:///{blocker}/sub/mlflow.db")
 
 
+def test_read_only_store_file_is_a_clear_error(tmp_path):
+    """A writable folder holding a read-only store passed the check; the command then loaded TensorFlow and failed
+    creating the run, saying its (never created) run was FAILED and its checkpoints kept."""
+    import os
+    import subprocess
+
+    db = tmp_path / "mlflow.db"
+    prepare_store(f"sqlite:///{db}")
+    db.chmod(0o444)
+    immutable = os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode == 0
+    try:
+        if os.access(db, os.W_OK):
+            pytest.skip("cannot make a file read-only here (root without chattr)")
+        with pytest.raises(TrackingError, match=f"the store {db} is not writable"):
+            prepare_store(f"sqlite:///{db}")
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(db)])
+        db.chmod(0o644)
+
+
 def test_sweep_parent_summary(store_uri):
     parent = open_sweep_parent(store_uri, "t", "/sweep/dir", "sweep-x", ["a=1,2"])
     for name, accuracy in (("one", 0.2), ("two", 0.4)):

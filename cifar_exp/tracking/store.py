@@ -116,6 +116,14 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
             f"tracking.uri={uri}: the folder {db.parent} is not writable ({error}); "
             "choose another store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db."
         ) from error
+    if db.is_file():  # a writable folder can hold a read-only file: MLflow would fail only once TensorFlow loaded
+        try:
+            open(db, "r+b").close()
+        except OSError as error:
+            raise TrackingError(
+                f"tracking.uri={uri}: the store {db} is not writable ({error}); make it writable, or choose another "
+                "store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db."
+            ) from error
 
 
 def _create_schema_once(uri: str, db: Path) -> None:
