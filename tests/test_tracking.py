@@ -152,6 +152,20 @@ def test_read_only_store_file_is_a_clear_error(tmp_path):
         db.chmod(0o644)
 
 
+def test_a_deleted_experiment_is_said_before_any_work(store_uri, tmp_path):
+    """A deleted experiment was found by name and its id used: the run could not be created, which the command
+    learned only after loading the data and TensorFlow, and said as a store failure with a FAILED run to continue."""
+    from cifar_exp.tracking import start_job
+
+    client = MlflowClient(store_uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(TrackingError, match="tracking.experiment=gone: that experiment is deleted"):
+        start_job(store_uri, "gone", "a-run", ["hash"], str(tmp_path / "checkpoints"))
+    with pytest.raises(TrackingError, match="is deleted"), tracked_run(store_uri, "gone", "a-run"):
+        pass
+    assert client.search_runs([client.get_experiment_by_name("gone").experiment_id], run_view_type=3) == []
+
+
 def test_sweep_parent_summary(store_uri):
     parent = open_sweep_parent(store_uri, "t", "/sweep/dir", "sweep-x", ["a=1,2"])
     for name, accuracy in (("one", 0.2), ("two", 0.4)):

@@ -36,7 +36,7 @@ from cifar_exp.tracking.resume import (
 )
 from cifar_exp.tracking.run import Run, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
-from cifar_exp.tracking.store import client_for, prepare_store
+from cifar_exp.tracking.store import check_experiment, client_for, prepare_store
 from cifar_exp.tracking.sweep_parent import find_sweep_parent, note_skipped_job
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,7 @@ def start_job(
     prepare_store(uri)
     _check_writable(checkpoint_root)
     client = client_for(uri)
+    check_experiment(client, experiment)
     retire_dead_runs(client)
     if fingerprint and (sweep_dir or resume == "auto"):  # jobs that train a configuration once
         try:

@@ -244,8 +244,22 @@ def client_for(uri: str) -> MlflowClient:
         return StoreClient(tracking_uri=uri)
 
 
+def check_experiment(client: MlflowClient, name: str) -> None:
+    """An experiment deleted in the store (the UI's delete, ``mlflow experiments delete``) takes no runs: said before
+    any work, not by the run that fails to be created once the data is loaded and the model built."""
+    found = client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"tracking.experiment={name}: that experiment is deleted in {masked(client.tracking_uri)} (id "
+            f"{found.experiment_id}), and a deleted experiment takes no runs; restore it (mlflow experiments restore "
+            f"--experiment-id {found.experiment_id}, with MLFLOW_TRACKING_URI set to the store), or choose another "
+            "tracking.experiment. Nothing was trained or logged."
+        )
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
     """The id of experiment ``name``, created if missing; local stores keep artifacts beside the database."""
+    check_experiment(client, name)
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
