@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import pytest
 from mlflow.exceptions import MlflowException
@@ -164,6 +166,26 @@ def test_a_deleted_experiment_is_said_before_any_work(store_uri, tmp_path):
     with pytest.raises(TrackingError, match="is deleted"), tracked_run(store_uri, "gone", "a-run"):
         pass
     assert client.search_runs([client.get_experiment_by_name("gone").experiment_id], run_view_type=3) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_new_store_cut_short_is_removed_not_left_broken(tmp_path):
+    """A store whose schema creation a full disk cut short kept half a schema: once space was freed, every command
+    failed with "table ... already exists", said as a store failure with a FAILED run to resume. Here the disk
+    fills at 150 kB (a file size limit, as a tmpfs of that size does)."""
+    db = tmp_path / "mlflow.db"
+    limited = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))\n"
+        "from cifar_exp.tracking.store import prepare_store\n"
+        f"prepare_store('sqlite:///{db}')\n"
+    )
+    cut = subprocess.run([sys.executable, "-c", limited], capture_output=True, text=True, timeout=120)
+    assert cut.returncode != 0 and "the new store could not be created" in cut.stderr, cut.stderr[-2000:]
+    assert not db.exists()
+    prepare_store(f"sqlite:///{db}")  # space again: the store is created whole
+    assert MlflowClient(f"sqlite:///{db}").search_experiments()
 
 
 def test_sweep_parent_summary(store_uri):

@@ -18,7 +18,7 @@ from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import signals
-from cifar_exp.errors import TrackingError
+from cifar_exp.errors import TrackingError, briefly
 
 DATABASES = ("postgresql", "mysql", "mssql")  # the database stores MLflow supports (with their drivers)
 
@@ -130,7 +130,21 @@ def _create_schema_once(uri: str, db: Path) -> None:
     """Let one process at a time create (or migrate) a SQLite store's schema: two sweeps or jobs starting in
     the same second on a new store would otherwise both try, and one would fail."""
     with FileLock(f"{db}.lock", timeout=120), signals.deferred():  # a migration cut in two breaks the store
-        client_for(uri).search_experiments(max_results=1)
+        new = not db.is_file() or not db.stat().st_size
+        try:
+            client_for(uri).search_experiments(max_results=1)
+        except Exception as error:
+            if not new:
+                raise
+            # A new store cut short (a full disk) holds nothing but half a schema, which no later command could
+            # complete ("table ... already exists"): removed, so the next command creates it afresh.
+            for leftover in (db, db.with_name(f"{db.name}-journal"), db.with_name(f"{db.name}-wal")):
+                leftover.unlink(missing_ok=True)
+            raise TrackingError(
+                f"tracking.uri={masked(uri)}: the new store could not be created ({briefly(error)}); the part of it "
+                f"written is removed, so the same command creates it afresh once {db.parent} has space, or give "
+                "another store. Nothing was trained or logged."
+            ) from error
 
 
 def _schema_revision(db: Path) -> Optional[str]:
