@@ -50,7 +50,12 @@ def save(folder: Path, epochs_done: int, model: "keras.Model", history: dict[str
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, final)
-    except BaseException:  # a full disk or a stop signal: leave the previous checkpoint, and no half of this one
+    except OSError as error:  # a full disk: leave the previous checkpoint, and no half of this one
+        partial.unlink(missing_ok=True)
+        if error.filename is None:  # written through a file object: name the file, so the user learns which disk
+            raise OSError(error.errno, error.strerror, str(final)) from error
+        raise
+    except BaseException:  # a stop signal: the same
         partial.unlink(missing_ok=True)
         raise
     for old in folder.glob("epoch_*.npz"):

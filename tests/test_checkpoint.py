@@ -53,8 +53,10 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_no_partial_file(tmp_pa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as failed:
         checkpoint.save(tmp_path, 2, model, {"loss": [4.6, 4.5]})
+    # named, so the one paragraph says which disk filled ("while writing <file>"), not "the run records"
+    assert failed.value.errno == 28 and failed.value.filename == str(tmp_path / "epoch_00002.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_00001.npz"]
 
 
