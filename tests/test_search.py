@@ -95,6 +95,8 @@ def test_every_search_space_passes_the_checks_before_a_search(name, tmp_path, np
         (["seed=3"], "there is nothing to search"),
         (["+search=fast_cnn", "hydra.sweeper.pruner.reduction_factor=1"], "reduction_factor=1: give 2 or more"),
         (["optimizer.ema=choice(null,0.99)"], "optimizer.ema=choice(null,0.99): Error parsing override"),
+        (["optimizer.lr=tag(lg,interval(1e-4,1e-2))"], "tag(lg, ...) is not understood here"),
+        (["trainer.batch_size=tag(log,choice(32,64))"], "tag(log, ...) is not understood here"),
     ],
 )
 def test_a_search_that_cannot_run_is_refused_before_it_starts(overrides, said, tmp_path, npz_dir):

@@ -48,6 +48,13 @@ def distribution(override: Override) -> BaseDistribution:
     int (or float) grid with Hydra's exclusive stop, ``interval`` a float range (``tag(log, ...)``: log-uniform,
     ``tag(int, ...)``: integers)."""
     value = override.value()
+    tags = set(getattr(value, "tags", None) or ())
+    allowed = {"log", "int"} if isinstance(value, IntervalSweep) else set()
+    if tags - allowed:  # a typo such as tag(lg, ...) would otherwise draw uniformly without a word
+        raise ValueError(
+            f"tag({', '.join(sorted(tags - allowed))}, ...) is not understood here: "
+            + ("an interval takes tag(log, ...) and tag(int, ...)" if allowed else "only an interval takes tags")
+        )
     values: list[Any] = (
         list(override.sweep_iterator(transformer=Transformer.encode)) if not isinstance(value, IntervalSweep) else []
     )
