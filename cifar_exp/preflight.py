@@ -129,7 +129,13 @@ def _check_search(config: DictConfig) -> None:
     from hydra.errors import HydraException
 
     from cifar_exp.search import open_storage
-    from hydra_plugins.cifar_exp_optuna._impl import search_space, settings_problems, space_problems
+    from hydra_plugins.cifar_exp_optuna._impl import (
+        search_space,
+        settings_problems,
+        space_problems,
+        study_name_for,
+        study_problems,
+    )
 
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     overrides = [*params, *config.hydra.overrides.task]
@@ -161,9 +167,14 @@ def _check_search(config: DictConfig) -> None:
         )
     if not said:
         try:
-            open_storage(str(storage))
+            backend = open_storage(str(storage))
         except Exception as error:  # noqa: BLE001 (a file, a database, a driver: said as the setting it came from)
             said.append(f"hydra.sweeper.storage={storage} cannot be opened ({errors.briefly(error)})")
+        else:
+            sweeper = config.hydra.sweeper
+            space = search_space(overrides)[0]
+            name = study_name_for(sweeper, config, space, fixed)
+            said += study_problems(backend, name, space, str(sweeper.metric), str(sweeper.direction))
     if said:
         raise ConfigError(
             "the search cannot start: " + "; ".join(s.rstrip(".") for s in said) + ". No trial was started and "

@@ -131,6 +131,29 @@ def test_a_storage_that_cannot_be_opened_is_refused_and_a_missing_folder_is_made
     assert (tmp_path / "new" / "o.journal").exists()
 
 
+def test_a_named_study_of_another_space_or_objective_is_refused_before_it_starts(tmp_path, npz_dir):
+    """hydra.sweeper.study_name continues a study whatever the command: a changed choice() once failed the first
+    trial asked with Optuna's traceback after the parent run existed, leaving a trial RUNNING for good, and another
+    objective was judged in the study's own direction (the highest val_loss best)."""
+    import optuna
+
+    from cifar_exp.search import open_storage
+
+    study = optuna.create_study(
+        study_name="mine", storage=open_storage(str(tmp_path / "o.journal")), direction="maximize"
+    )
+    study.set_user_attr("metric", "val_accuracy")
+    study.ask({"trainer.batch_size": CategoricalDistribution((32, 64))})
+    named = ("+search=fast_cnn", "hydra.sweeper.study_name=mine")
+    with pytest.raises(ConfigError) as refused:
+        check_search(tmp_path, npz_dir, *named, "trainer.batch_size=choice(32,128)")
+    assert "the study mine drew trainer.batch_size from CategoricalDistribution(choices=(32, 64))" in str(refused.value)
+    with pytest.raises(ConfigError, match=r"judges its trials by val_accuracy \(maximize\), not by val_loss"):
+        check_search(tmp_path, npz_dir, *named, "hydra.sweeper.metric=val_loss", "hydra.sweeper.direction=minimize")
+    check_search(tmp_path, npz_dir, *named, "trainer.batch_size=choice(32,64)")  # the same space continues
+    assert len(study.get_trials()) == 1
+
+
 def study_trials(storage: Path):
     import optuna
 

@@ -183,6 +183,48 @@ def default_study_name(
     return f"{choice}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
+def study_name_for(
+    sweeper: DictConfig, config: DictConfig, space: dict[str, BaseDistribution], fixed: list[str]
+) -> str:
+    """The study this search runs: ``hydra.sweeper.study_name``, else :func:`default_study_name`."""
+    objective = (str(sweeper.get("metric")), str(sweeper.get("direction")).lower())
+    return sweeper.get("study_name") or default_study_name(space, fixed, config, objective)
+
+
+def study_problems(
+    storage: optuna.storages.BaseStorage, name: str, space: dict[str, BaseDistribution], metric: str, direction: str
+) -> list[str]:
+    """What keeps this search from continuing the existing study ``name`` (nothing if there is none): a study made
+    for another objective (Optuna keeps the study's own direction, so the best trial would be the worst), or a
+    parameter drawn from a distribution Optuna refuses to mix with the study's (another kind, log or not, other
+    choices), which would fail the first trial asked after the search's parent run exists."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return []
+    said = []
+    (stored_direction,) = storage.get_study_directions(study_id)
+    stored_metric = storage.get_study_user_attrs(study_id).get(METRIC_ATTR, DEFAULT_OBJECTIVE[0])
+    if stored_metric != metric or stored_direction.name.lower() != direction.lower():
+        said.append(
+            f"the study {name} judges its trials by {stored_metric} ({stored_direction.name.lower()}), not by "
+            f"{metric} ({direction.lower()}): give another hydra.sweeper.study_name for this objective"
+        )
+    for trial in storage.get_all_trials(study_id, deepcopy=False):
+        for key, stored in trial.distributions.items():
+            if key not in space:
+                continue
+            try:
+                optuna.distributions.check_distribution_compatibility(stored, space[key])
+            except ValueError:
+                said.append(
+                    f"the study {name} drew {key} from {stored}, which Optuna cannot continue with {space[key]}: "
+                    "give the study's range again, or another hydra.sweeper.study_name"
+                )
+                space = {k: v for k, v in space.items() if k != key}  # said once
+    return said
+
+
 class OptunaSweeperImpl:
     def __init__(
         self,
@@ -225,8 +267,7 @@ class OptunaSweeperImpl:
             )
         pruner = OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
         storage = open_storage(self.storage)
-        objective = (self.metric, self.direction.lower())
-        name = self.study_name or default_study_name(space, fixed, self.config, objective)
+        name = study_name_for(self.config.hydra.sweeper, self.config, space, fixed)
         study = optuna.create_study(
             study_name=name,
             storage=storage,
