@@ -10,6 +10,9 @@ imported only when a search needs it.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -18,17 +21,58 @@ from cifar_exp import signals
 if TYPE_CHECKING:
     import optuna
 
+log = logging.getLogger(__name__)
 PRUNER_ATTR = "pruner"  # study user attribute: the pruner's config, {_target_: optuna.pruners..., ...}
 METRIC_ATTR = "metric"  # study user attribute: the epoch log each trial reports (val_accuracy)
 PRUNED_ATTR = "pruned_at_epoch"  # trial user attribute: set by the job that the pruner stopped
 CHECKPOINT_ATTR = "checkpoint_folder"  # trial user attribute: its run's checkpoints, removed if its search dies
 
 
+def _journal_file(path: str) -> Any:
+    """Optuna's journal file backend, whose every append first drops a record that a failed write left torn (a full
+    disk, a process killed mid-write): appended after it, the next record would fuse with it into a line that no
+    reader can parse, and every later command on the study would fail to open it."""
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal._file import get_lock_file
+
+    class JournalFile(JournalFileBackend):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            with get_lock_file(self._lock):  # as Optuna's own append: no other writer is mid-record now
+                _drop_torn_tail(Path(self._file_path))
+                text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+                with open(self._file_path, "ab") as opened:
+                    opened.write(text.encode("utf-8"))
+                    opened.flush()
+                    os.fsync(opened.fileno())
+
+    return JournalFile(path)
+
+
+def _drop_torn_tail(file: Path) -> None:
+    """Cut a journal file back to its last complete line (records end with a newline)."""
+    with file.open("rb+") as opened:
+        end = size = opened.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        opened.seek(size - 1)
+        if opened.read(1) == b"\n":
+            return
+        while end > 0:
+            start = max(0, end - 65536)
+            opened.seek(start)
+            newline = opened.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        opened.truncate(end)
+    log.warning("%s ended in a record cut short (%d bytes, a failed write): dropped", file, size - end)
+
+
 def open_storage(spec: str) -> "optuna.storages.BaseStorage":
     """An Optuna storage: a database URL (``sqlite:///...``, ``postgresql+psycopg://...``), else a journal file
     path (Optuna's ``JournalFileBackend``: safe for parallel processes on one machine or a shared filesystem)."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend
 
     file = spec.removeprefix("sqlite:///") if spec.startswith("sqlite:///") else None if "://" in spec else spec
     if file:
@@ -38,7 +82,7 @@ def open_storage(spec: str) -> "optuna.storages.BaseStorage":
     with signals.deferred():  # creating a database's tables must not be cut in two
         if "://" in spec:
             return optuna.storages.RDBStorage(spec)
-        return optuna.storages.JournalStorage(JournalFileBackend(spec))
+        return optuna.storages.JournalStorage(_journal_file(spec))
 
 
 def _header(file: Path) -> bytes:

@@ -154,6 +154,25 @@ def test_a_named_study_of_another_space_or_objective_is_refused_before_it_starts
     assert len(study.get_trials()) == 1
 
 
+def test_a_journal_record_cut_short_by_a_full_disk_is_dropped_not_fused_with_the_next(tmp_path):
+    """A write that failed on a full disk left the journal's last line torn; the next command once appended after
+    it, fusing both into a line no reader parses: every later command refused the storage and the study was lost."""
+    import optuna
+
+    from cifar_exp.search import open_storage
+
+    journal = tmp_path / "o.journal"
+    study = optuna.create_study(study_name="s", storage=open_storage(str(journal)))
+    study.tell(study.ask(), 0.5)
+    with journal.open("ab") as opened:
+        opened.write(b'{"op_code":6,"worker_id":"w","tria')  # ENOSPC mid-record
+    study = optuna.load_study(study_name="s", storage=open_storage(str(journal)))  # the torn line is not read
+    study.tell(study.ask(), 0.7)
+    again = optuna.load_study(study_name="s", storage=open_storage(str(journal)))
+    assert [t.value for t in again.get_trials()] == [0.5, 0.7]
+    assert journal.read_bytes().endswith(b"\n") and b'"tria{' not in journal.read_bytes()
+
+
 def study_trials(storage: Path):
     import optuna
 
