@@ -17,9 +17,9 @@ from cifar_exp.errors import ConfigError, one_paragraph
 from cifar_exp.validation import problems
 
 
-def compose(overrides: Sequence[str]) -> DictConfig:
-    """The project's config with ``overrides`` (no ``hydra.*`` keys), as Hydra composes it; a ConfigError in one
-    paragraph for an unknown key or option or a wrong type."""
+def compose(overrides: Sequence[str], hydra_too: bool = False) -> DictConfig:
+    """The project's config with ``overrides`` (no ``hydra.*`` keys unless ``hydra_too``), as Hydra composes it; a
+    ConfigError in one paragraph for an unknown key or option or a wrong type."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.errors import HydraException
@@ -28,7 +28,7 @@ def compose(overrides: Sequence[str]) -> DictConfig:
     register()
     try:
         with initialize_config_module("cifar_exp.conf", version_base="1.3"):
-            return hydra_compose("config", overrides=list(overrides))
+            return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_too)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(one_paragraph(error)) from error
 
@@ -55,12 +55,19 @@ def malformed_override(args: list[str]) -> Optional[str]:
 def composition_error(args: list[str]) -> Optional[str]:
     """Hydra's own error for a single run's unknown key, unknown group option or wrong type, as one paragraph
     (Hydra prints several lines and exits 1). A sweep's jobs are checked by the sweep (see
-    :func:`check_jobs`); command lines with flags (``--cfg``, ``--help``) are left to Hydra."""
-    if any(arg.startswith("-") for arg in args):
+    :func:`check_jobs`); command lines with other flags (``--cfg``, ``--help``) are left to Hydra. A sweep's fixed
+    overrides, ``hydra`` ones included (``+search=fast_cnnn``, ``hydra/sweeper/pruner=medain``), are composed as
+    Hydra composes the sweep's own config, before any job: its swept values are the sweep's to check."""
+    flags = [arg for arg in args if arg.startswith("-")]
+    if any(flag not in ("-m", "--multirun") for flag in flags):
         return None
-    task = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    if flags:
+        parser = OverridesParser.create()
+        task = [arg for arg in args if "=" in arg and not parser.parse_overrides([arg])[0].is_sweep_override()]
+    else:
+        task = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
-        compose(task)
+        compose(task, hydra_too=bool(flags))
     except ConfigError as error:
         return (
             f"{error} (python -m cifar_exp --help lists the config groups and their options). "

@@ -173,6 +173,25 @@ def test_a_journal_record_cut_short_by_a_full_disk_is_dropped_not_fused_with_the
     assert journal.read_bytes().endswith(b"\n") and b'"tria{' not in journal.read_bytes()
 
 
+@pytest.mark.parametrize(
+    "override,said",
+    [
+        ("+search=fast_cnnn", "Could not find 'search/fast_cnnn'"),
+        ("hydra/sweeper/pruner=medain", "Could not find 'hydra/sweeper/pruner/medain'"),
+        ("hydra.sweeper.n_trials=2.5", "hydra.sweeper.n_trials"),
+    ],
+)
+def test_a_search_command_that_does_not_compose_is_one_paragraph(override, said, tmp_path, npz_dir, store_uri):
+    """Hydra composes a sweep's own config before any callback: a misspelt space or pruner was Hydra's several
+    lines and exit 1."""
+    search = ["--multirun", "hydra/sweeper=optuna", *tiny(npz_dir, store_uri), "optimizer.lr=interval(1e-3,1e-2)"]
+    refused = cli(tmp_path, *search, override)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("error: ") and said in line and line.endswith("Nothing was trained or logged.")
+    assert not (tmp_path / "mlruns").exists()
+
+
 def study_trials(storage: Path):
     import optuna
 
