@@ -139,7 +139,8 @@ class ReportToStudy(keras.callbacks.Callback):
         if diverged(logs):  # the epoch's metrics mean nothing; the run fails as diverged
             return
         self.trial.report(float((logs or {})[self.metric]), epoch)
-        if self.trial.should_prune():
+        last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)  # a trial that ran all its epochs is complete
+        if not last and self.trial.should_prune():
             from cifar_exp.search import PRUNED_ATTR
 
             self.pruned_at = epoch + 1

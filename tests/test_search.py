@@ -192,6 +192,34 @@ def test_a_search_command_that_does_not_compose_is_one_paragraph(override, said,
     assert not (tmp_path / "mlruns").exists()
 
 
+def test_a_trial_is_not_pruned_after_its_last_epoch(tmp_path):
+    """Hyperband once pruned a trial after epoch 4 of 4: it had trained its whole budget, yet the study marked it
+    PRUNED and left it out of the best trial."""
+    from types import SimpleNamespace
+
+    from cifar_exp.callbacks import ReportToStudy
+
+    class AlwaysPruned:
+        user_attrs: dict = {}
+
+        def report(self, value, step):
+            pass
+
+        def should_prune(self):
+            return True
+
+        def set_user_attr(self, key, value):
+            self.user_attrs[key] = value
+
+    report = ReportToStudy(AlwaysPruned(), "val_accuracy", tmp_path)
+    report.set_params({"epochs": 3})
+    report.set_model(SimpleNamespace(stop_training=False))
+    report.on_epoch_end(2, {"val_accuracy": 0.5})
+    assert report.pruned_at is None and not report.model.stop_training
+    report.on_epoch_end(1, {"val_accuracy": 0.5})
+    assert report.pruned_at == 2 and report.model.stop_training
+
+
 def study_trials(storage: Path):
     import optuna
 
