@@ -31,21 +31,26 @@ CHECKPOINT_ATTR = "checkpoint_folder"  # trial user attribute: its run's checkpo
 def _journal_file(path: str) -> Any:
     """Optuna's journal file backend, whose every append first drops a record that a failed write left torn (a full
     disk, a process killed mid-write): appended after it, the next record would fuse with it into a line that no
-    reader can parse, and every later command on the study would fail to open it."""
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal._file import get_lock_file
+    reader can parse, and every later command on the study would fail to open it. Optuna's own lock (the one its
+    append takes) keeps other writers out meanwhile, so a line without its newline is never another's write."""
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(path)
 
     class JournalFile(JournalFileBackend):
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            with get_lock_file(self._lock):  # as Optuna's own append: no other writer is mid-record now
-                _drop_torn_tail(Path(self._file_path))
+            lock.acquire()
+            try:
+                _drop_torn_tail(Path(path))
                 text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-                with open(self._file_path, "ab") as opened:
+                with open(path, "ab") as opened:
                     opened.write(text.encode("utf-8"))
                     opened.flush()
                     os.fsync(opened.fileno())
+            finally:
+                lock.release()
 
-    return JournalFile(path)
+    return JournalFile(path, lock_obj=lock)
 
 
 def _drop_torn_tail(file: Path) -> None:
