@@ -230,6 +230,42 @@ def study_trials(storage: Path):
     return optuna.load_study(study_name=name, storage=backend).get_trials()
 
 
+def test_best_moves_to_another_studys_model_only_if_it_scored_as_high(tmp_path, store_uri):
+    """Two searches over the same keys register under one name: within a study @best follows the study's best
+    trial; from another study's model it moves only to one that scored at least its test accuracy."""
+    import yaml
+    from test_registry import run_with_model
+
+    from cifar_exp.tracking.registry import alias_run
+    from cifar_exp.tracking.run import tracked_run
+    from cifar_exp.tracking.search_results import record_search
+
+    client = MlflowClient(store_uri, registry_uri=store_uri)
+
+    def trial(study: str, number: int, accuracy: float) -> str:
+        run_id = run_with_model(store_uri, accuracy)
+        client.log_param(run_id, "search.study", study)
+        client.log_param(run_id, "search.trial", str(number))
+        return run_id
+
+    def search(study: str, number: int) -> str:
+        folder = tmp_path / f"{study}-{number}"
+        folder.mkdir(exist_ok=True)
+        best = {"number": number, "value": 4.5, "command": "python -m cifar_exp"}
+        summary = {"study": study, "metric": "val_loss", "trials": {"complete": 1}, "best": best}
+        (folder / "best_trial.yaml").write_text(yaml.safe_dump(summary))
+        with tracked_run(store_uri, "t", f"search-{study}") as parent:
+            pass
+        record_search(store_uri, parent.run_id, folder, register_as="m")
+        return client.get_run(parent.run_id).data.tags["registered_model"]
+
+    a0, b0, a1 = trial("a", 0, 0.5), trial("b", 0, 0.3), trial("a", 1, 0.2)
+    assert search("a", 0) == "models:/m@best (version 1)" and alias_run(client, "m") == a0
+    assert "@best stays" in search("b", 0) and alias_run(client, "m") == a0  # another study, lower: stays
+    assert search("a", 1).startswith("models:/m@best") and alias_run(client, "m") == a1  # its own study's best
+    assert search("b", 0).startswith("models:/m@best") and alias_run(client, "m") == b0  # 0.3 >= 0.2: moves
+
+
 def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     # A pruner that must prune: ThresholdPruner(lower=2) stops every trial that reaches a second epoch, so the
     # trials drawn with 3 epochs are pruned after epoch 2 and those with 1 epoch complete.

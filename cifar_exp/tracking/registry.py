@@ -152,6 +152,14 @@ def register_run(
     return Registration(name, str(version.version), run_id, alias)
 
 
+def alias_run(client: MlflowClient, name: str, alias: str = ALIAS) -> Optional[str]:
+    """The run whose version ``name@alias`` points at now; None where there is no such model, alias or run."""
+    try:
+        return client.get_model_version_by_alias(name, alias).run_id or None
+    except MlflowException:
+        return None
+
+
 def register_best(client: MlflowClient, run_id: str, name: str, only_if_better: bool = True) -> str:
     """Register the sweep's best run under ``name``; the alias ``@best`` moves to it unless (``only_if_better``) the
     version it holds scored a higher test accuracy. Returns what happened, in words; a failure is logged and said,

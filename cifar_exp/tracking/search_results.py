@@ -10,7 +10,7 @@ import yaml
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
-from cifar_exp.tracking.registry import register_best
+from cifar_exp.tracking.registry import alias_run, register_best
 from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, Run
 from cifar_exp.tracking.store import client_for
 
@@ -25,7 +25,9 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
     ``best_trial``, ``best_command``, metric ``best_trial_value``, and a sentence in its description; nothing when
     the sweep was not a search. With ``register_as``, the study's best trial's model is registered under that name
     and ``@best`` points at it: the trial the study judged best on its validation metric (never the test set), in
-    whichever run of the study it ran (a continued study's best may be an earlier search's)."""
+    whichever run of the study it ran (a continued study's best may be an earlier search's). Where ``@best`` holds
+    another study's model (two searches over the same keys share a name), it moves only to a model that scored at
+    least its test accuracy, as between grid sweeps: the two studies' validation metrics need not be comparable."""
     if not is_search(folder):
         return {}
     summary: dict[str, Any] = yaml.safe_load((folder / "best_trial.yaml").read_text())
@@ -45,12 +47,20 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
         if trial_run is not None:
             tags.update({TAG_BEST_RUN: trial_run.info.run_id, "best_job": trial_run.info.run_name or ""})
         if trial_run is not None and register_as:
-            registered = register_best(client, trial_run.info.run_id, register_as, only_if_better=False)
+            registered = register_best(
+                client, trial_run.info.run_id, register_as, only_if_better=not _holds_study(client, register_as, summary)
+            )
             tags["registered_model"] = registered
             note += f" Registered: {registered}."
     previous = client.get_run(parent_run_id).data.tags.get(TAG_NOTE, "")
     run.set_tags({**tags, TAG_NOTE: previous + note})
     return summary
+
+
+def _holds_study(client: MlflowClient, name: str, summary: dict[str, Any]) -> bool:
+    """Whether ``name@best`` is unset or holds a trial of this search's study."""
+    held = alias_run(client, name)
+    return held is None or client.get_run(held).data.params.get("search.study") == summary["study"]
 
 
 def _trial_run(client: MlflowClient, parent_run_id: str, study: str, number: int) -> Optional[MlflowRun]:
