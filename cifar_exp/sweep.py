@@ -126,7 +126,7 @@ class MlflowSweepCallback(Callback):
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
         log.info("MLflow sweep parent run %s (%s)", self.parent_run_id, sweep_name(config))
-        atexit.register(self._close)
+        atexit.register(self._close, at_exit=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """A failed job is said at once (Hydra itself raises only the first failure, after the last job) and
@@ -161,9 +161,10 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._close()
 
-    def _close(self) -> None:
-        """Close the parent with its summary, once (after the last job, else at exit); a store that cannot take
-        it is said in one line: the next command on the store closes the parent then."""
+    def _close(self, at_exit: bool = False) -> None:
+        """Close the parent with its summary, once (after the last job, else at exit: Hydra raised before
+        ``on_multirun_end``, on a failed job or on an error outside the jobs); a store that cannot take it is said
+        in one line: the next command on the store closes the parent then."""
         if self.parent_run_id is None or self.uri is None or self.sweep_dir is None:
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
@@ -178,6 +179,7 @@ class MlflowSweepCallback(Callback):
                 ended="KILLED" if stop else None,
                 reason=f"the sweep was {stop}" if stop else "",
                 search=search,
+                aborted=at_exit,
             )
         except Exception as error:  # raised here it would be a traceback at exit, after the jobs' own messages
             print(

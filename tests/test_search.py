@@ -416,6 +416,35 @@ def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path):
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING", "FAIL", "RUNNING"]
 
 
+def test_a_search_whose_launcher_fails_leaves_no_trial_running(tmp_path):
+    """An error outside the jobs (the launcher, the storage on a full disk) ends the search with that error, and
+    the trials it asked for are FAILED in the study, not left RUNNING for good."""
+    import optuna
+    from omegaconf import OmegaConf
+
+    from cifar_exp.search import open_storage
+    from hydra_plugins.cifar_exp_optuna._impl import OptunaSweeperImpl
+
+    class Broken:
+        def launch(self, *args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+    journal = str(tmp_path / "o.journal")
+    sweeper = OptunaSweeperImpl(
+        OmegaConf.create({"_target_": "optuna.samplers.RandomSampler"}), None, "s", journal, "maximize",
+        "val_accuracy", 3, 2, 0.5, None,
+    )  # fmt: skip
+    sweeper.config = OmegaConf.create(
+        {"hydra": {"sweeper": {"study_name": "s", "metric": "val_accuracy", "direction": "maximize"},
+                   "sweep": {"dir": str(tmp_path / "sweep")}}}
+    )  # fmt: skip
+    sweeper.launcher = Broken()
+    with pytest.raises(OSError, match="No space left"):
+        sweeper.sweep(["optimizer.lr=interval(1e-4,1e-2)"])
+    study = optuna.load_study(study_name="s", storage=open_storage(journal))
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "FAIL"]
+
+
 def test_trials_left_running_by_a_dead_search_are_failed_when_the_study_goes_on(tmp_path):
     """kill -9 cannot tell the study anything: the next search on the study fails the orphaned trials and removes
     their checkpoints, and leaves a live search's trials alone."""

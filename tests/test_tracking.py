@@ -202,6 +202,26 @@ def test_sweep_parent_summary(store_uri):
     assert close_sweep_parent(store_uri, parent) == {}
 
 
+def test_a_sweep_that_stopped_on_an_error_outside_its_jobs_is_failed_not_finished(store_uri):
+    """Hydra never reached the sweep's end (the sweeper or the launcher raised, e.g. a search's journal on a full
+    disk) though no job failed: the parent is FAILED saying so, never FINISHED as if the sweep were whole."""
+    from cifar_exp.tracking.sweep_parent import ABORTED
+
+    parent = open_sweep_parent(store_uri, "t", "/sweep/dir", "sweep-x", ["a=1,2"])
+    with tracked_run(store_uri, "t", "one", parent_run_id=parent) as run:
+        run.log_metrics({"test_accuracy": 0.2})
+    summary = close_sweep_parent(store_uri, parent, aborted=True)
+    stored = MlflowClient(store_uri).get_run(parent)
+    assert stored.info.status == "FAILED" and summary["ended"] == ABORTED == stored.data.tags["error"]
+    assert stored.data.tags["mlflow.note.content"].startswith(f"FAILED: {ABORTED}. 1 jobs, 0 failed")
+    failing = open_sweep_parent(store_uri, "t", "/sweep/dir2", "sweep-x", ["a=1,2"])
+    with pytest.raises(RuntimeError), tracked_run(store_uri, "t", "bad", parent_run_id=failing):
+        raise RuntimeError("bad job")
+    summary = close_sweep_parent(store_uri, failing, aborted=True)  # Hydra raised the failed job's error: said as such
+    assert "ended" not in summary and summary["failed_jobs"] == ["bad"]
+    assert MlflowClient(store_uri).get_run(failing).info.status == "FAILED"
+
+
 def test_a_job_that_failed_before_its_run_existed_fails_the_sweep_and_is_named(store_uri):
     """Job #1 failed before its run existed (only the parent's tag says so); job #2 failed with a run (counted
     once, though both record it); job #0 FINISHED."""

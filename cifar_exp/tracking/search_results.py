@@ -47,9 +47,8 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
         if trial_run is not None:
             tags.update({TAG_BEST_RUN: trial_run.info.run_id, "best_job": trial_run.info.run_name or ""})
         if trial_run is not None and register_as:
-            registered = register_best(
-                client, trial_run.info.run_id, register_as, only_if_better=not _holds_study(client, register_as, summary)
-            )
+            same_study = _holds_study(client, register_as, summary)
+            registered = register_best(client, trial_run.info.run_id, register_as, only_if_better=not same_study)
             tags["registered_model"] = registered
             note += f" Registered: {registered}."
     previous = client.get_run(parent_run_id).data.tags.get(TAG_NOTE, "")

@@ -23,6 +23,7 @@ TAG_SKIPPED = "cifar_exp.skipped."  # + the id of the FINISHED run holding a ski
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 TAG_FAILED_JOB = "cifar_exp.failed_job."  # + the job's number: a job that failed, on its sweep's parent
 TAG_JOB_NUM = "cifar_exp.job_num"  # on a sweep's child run: the Hydra job number that ran it
+ABORTED = "the sweep stopped on an error outside its jobs (in the sweeper or the launcher; the command printed it)"
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,11 @@ def close_sweep_parent(
     ended: Optional[str] = None,
     reason: str = "",
     search: bool = False,
+    aborted: bool = False,
 ) -> dict[str, Any]:
     """Summarise the sweep's children on the parent (jobs, failures, best job) and end it: FINISHED, FAILED if
-    a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); idempotent. With
+    a job failed, or ``ended`` (KILLED when the sweep was stopped, with its ``reason``); FAILED too where the sweep
+    ``aborted`` (Hydra never reached its end) without a failed job, on an error outside its jobs; idempotent. With
     ``register_as``, the best job's model is registered under that name (see :func:`register_best`). A search
     (``search``) names no best job here: its best is the study's, by the validation metric, and its stopped trials
     are not continued."""
@@ -90,6 +93,8 @@ def close_sweep_parent(
     by_stop = [c for c in children if ended and c.info.status == "KILLED"]
     stopped = [c.info.run_name for c in by_stop]
     failed = [c.info.run_name for c in children if c.info.status != "FINISHED" and c not in by_stop] + without_run
+    if aborted and not ended and not failed:
+        ended, reason = "FAILED", ABORTED
     candidates = [c for c in [*children, *_runs(client, skipped)] if c.info.status == "FINISHED"]
     finished = [c for c in candidates if "test_accuracy" in c.data.metrics]
     jobs = len(children) + len(without_run)
@@ -123,7 +128,12 @@ def close_sweep_parent(
     if stopped:
         summary["stopped_jobs"] = stopped
         note += f"; stopped: {', '.join(stopped)}"
-    if ended:
+    if ended == "FAILED":
+        summary["ended"] = reason
+        again = "the same command" if search else "the same command with resume=auto"
+        note = f"FAILED: {reason}. {note}; {again} goes on"
+        run.set_tags({"error": reason})
+    elif ended:
         summary["ended"] = reason
         if not search:
             summary["not_started"] = "any jobs still queued at the stop were not started"

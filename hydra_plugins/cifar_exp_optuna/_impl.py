@@ -290,9 +290,9 @@ class OptunaSweeperImpl:
         first_failure: Optional[JobReturn] = None
         while (missing := self.n_trials - self._taken(study)) > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, missing))]
-            for trial in trials:
-                trial.set_user_attr(OWNER_ATTR, process_tags())
             try:
+                for trial in trials:
+                    trial.set_user_attr(OWNER_ATTR, process_tags())
                 returns = self.launcher.launch(
                     [self._overrides(study, trial, fixed) for trial in trials], initial_job_idx=self.job_idx
                 )
@@ -300,6 +300,9 @@ class OptunaSweeperImpl:
                 with signals.deferred():
                     for trial in trials:
                         study.tell(trial, state=TrialState.FAIL)
+                raise
+            except Exception:  # the launcher or the storage failed (a full disk): no trial of it is left RUNNING
+                self._fail_quietly(study, trials)
                 raise
             self.job_idx += len(returns)
             if signals.received is not None:  # the workers ended their trials as stopped (signals.draining)
@@ -320,7 +323,8 @@ class OptunaSweeperImpl:
                     self.n_trials,
                 )
                 break
-        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        others = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        running = sum(OWNER_ATTR in trial.user_attrs for trial in others)  # an owner-less one nobody runs: _taken
         if running:
             log.info("%d more trial(s) of the study are being run by another search on it", running)
         write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric)
@@ -337,6 +341,17 @@ class OptunaSweeperImpl:
             existing = 0
         seed = self.sampler_cfg.get("seed")
         return instantiate(self.sampler_cfg, **({"seed": seed + existing} if seed is not None else {}))
+
+    @staticmethod
+    def _fail_quietly(study: optuna.Study, trials: list[optuna.Trial]) -> None:
+        """Fail the trials a search that is failing itself asked for, where the storage still takes it (what failed
+        may be the storage: the next search fails what is left, as for a killed search)."""
+        with signals.deferred():
+            for trial in trials:
+                try:
+                    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                except Exception as error:  # noqa: BLE001 (the error being raised is the one to say)
+                    log.warning("trial %d could not be marked FAILED (%s)", trial.number, error)
 
     @staticmethod
     def _fail_orphans(study: optuna.Study) -> None:
