@@ -137,6 +137,7 @@ def _check_search(config: DictConfig) -> None:
 
     from cifar_exp.search import open_storage
     from hydra_plugins.cifar_exp_optuna._impl import (
+        fixed_settings,
         search_space,
         settings_problems,
         space_problems,
@@ -181,7 +182,8 @@ def _check_search(config: DictConfig) -> None:
             sweeper = config.hydra.sweeper
             space = search_space(overrides)[0]
             name = study_name_for(sweeper, config, space, fixed)
-            said += study_problems(backend, name, space, str(sweeper.metric), str(sweeper.direction))
+            objective = (str(sweeper.metric), str(sweeper.direction))
+            said += study_problems(backend, name, space, *objective, fixed_settings(config, space))
     if said:
         raise ConfigError(
             "the search cannot start: " + "; ".join(s.rstrip(".") for s in said) + ". No trial was started and "

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PRUNER_ATTR = "pruner"  # study user attribute: the pruner's config, {_target_: optuna.pruners..., ...}
 METRIC_ATTR = "metric"  # study user attribute: the epoch log each trial reports (val_accuracy)
+FIXED_ATTR = "fixed_settings"  # study user attribute: the settings its trials share, {dotted key: JSON value}
 PRUNED_ATTR = "pruned_at_epoch"  # trial user attribute: set by the job that the pruner stopped
 CHECKPOINT_ATTR = "checkpoint_folder"  # trial user attribute: its run's checkpoints, removed if its search dies
 

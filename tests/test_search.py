@@ -351,6 +351,15 @@ def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     assert len(study_trials(storage)) == 4
     assert client.get_model_version_by_alias(registered, "best").run_id == best_run  # the re-run registers it
 
+    # The study by name, under another fixed setting (as an edited search file would give): refused before any work
+    name = f"hydra.sweeper.study_name={tags['study']}"
+    other = cli(tmp_path, *[o for o in search if o != "data.train_size=200"], "data.train_size=300", name)
+    assert (
+        other.returncode == 2
+        and "ran its trials with other fixed settings (data.train_size: 200 there, 300 here)" in (other.stderr)
+    ), other.stderr[-3000:]
+    assert len(study_trials(storage)) == 4 and len(all_runs(store_uri)) == len(runs) + 1  # the run above, no other
+
 
 def test_a_search_stopped_mid_trial_fails_the_trial_and_says_it_is_not_continued(tmp_path, npz_dir, store_uri):
     """SIGTERM while a trial trains (the basic launcher: the trial runs in the search's own process): the run is

@@ -33,8 +33,8 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from cifar_exp import signals
-from cifar_exp.identity import is_bookkeeping
-from cifar_exp.search import CHECKPOINT_ATTR, METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
+from cifar_exp.identity import LOCATION, is_bookkeeping
+from cifar_exp.search import CHECKPOINT_ATTR, FIXED_ATTR, METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
 from cifar_exp.tracking.environment import process_gone, process_tags
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,30 @@ def default_study_name(
     return f"{choice}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
+def fixed_settings(config: DictConfig, space: dict[str, BaseDistribution]) -> dict[str, str]:
+    """Every setting a trial trains with that the search does not draw, as ``{dotted key: JSON value}``: what the
+    search file and the command line fix (epochs, model, optimizer...), bookkeeping, where the data lies and the
+    trial links aside. A study continued under other fixed settings would rank trials that are not comparable."""
+    container = OmegaConf.to_container(config, resolve=False)
+    assert isinstance(container, dict)
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        else:
+            flat[prefix] = json.dumps(value, sort_keys=True)
+
+    walk("", {k: v for k, v in container.items() if k not in ("hydra", "search")})
+    drawn = tuple(space)
+    return {
+        key: value
+        for key, value in flat.items()
+        if not is_bookkeeping(key) and key != LOCATION and not any(key == d or key.startswith(f"{d}.") for d in drawn)
+    }
+
+
 def study_name_for(
     sweeper: DictConfig, config: DictConfig, space: dict[str, BaseDistribution], fixed: list[str]
 ) -> str:
@@ -192,19 +216,37 @@ def study_name_for(
 
 
 def study_problems(
-    storage: optuna.storages.BaseStorage, name: str, space: dict[str, BaseDistribution], metric: str, direction: str
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    space: dict[str, BaseDistribution],
+    metric: str,
+    direction: str,
+    fixed: Optional[dict[str, str]] = None,
 ) -> list[str]:
     """What keeps this search from continuing the existing study ``name`` (nothing if there is none): a study made
-    for another objective (Optuna keeps the study's own direction, so the best trial would be the worst), or a
-    parameter drawn from a distribution Optuna refuses to mix with the study's (another kind, log or not, other
-    choices), which would fail the first trial asked after the search's parent run exists."""
+    for another objective (Optuna keeps the study's own direction, so the best trial would be the worst), other
+    ``fixed`` settings than the study's trials ran with (an edited search file: 1-epoch and 3-epoch trials ranked
+    together), or a parameter drawn from a distribution Optuna refuses to mix with the study's (another kind, log or
+    not, other choices), which would fail the first trial asked after the search's parent run exists."""
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return []
     said = []
     (stored_direction,) = storage.get_study_directions(study_id)
-    stored_metric = storage.get_study_user_attrs(study_id).get(METRIC_ATTR, DEFAULT_OBJECTIVE[0])
+    attrs = storage.get_study_user_attrs(study_id)
+    stored_metric = attrs.get(METRIC_ATTR, DEFAULT_OBJECTIVE[0])
+    stored_fixed = attrs.get(FIXED_ATTR)
+    if fixed is not None and stored_fixed is not None and stored_fixed != fixed:
+        keys = sorted(k for k in {*fixed, *stored_fixed} if fixed.get(k) != stored_fixed.get(k))
+        shown = "; ".join(
+            f"{k}: {stored_fixed.get(k, '(unset)')} there, {fixed.get(k, '(unset)')} here" for k in keys[:4]
+        )
+        more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+        said.append(
+            f"the study {name} ran its trials with other fixed settings ({shown}{more}): its trials and this search's "
+            "would not be comparable; give the study's settings again, or another hydra.sweeper.study_name"
+        )
     if stored_metric != metric or stored_direction.name.lower() != direction.lower():
         said.append(
             f"the study {name} judges its trials by {stored_metric} ({stored_direction.name.lower()}), not by "
@@ -278,6 +320,8 @@ class OptunaSweeperImpl:
         )
         study.set_user_attr(PRUNER_ATTR, pruner)
         study.set_user_attr(METRIC_ATTR, self.metric)
+        if FIXED_ATTR not in study.user_attrs:  # checked before a later search continues the study
+            study.set_user_attr(FIXED_ATTR, fixed_settings(self.config, space))
         self._fail_orphans(study)
         log.info(
             "Optuna study %s in %s: %d of %d trials finished",
