@@ -114,16 +114,17 @@ def check_every_class(train: RawSplit, label_mode: str, names: list[str], where:
 
 
 def check_meta_mapping(expected: np.ndarray, train: RawSplit, test: RawSplit, meta: Path) -> None:
-    """meta.json's fine_to_coarse must describe the labels (checked where the labels are valid themselves)."""
+    """meta.json's fine_to_coarse must be one superclass per fine class and describe the labels (checked where the
+    labels are valid themselves)."""
+    if expected.ndim != 1 or len(expected) != NUM_FINE or not np.issubdtype(expected.dtype, np.integer):
+        raise DataError(
+            f"{meta}: fine_to_coarse must list the superclass of each of the {NUM_FINE} fine classes as whole "
+            f"numbers, not {np.array2string(expected.reshape(-1)[:5], separator=', ')}"
+            f"{'...' if expected.size > 5 else ''} ({expected.size} {expected.dtype} values); fix or remove it."
+        )
     y_fine = np.concatenate([train.y_fine.reshape(-1), test.y_fine.reshape(-1)]).astype(np.int64)
     y_coarse = np.concatenate([train.y_coarse.reshape(-1), test.y_coarse.reshape(-1)]).astype(np.int64)
-    if (
-        len(expected) != NUM_FINE
-        or len(y_fine) != len(y_coarse)
-        or not len(y_fine)
-        or y_fine.min() < 0
-        or y_fine.max() >= NUM_FINE
-    ):
+    if len(y_fine) != len(y_coarse) or not len(y_fine) or y_fine.min() < 0 or y_fine.max() >= NUM_FINE:
         return  # malformed labels: that error comes with the label checks
     pairs = np.unique(np.stack([y_fine, y_coarse], axis=1), axis=0)
     if len(np.unique(pairs[:, 0])) != len(pairs):

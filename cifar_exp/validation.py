@@ -125,6 +125,11 @@ def problems(cfg: DictConfig) -> list[str]:
     check("trainer.epochs", _get(cfg, "trainer.epochs") >= 1, ">= 1")
     check("trainer.batch_size", _get(cfg, "trainer.batch_size") >= 1, ">= 1 (the report used 32)")
     check("trainer.steps_per_execution", _get(cfg, "trainer.steps_per_execution") >= 1, ">= 1")
+    check(
+        "trainer.verbose",
+        _get(cfg, "trainer.verbose") in (0, 1, 2),
+        "0 (silent), 1 (a progress bar) or 2 (a line per epoch)",
+    )
     budget = _get(cfg, "trainer.max_minutes")
     check("trainer.max_minutes", budget is None or budget > 0, "null (no limit) or a positive number of minutes")
     interval = _get(cfg, "tracking.system_metrics_interval")

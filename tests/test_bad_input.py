@@ -83,6 +83,7 @@ ROWS = [
     ("dropout rate of 1", ["dropout.conv2=1.0"], None, "dropout.conv2=1.0 must be a dropout rate in [0, 1)"),
     ("batch size < 1", ["trainer.batch_size=0"], None, "trainer.batch_size=0 must be >= 1"),
     ("zero epochs", ["trainer.epochs=0"], None, "trainer.epochs=0 must be >= 1"),
+    ("verbosity Keras does not know", ["trainer.verbose=7"], None, "trainer.verbose=7 must be 0 (silent), 1"),
     (
         "negative time budget",
         ["trainer.max_minutes=-5"],

@@ -88,3 +88,12 @@ def test_a_meta_json_that_contradicts_the_labels_is_refused():
     mapping[5] = 0
     with pytest.raises(DataError, match="maps fine class 5 to superclass 0, but its images are labelled superclass 5"):
         check_meta_mapping(mapping, train, test, Path("meta.json"))
+
+
+@pytest.mark.parametrize(
+    "mapping", [np.arange(99) % 20, np.asarray("abc"), np.arange(100) / 5, np.zeros((100, 1), int)]
+)
+def test_a_meta_json_fine_to_coarse_of_the_wrong_shape_or_kind_is_refused(mapping):
+    """99 entries were ignored without a word; a string or floats said nothing of the file."""
+    with pytest.raises(DataError, match=r"meta.json: fine_to_coarse must list the superclass of each of the 100"):
+        check_meta_mapping(mapping, split(), split(), Path("meta.json"))
