@@ -27,6 +27,7 @@ def test_search_space_from_hydra_sweep_syntax():
             "dropout.dense=interval(0, 0.5)",
             "trainer.batch_size=choice(32, 64)",
             "trainer.epochs=range(2, 8, 2)",
+            "trainer.steps_per_execution=tag(int, interval(1.5, 8.5))",
             "+search=fast_cnn",
             "seed=3",
             "seed=4",
@@ -38,6 +39,7 @@ def test_search_space_from_hydra_sweep_syntax():
         "dropout.dense": FloatDistribution(0.0, 0.5),
         "trainer.batch_size": CategoricalDistribution((32, 64)),
         "trainer.epochs": IntDistribution(2, 6, step=2),  # Hydra's range stops before 8
+        "trainer.steps_per_execution": IntDistribution(2, 8),  # the whole numbers inside
         "model": CategoricalDistribution(("fast_cnn", "report_cnn_bn")),
     }
     assert fixed == ["+search=fast_cnn", "seed=4"]
@@ -97,6 +99,7 @@ def test_every_search_space_passes_the_checks_before_a_search(name, tmp_path, np
         (["optimizer.ema=choice(null,0.99)"], "optimizer.ema=choice(null,0.99): Error parsing override"),
         (["optimizer.lr=tag(lg,interval(1e-4,1e-2))"], "tag(lg, ...) is not understood here"),
         (["trainer.batch_size=tag(log,choice(32,64))"], "tag(log, ...) is not understood here"),
+        (["trainer.batch_size=tag(int,interval(2.5,2.7))"], "tag(int, interval(2.5, 2.7)) holds no whole number"),
     ],
 )
 def test_a_search_that_cannot_run_is_refused_before_it_starts(overrides, said, tmp_path, npz_dir):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shlex
 import shutil
 import warnings
@@ -61,8 +62,10 @@ def distribution(override: Override) -> BaseDistribution:
     if isinstance(value, IntervalSweep):
         low: Any = value.start
         high: Any = value.end
-        if "int" in value.tags:
-            return IntDistribution(int(low), int(high), log="log" in value.tags)
+        if "int" in value.tags:  # the whole numbers inside the interval, not its ends cut to whole numbers
+            if math.ceil(low) > math.floor(high):
+                raise ValueError(f"tag(int, interval({low}, {high})) holds no whole number")
+            return IntDistribution(math.ceil(low), math.floor(high), log="log" in value.tags)
         return FloatDistribution(float(low), float(high), log="log" in value.tags)
     if isinstance(value, RangeSweep) and not value.shuffle:
         start: Any = value.start
