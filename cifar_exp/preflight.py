@@ -183,7 +183,9 @@ def _check_search(config: DictConfig) -> None:
             space = search_space(overrides)[0]
             name = study_name_for(sweeper, config, space, fixed)
             objective = (str(sweeper.metric), str(sweeper.direction))
-            said += study_problems(backend, name, space, *objective, fixed_settings(config, space))
+            # As a trial composes it: a fixed entry of hydra.sweeper.params reaches the jobs, not the sweep's config.
+            trained = compose_in_this_hydra(config_name=config.hydra.job.config_name, overrides=fixed)
+            said += study_problems(backend, name, space, *objective, fixed_settings(trained, space))
     if said:
         raise ConfigError(
             "the search cannot start: " + "; ".join(s.rstrip(".") for s in said) + ". No trial was started and "

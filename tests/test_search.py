@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from conftest import all_runs, artifact_paths, cli, compose_config, tiny
@@ -55,10 +56,11 @@ def test_every_search_space_composes(name):
     assert cfg.search.trial is None
 
 
-def check_search(tmp_path: Path, npz_dir: Path, *overrides: str) -> None:
+def check_search(tmp_path: Path, npz_dir: Path, *overrides: str, params: Optional[dict] = None) -> None:
     """The checks a search passes before its parent run or study exist (cifar_exp.preflight), in a Hydra context as
-    the sweep's callback runs them."""
+    the sweep's callback runs them; ``params``: entries added to the search file's ``hydra.sweeper.params``."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
 
     from cifar_exp.config import CONF_DIR, register
     from cifar_exp.preflight import check_jobs
@@ -70,6 +72,9 @@ def check_search(tmp_path: Path, npz_dir: Path, *overrides: str) -> None:
         fixed = [o for o in overrides if o not in swept]
         cfg = compose("config", overrides=["hydra/sweeper=optuna", *task, *fixed], return_hydra_config=True)
         cfg.hydra.overrides.task.extend(swept)
+        with open_dict(cfg):
+            for key, value in (params or {}).items():
+                cfg.hydra.sweeper.params[key] = value
         check_jobs(cfg)
 
 
@@ -155,6 +160,27 @@ def test_a_named_study_of_another_space_or_objective_is_refused_before_it_starts
         check_search(tmp_path, npz_dir, *named, "hydra.sweeper.metric=val_loss", "hydra.sweeper.direction=minimize")
     check_search(tmp_path, npz_dir, *named, "trainer.batch_size=choice(32,64)")  # the same space continues
     assert len(study.get_trials()) == 1
+
+
+def test_a_fixed_setting_in_the_spaces_params_is_one_the_study_keeps(tmp_path, npz_dir):
+    """A search file's hydra.sweeper.params may fix a setting (trainer.epochs: 1) beside the ranges: it reaches the
+    trials, not the sweep's config, so the study kept the search file's other value and a named study continued with
+    it at 3 ran 3-epoch trials beside the 1-epoch ones without a word (seen 2026-11-28)."""
+    import optuna
+
+    from cifar_exp.search import FIXED_ATTR, open_storage
+    from hydra_plugins.cifar_exp_optuna._impl import fixed_settings, search_space
+
+    spelled = ["+search=fast_cnn", "data=local", f"data.path={npz_dir}"]
+    ran = compose_config([*spelled, "trainer.epochs=1"])  # the config each trial of the study composed
+    space = search_space([f"{k}={v}" for k, v in compose_config(spelled, True).hydra.sweeper.params.items()])[0]
+    study = optuna.create_study(study_name="mine", storage=open_storage(str(tmp_path / "o.journal")), direction="maximize")
+    study.set_user_attr("metric", "val_accuracy")
+    study.set_user_attr(FIXED_ATTR, fixed_settings(ran, space))
+    named = ("+search=fast_cnn", "hydra.sweeper.study_name=mine")
+    with pytest.raises(ConfigError, match=r"other fixed settings \(trainer.epochs: 1 there, 3 here\)"):
+        check_search(tmp_path, npz_dir, *named, params={"trainer.epochs": 3})
+    check_search(tmp_path, npz_dir, *named, params={"trainer.epochs": 1})  # what its trials ran: it continues
 
 
 def test_a_journal_record_cut_short_by_a_full_disk_is_dropped_not_fused_with_the_next(tmp_path):

@@ -292,6 +292,7 @@ class OptunaSweeperImpl:
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
+        self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -324,7 +325,10 @@ class OptunaSweeperImpl:
         study.set_user_attr(PRUNER_ATTR, pruner)
         study.set_user_attr(METRIC_ATTR, self.metric)
         if FIXED_ATTR not in study.user_attrs:  # checked before a later search continues the study
-            study.set_user_attr(FIXED_ATTR, fixed_settings(self.config, space))
+            # The config a trial composes (the space's own fixed entries in hydra.sweeper.params included), not the
+            # sweep's: a fixed trainer.epochs there reaches the jobs only.
+            trained = self.hydra_context.config_loader.load_sweep_config(self.config, list(fixed))
+            study.set_user_attr(FIXED_ATTR, fixed_settings(trained, space))
         self._fail_orphans(study)
         log.info(
             "Optuna study %s in %s: %d of %d trials finished",
