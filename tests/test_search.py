@@ -295,6 +295,45 @@ def test_best_moves_to_another_studys_model_only_if_it_scored_as_high(tmp_path, 
     assert search("b", 0).startswith("models:/m@best") and alias_run(client, "m") == b0  # 0.3 >= 0.2: moves
 
 
+def test_a_study_of_the_same_name_in_another_storage_is_another_study(tmp_path, store_uri):
+    """The same search command with another storage (another tracking store or hydra.sweeper.storage) makes a study
+    of the same name there: its best trial's run was looked up by name and number alone, so the search registered
+    the other storage's trial 0, and took @best from the other study's better model (seen 2026-11-28)."""
+    import yaml
+    from test_registry import run_with_model
+
+    from cifar_exp.tracking.registry import alias_run
+    from cifar_exp.tracking.run import tracked_run
+    from cifar_exp.tracking.search_results import record_search
+
+    client = MlflowClient(store_uri, registry_uri=store_uri)
+
+    def trial(storage: str, accuracy: float) -> str:
+        run_id = run_with_model(store_uri, accuracy)
+        for key, value in (("search.study", "a"), ("search.storage", storage), ("search.trial", "0")):
+            client.log_param(run_id, key, value)
+        return run_id
+
+    def search(storage: str) -> dict:
+        folder = tmp_path / Path(storage).stem
+        folder.mkdir(exist_ok=True)
+        best = {"number": 0, "value": 0.5, "command": "python -m cifar_exp"}
+        summary = {"study": "a", "metric": "val_accuracy", "storage": storage, "trials": {"complete": 1}, "best": best}
+        (folder / "best_trial.yaml").write_text(yaml.safe_dump(summary))
+        with tracked_run(store_uri, "t", "search-a") as parent:
+            pass
+        record_search(store_uri, parent.run_id, folder, register_as="m")
+        return client.get_run(parent.run_id).data.tags
+
+    first = trial("/x/one.journal", 0.5)
+    assert search("/x/one.journal")["best_run_id"] == first and alias_run(client, "m") == first
+    second = trial("/x/two.journal", 0.2)
+    tags = search("/x/two.journal")
+    assert tags["best_run_id"] == second and "@best stays" in tags["registered_model"]  # another study, lower
+    assert alias_run(client, "m") == first
+    assert search("/x/one.journal")["best_run_id"] == first  # not the other storage's trial 0
+
+
 def test_tiny_search_prunes_records_and_resumes(tmp_path, npz_dir, store_uri):
     # A pruner that must prune: ThresholdPruner(lower=2) stops every trial that reaches a second epoch, so the
     # trials drawn with 3 epochs are pruned after epoch 2 and those with 1 epoch complete.

@@ -43,7 +43,7 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
         run.log_metrics({"best_trial_value": best["value"]})
         value = f"{best['value']:.2%}" if "accuracy" in summary["metric"] else f"{best['value']:.4f}"
         note += f" Best trial {best['number']}: {summary['metric']} {value}; train it alone with `{best['command']}`."
-        trial_run = _trial_run(client, parent_run_id, summary["study"], best["number"])
+        trial_run = _trial_run(client, parent_run_id, summary["study"], best["number"], summary.get("storage"))
         if trial_run is not None:
             tags.update({TAG_BEST_RUN: trial_run.info.run_id, "best_job": trial_run.info.run_name or ""})
         if trial_run is not None and register_as:
@@ -59,16 +59,28 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
 def _holds_study(client: MlflowClient, name: str, summary: dict[str, Any]) -> bool:
     """Whether ``name@best`` is unset or holds a trial of this search's study."""
     held = alias_run(client, name)
-    return held is None or client.get_run(held).data.params.get("search.study") == summary["study"]
+    if held is None:
+        return True
+    params = client.get_run(held).data.params
+    return params.get("search.study") == summary["study"] and _same_storage(params, summary.get("storage"))
 
 
-def _trial_run(client: MlflowClient, parent_run_id: str, study: str, number: int) -> Optional[MlflowRun]:
-    """The FINISHED run of trial ``number`` of ``study`` (under any search's parent), if the store holds one."""
+def _same_storage(params: dict[str, str], storage: Optional[str]) -> bool:
+    """Whether a trial's run was of a study in ``storage`` (one study name may be in several storages: the same
+    search command with another hydra.sweeper.storage or tracking store); unknown (older results) counts as same."""
+    return storage is None or params.get("search.storage") == storage
+
+
+def _trial_run(
+    client: MlflowClient, parent_run_id: str, study: str, number: int, storage: Optional[str] = None
+) -> Optional[MlflowRun]:
+    """The FINISHED run of trial ``number`` of ``study`` in ``storage`` (under any search's parent), if the store
+    holds one."""
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     found = client.search_runs(
         [experiment_id],
         filter_string=f"params.`search.study` = '{study}' and params.`search.trial` = '{number}' "
         "and attributes.status = 'FINISHED'",
-        max_results=1,
+        max_results=1000,
     )
-    return found[0] if found else None
+    return next((run for run in found if _same_storage(run.data.params, storage)), None)

@@ -378,7 +378,7 @@ class OptunaSweeperImpl:
         running = sum(OWNER_ATTR in trial.user_attrs for trial in others)  # an owner-less one nobody runs: _taken
         if running:
             log.info("%d more trial(s) of the study are being run by another search on it", running)
-        write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric)
+        write_results(study, fixed, Path(self.config.hydra.sweep.dir) / RESULTS_DIR, self.metric, str(self.storage))
         if first_failure is not None:  # the search finished, but as a grid sweep does, it exits non-zero
             log.error("%d of %d trials failed (each said above); the search's parent run lists them", failed, launched)
             first_failure.return_value  # re-raises the first failed trial's error, as Hydra does for a grid sweep
@@ -466,13 +466,17 @@ def best_command(fixed: list[str], params: dict[str, Any]) -> str:
     return "python -m cifar_exp " + " ".join(shlex.quote(o) for o in overrides)
 
 
-def write_results(study: optuna.Study, fixed: list[str], folder: Path, metric: str) -> None:
-    """``best_trial.yaml`` (its number, value, parameters and command line), ``trials.csv`` and Optuna's plots."""
+def write_results(
+    study: optuna.Study, fixed: list[str], folder: Path, metric: str, storage: Optional[str] = None
+) -> None:
+    """``best_trial.yaml`` (its number, value, parameters and command line; the study's storage, as its jobs were
+    given it), ``trials.csv`` and Optuna's plots."""
     folder.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
     summary: dict[str, Any] = {
         "study": study.study_name,
         "metric": metric,
+        **({"storage": storage} if storage is not None else {}),
         "direction": study.direction.name.lower(),
         "trials": {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState},
     }
