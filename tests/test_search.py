@@ -174,7 +174,9 @@ def test_a_fixed_setting_in_the_spaces_params_is_one_the_study_keeps(tmp_path, n
     spelled = ["+search=fast_cnn", "data=local", f"data.path={npz_dir}"]
     ran = compose_config([*spelled, "trainer.epochs=1"])  # the config each trial of the study composed
     space = search_space([f"{k}={v}" for k, v in compose_config(spelled, True).hydra.sweeper.params.items()])[0]
-    study = optuna.create_study(study_name="mine", storage=open_storage(str(tmp_path / "o.journal")), direction="maximize")
+    study = optuna.create_study(
+        study_name="mine", storage=open_storage(str(tmp_path / "o.journal")), direction="maximize"
+    )
     study.set_user_attr("metric", "val_accuracy")
     study.set_user_attr(FIXED_ATTR, fixed_settings(ran, space))
     named = ("+search=fast_cnn", "hydra.sweeper.study_name=mine")
@@ -467,9 +469,11 @@ def test_a_search_stopped_mid_trial_fails_the_trial_and_says_it_is_not_continued
     assert "resume=auto" not in parent.data.tags["mlflow.note.content"]
 
 
-def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path):
+def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path, monkeypatch):
     """Two commands on one study (one machine or several): a trial another live search runs counts toward
-    n_trials, so neither asks for one too many; a dead search's trial does not count (it is failed)."""
+    n_trials, so neither asks for one too many; a dead search's trial does not count (it is failed), nor one that
+    never got its owner (failed once it is an hour old)."""
+    import datetime
     import subprocess
     import sys
 
@@ -477,6 +481,7 @@ def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path):
 
     from cifar_exp.search import open_storage
     from cifar_exp.tracking.environment import process_tags
+    from hydra_plugins.cifar_exp_optuna import _impl as impl
     from hydra_plugins.cifar_exp_optuna._impl import OWNER_ATTR, OptunaSweeperImpl
 
     study = optuna.create_study(study_name="s", storage=open_storage(str(tmp_path / "o.journal")))
@@ -491,11 +496,16 @@ def test_searches_sharing_a_study_train_n_trials_in_all(tmp_path):
     study.ask()  # asked by a search killed before it set its owner: nobody will finish it
     assert OptunaSweeperImpl._taken(study) == 2
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING", "FAIL", "RUNNING"]
+    monkeypatch.setattr(impl, "OWNERLESS_AFTER", datetime.timedelta(0))  # an hour later: it stayed RUNNING for good
+    assert OptunaSweeperImpl._taken(study) == 2
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING", "FAIL", "FAIL"]
 
 
 def test_a_search_whose_launcher_fails_leaves_no_trial_running(tmp_path):
     """An error outside the jobs (the launcher, the storage on a full disk) ends the search with that error, and
     the trials it asked for are FAILED in the study, not left RUNNING for good."""
+    from types import SimpleNamespace
+
     import optuna
     from omegaconf import OmegaConf
 
@@ -516,6 +526,8 @@ def test_a_search_whose_launcher_fails_leaves_no_trial_running(tmp_path):
                    "sweep": {"dir": str(tmp_path / "sweep")}}}
     )  # fmt: skip
     sweeper.launcher = Broken()
+    loader = SimpleNamespace(load_sweep_config=lambda config, overrides: OmegaConf.create({}))  # a trial's config
+    sweeper.hydra_context = SimpleNamespace(config_loader=loader)
     with pytest.raises(OSError, match="No space left"):
         sweeper.sweep(["optimizer.lr=interval(1e-4,1e-2)"])
     study = optuna.load_study(study_name="s", storage=open_storage(journal))

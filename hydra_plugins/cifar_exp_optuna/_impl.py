@@ -9,6 +9,7 @@ accuracy) is kept as the trial's user attribute ``test_accuracy`` and serves onl
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
@@ -40,6 +41,7 @@ from cifar_exp.tracking.environment import process_gone, process_tags
 
 log = logging.getLogger(__name__)
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+OWNERLESS_AFTER = datetime.timedelta(hours=1)  # a RUNNING trial without an owner this old was cut off from it
 OWNER_ATTR = "sweeper"  # trial user attribute: the process that asked for it (host, pid, when it started)
 RESULTS_DIR = "optuna"
 
@@ -408,10 +410,14 @@ class OptunaSweeperImpl:
     def _fail_orphans(study: optuna.Study) -> None:
         """Trials left RUNNING by a search whose process is gone (``kill -9``, a crash): FAILED, so the study's
         counts and best trial do not wait on them, and their checkpoints removed (a trial is never continued). A
-        live search's trials (two searches on one study) are left."""
+        live search's trials (two searches on one study) are left. A trial that never got its owner (the write
+        after Optuna's ask failed: a full disk) is failed once it is older than :data:`OWNERLESS_AFTER`, where a
+        search's own trial has had its owner for long."""
+        now = datetime.datetime.now()
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = trial.user_attrs.get(OWNER_ATTR)
-            if owner and process_gone(owner):
+            started = trial.datetime_start or now
+            if (owner and process_gone(owner)) or (not owner and now - started > OWNERLESS_AFTER):
                 log.warning("trial %d was left RUNNING by a search that died: marked FAILED", trial.number)
                 study.tell(trial.number, state=TrialState.FAIL)
                 if trial.user_attrs.get(CHECKPOINT_ATTR):
