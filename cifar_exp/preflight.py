@@ -136,14 +136,8 @@ def _check_search(config: DictConfig) -> None:
     from hydra.errors import HydraException
 
     from cifar_exp.search import open_storage
-    from hydra_plugins.cifar_exp_optuna._impl import (
-        fixed_settings,
-        search_space,
-        settings_problems,
-        space_problems,
-        study_name_for,
-        study_problems,
-    )
+    from hydra_plugins.cifar_exp_optuna.space import search_space, settings_problems, space_problems
+    from hydra_plugins.cifar_exp_optuna.study import fixed_settings, study_name_for, study_problems
 
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     overrides = [*params, *config.hydra.overrides.task]

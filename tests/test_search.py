@@ -20,7 +20,7 @@ SEARCHES = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "search").glob("*.yam
 
 
 def test_search_space_from_hydra_sweep_syntax():
-    from hydra_plugins.cifar_exp_optuna._impl import search_space
+    from hydra_plugins.cifar_exp_optuna.space import search_space
 
     space, fixed = search_space(
         [
@@ -169,7 +169,8 @@ def test_a_fixed_setting_in_the_spaces_params_is_one_the_study_keeps(tmp_path, n
     import optuna
 
     from cifar_exp.search import FIXED_ATTR, open_storage
-    from hydra_plugins.cifar_exp_optuna._impl import fixed_settings, search_space
+    from hydra_plugins.cifar_exp_optuna.space import search_space
+    from hydra_plugins.cifar_exp_optuna.study import fixed_settings
 
     spelled = ["+search=fast_cnn", "data=local", f"data.path={npz_dir}"]
     ran = compose_config([*spelled, "trainer.epochs=1"])  # the config each trial of the study composed
