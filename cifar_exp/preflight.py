@@ -175,7 +175,7 @@ def _check_search(config: DictConfig) -> None:
         else:
             sweeper = config.hydra.sweeper
             space = search_space(overrides)[0]
-            name = study_name_for(sweeper, config, space, fixed)
+            name = study_name_for(sweeper, config, space, fixed, backend)
             objective = (str(sweeper.metric), str(sweeper.direction))
             # As a trial composes it: a fixed entry of hydra.sweeper.params reaches the jobs, not the sweep's config.
             trained = compose_in_this_hydra(config_name=config.hydra.job.config_name, overrides=fixed)

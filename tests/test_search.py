@@ -186,6 +186,26 @@ def test_a_fixed_setting_in_the_spaces_params_is_one_the_study_keeps(tmp_path, n
     check_search(tmp_path, npz_dir, *named, params={"trainer.epochs": 1})  # what its trials ran: it continues
 
 
+def test_where_the_data_lies_leaves_the_study_name_and_a_study_named_before_goes_on(tmp_path):
+    """Two spellings of one data folder are one study (the study keeps its settings and the runs their dataset
+    fingerprint); a study named while data.path counted goes on under that name."""
+    import optuna
+    from omegaconf import OmegaConf
+
+    from cifar_exp.search import open_storage
+    from hydra_plugins.cifar_exp_optuna.study import default_study_name, study_name_for
+
+    sweeper = OmegaConf.create({"metric": "val_accuracy", "direction": "maximize", "study_name": None})
+    config, space = OmegaConf.create({}), {"optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    storage = open_storage(str(tmp_path / "o.journal"))
+    one, other = ["data.path=/x/data", "seed=1"], ["data.path=/x/../x/data", "seed=1"]
+    assert study_name_for(sweeper, config, space, one, storage) == study_name_for(sweeper, config, space, other)
+    assert study_name_for(sweeper, config, space, ["seed=2"]) != study_name_for(sweeper, config, space, one)
+    before = default_study_name(space, one, config, ("val_accuracy", "maximize"), location=True)
+    optuna.create_study(study_name=before, storage=storage)
+    assert study_name_for(sweeper, config, space, one, storage) == before
+
+
 def test_a_journal_record_cut_short_by_a_full_disk_is_dropped_not_fused_with_the_next(tmp_path):
     """A write that failed on a full disk left the journal's last line torn; the next command once appended after
     it, fusing both into a line no reader parses: every later command refused the storage and the study was lost."""

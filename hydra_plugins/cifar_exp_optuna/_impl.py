@@ -80,7 +80,7 @@ class OptunaSweeperImpl:
             )
         pruner = OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
         storage = open_storage(self.storage)
-        name = study_name_for(self.config.hydra.sweeper, self.config, space, fixed)
+        name = study_name_for(self.config.hydra.sweeper, self.config, space, fixed, storage)
         study = optuna.create_study(
             study_name=name,
             storage=storage,

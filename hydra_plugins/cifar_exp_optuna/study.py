@@ -18,13 +18,20 @@ DEFAULT_OBJECTIVE = ("val_accuracy", "maximize")
 
 
 def default_study_name(
-    space: dict[str, BaseDistribution], fixed: list[str], config: DictConfig, objective: tuple[str, str]
+    space: dict[str, BaseDistribution],
+    fixed: list[str],
+    config: DictConfig,
+    objective: tuple[str, str],
+    location: bool = False,
 ) -> str:
     """``<search space name>-<hash>``: the same command continues the same study; another space, other fixed
-    settings (bookkeeping such as tracking or verbosity aside) or another ``objective`` (metric, direction) start
-    another (the default objective leaves the hash as it was before it counted, so those studies continue)."""
+    settings (bookkeeping such as tracking or verbosity, and where the data lies, aside: the study keeps the settings
+    themselves, see :func:`study_problems`) or another ``objective`` (metric, direction) start another (the default
+    objective leaves the hash as it was before it counted, so those studies continue). ``location``: the name as it
+    was while ``data.path`` counted."""
     choice = OmegaConf.select(config, "hydra.runtime.choices.search") or "search"
-    kept = sorted(o for o in fixed if not is_bookkeeping(o.lstrip("+~").split("=", 1)[0]))
+    keys = {o: o.lstrip("+~").split("=", 1)[0] for o in fixed}
+    kept = sorted(o for o in fixed if not is_bookkeeping(keys[o]) and (location or keys[o] != LOCATION))
     parts: list[Any] = [{k: optuna.distributions.distribution_to_json(d) for k, d in sorted(space.items())}, kept]
     if objective != DEFAULT_OBJECTIVE:
         parts.append(list(objective))
@@ -57,11 +64,30 @@ def fixed_settings(config: DictConfig, space: dict[str, BaseDistribution]) -> di
 
 
 def study_name_for(
-    sweeper: DictConfig, config: DictConfig, space: dict[str, BaseDistribution], fixed: list[str]
+    sweeper: DictConfig,
+    config: DictConfig,
+    space: dict[str, BaseDistribution],
+    fixed: list[str],
+    storage: Optional[optuna.storages.BaseStorage] = None,
 ) -> str:
-    """The study this search runs: ``hydra.sweeper.study_name``, else :func:`default_study_name`."""
+    """The study this search runs: ``hydra.sweeper.study_name``, else :func:`default_study_name`; a study in
+    ``storage`` named while ``data.path`` counted in the name goes on under that name (where no study has the new)."""
+    if sweeper.get("study_name"):
+        return str(sweeper.study_name)
     objective = (str(sweeper.get("metric")), str(sweeper.get("direction")).lower())
-    return sweeper.get("study_name") or default_study_name(space, fixed, config, objective)
+    name = default_study_name(space, fixed, config, objective)
+    before = default_study_name(space, fixed, config, objective, location=True)
+    if before != name and storage is not None and _exists(storage, before) and not _exists(storage, name):
+        return before
+    return name
+
+
+def _exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
 
 
 def study_problems(
