@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import mlflow
 from filelock import FileLock
+from mlflow.entities import Experiment
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import signals
@@ -258,9 +259,10 @@ def client_for(uri: str) -> MlflowClient:
         return StoreClient(tracking_uri=uri)
 
 
-def check_experiment(client: MlflowClient, name: str) -> None:
-    """An experiment deleted in the store (the UI's delete, ``mlflow experiments delete``) takes no runs: said before
-    any work, not by the run that fails to be created once the data is loaded and the model built."""
+def check_experiment(client: MlflowClient, name: str) -> Optional[Experiment]:
+    """Experiment ``name`` as the store holds it (None where it has none yet). One deleted in the store (the UI's
+    delete, ``mlflow experiments delete``) takes no runs: said before any work, not by the run that fails to be
+    created once the data is loaded and the model built."""
     found = client.get_experiment_by_name(name)
     if found is not None and found.lifecycle_stage == "deleted":
         raise TrackingError(
@@ -269,12 +271,12 @@ def check_experiment(client: MlflowClient, name: str) -> None:
             f"--experiment-id {found.experiment_id}, with MLFLOW_TRACKING_URI set to the store), or choose another "
             "tracking.experiment. Nothing was trained or logged."
         )
+    return found
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
     """The id of experiment ``name``, created if missing; local stores keep artifacts beside the database."""
-    check_experiment(client, name)
-    found = client.get_experiment_by_name(name)
+    found = check_experiment(client, name)
     if found is not None:
         return found.experiment_id
     db = sqlite_path(client.tracking_uri)
