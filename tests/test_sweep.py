@@ -212,3 +212,25 @@ def test_jobs_failed_by_the_store_do_not_each_wait_on_it_to_record_their_failure
     job(2, ValueError("a bug"))  # not tried again
     assert len(asked) == 1
     assert capsys.readouterr().err.count("error: job #") == 3
+
+
+@pytest.mark.parametrize("at_exit", [False, True], ids=["after the last job", "at exit only"])
+def test_a_sweep_closed_only_at_exit_without_a_failed_job_is_failed(at_exit, tmp_path, store_uri):
+    """Hydra never reached on_multirun_end (the sweeper or launcher raised) and no job failed: the callback's exit
+    close ends the parent FAILED; closed after the last job, the same parent ends FINISHED."""
+    from mlflow.tracking import MlflowClient
+
+    from cifar_exp.tracking import open_sweep_parent, tracked_run
+
+    parent = open_sweep_parent(store_uri, "t", str(tmp_path), "sweep-x", ["a=1,2"])
+    with tracked_run(store_uri, "t", "one", parent_run_id=parent) as run:
+        run.log_metrics({"test_accuracy": 0.2})
+    callback = MlflowSweepCallback()
+    callback.parent_run_id, callback.uri, callback.sweep_dir = parent, store_uri, tmp_path
+    if at_exit:
+        callback._close(at_exit=True)
+    else:
+        callback.on_multirun_end(OmegaConf.create({}))
+    stored = MlflowClient(store_uri).get_run(parent)
+    assert stored.info.status == ("FAILED" if at_exit else "FINISHED")
+    assert ("error outside its jobs" in stored.data.tags.get("error", "")) == at_exit
