@@ -104,6 +104,16 @@ def npz_dir(tmp_path_factory, tiny_splits) -> Path:
     return write_npz(tmp_path_factory.mktemp("npz"), *tiny_splits)
 
 
+@pytest.fixture(autouse=True)
+def fresh_stop_state(monkeypatch) -> None:
+    """Each test starts as a fresh process would: no stop received yet. A test that signals itself in-process
+    leaves ``signals.received`` set, and a later test's sweep parent would then close as KILLED."""
+    from cifar_exp import signals
+
+    monkeypatch.setattr(signals, "received", None)
+    monkeypatch.setattr(signals, "_pending", None)
+
+
 @pytest.fixture()
 def store_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
