@@ -53,7 +53,7 @@ def main(cfg: DictConfig) -> Optional[float]:
         if cfg.tracking.enabled:
             from cifar_exp.tracking import prepare_store
 
-            prepare_store(cfg.tracking.uri)  # a bad store is said first
+            prepare_store(cfg.tracking.uri, create=False)  # a bad store is said first; a new one waits for the data
         from cifar_exp.data import load_dataset
 
         data = load_dataset(**cfg.data)  # a missing or corrupt dataset (a second or two; no TensorFlow)

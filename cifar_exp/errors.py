@@ -2,7 +2,9 @@
 
 import errno
 import re
+import shutil
 import traceback
+from pathlib import Path
 from typing import Optional
 
 from hydra.errors import CompactHydraException
@@ -86,6 +88,21 @@ def disk_full(error: BaseException) -> Optional[BaseException]:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+MIN_FREE_BYTES = 1 << 20  # under a MiB free, a run's first records (its params, an epoch's metrics) may not fit
+
+
+def no_room(folder: Path) -> Optional[str]:
+    """What to say when the disk that holds ``folder`` (or would: its nearest existing parent) is full, else None:
+    a full disk said before the data is loaded and TensorFlow started, not by the run's first write."""
+    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), None)
+    if existing is None:
+        return None
+    free = shutil.disk_usage(existing).free
+    if free >= MIN_FREE_BYTES:
+        return None
+    return f"the disk holding {existing} is full ({free} bytes free, at least {MIN_FREE_BYTES} needed)"
 
 
 def briefly(error: BaseException) -> str:

@@ -43,12 +43,28 @@ def _reading(path: Path) -> Iterator[None]:
     except ValueError as error:
         if "allow_pickle" not in str(error):
             raise _corrupt(path, error) from error
+        if not _numpy_or_pickle(path):
+            raise DataError(
+                f"{path} is not a NumPy file at all (neither .npz, .npy nor a pickle: damaged, empty or another "
+                "format); re-copy the dataset."
+            ) from error
         raise DataError(
             f"{path} holds Python objects (an object or pickled array), not numbers: they are not loaded, since "
             "unpickling can run code; save the images as uint8 and the labels as integers."
         ) from error
     except Exception as error:
         raise _corrupt(path, error) from error
+
+
+def _numpy_or_pickle(path: Path) -> bool:
+    """Whether ``path`` starts as an .npz (a zip), an .npy or a pickle (protocol 2 and later) does: numpy takes any
+    other bytes for a pickle too, and a damaged or foreign file is then said as corrupt, not as Python objects."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError:
+        return False
+    return head.startswith((b"PK\x03\x04", b"\x93NUMPY", b"\x80"))
 
 
 def _from_pickle_dict(entry: dict) -> RawSplit:

@@ -138,6 +138,19 @@ def cli(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedP
     )
 
 
+# ``python -c WITHOUT_TENSORFLOW <overrides>``: the CLI with TensorFlow, Keras and JAX refused, for errors that must
+# come before any of them loads.
+WITHOUT_TENSORFLOW = """
+import runpy, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "jax"):
+            raise ImportError(f"{name} was imported before the error")
+sys.meta_path.insert(0, Refuse())
+runpy.run_module("cifar_exp", run_name="__main__", alter_sys=True)
+"""
+
+
 def tiny(npz_dir: Path, store_uri: str) -> list[str]:
     checkpoints = Path(store_uri.removeprefix("sqlite:///")).parent / "checkpoints"
     return [

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import all_runs, cli, free_port, small_disk, tiny
+from conftest import WITHOUT_TENSORFLOW, all_runs, cli, free_port, small_disk, tiny
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
@@ -331,14 +331,15 @@ def test_a_run_stopped_while_recording_finishes_without_logging_twice(tmp_path, 
     assert [str(m.status) for m in models] == ["READY"]  # the first attempt's model is not left beside it
 
 
-@pytest.mark.parametrize("full_from_the_start", [False, True], ids=["fills_up", "already_full"])
-def test_full_disk_for_checkpoints_fails_the_run_cleanly(tmp_path, npz_dir, store_uri, full_from_the_start):
-    """Filling up during the run, or full before it starts (then TensorFlow's log writer meets it first)."""
+def _fill(folder: Path) -> None:
+    with open(folder / "filler", "wb") as filler, pytest.raises(OSError):
+        while True:
+            filler.write(b"\0" * 65536)
+
+
+def test_full_disk_for_checkpoints_fails_the_run_cleanly(tmp_path, npz_dir, store_uri):
+    """Filling up during the run: the run is FAILED, no half-written checkpoint is left filling the disk."""
     with small_disk(tmp_path / "small", "2m") as small:
-        if full_from_the_start:
-            with open(small / "filler", "wb") as filler, pytest.raises(OSError):
-                while True:
-                    filler.write(b"\0" * 65536)
         done = cli(tmp_path, *slow(npz_dir, store_uri, epochs=2), f"trainer.checkpoint_dir={small}")
         left = [p for p in small.rglob("*") if p.name.endswith(".partial") or p.suffix == ".npz"]
     assert done.returncode == 2 and "no space left on the device" in done.stderr
@@ -346,6 +347,35 @@ def test_full_disk_for_checkpoints_fails_the_run_cleanly(tmp_path, npz_dir, stor
     assert left == []  # no .partial file left filling the disk (and no checkpoint could be completed)
     (run,) = all_runs(store_uri)
     assert run.info.status == "FAILED" and run.data.tags["error"].startswith("no space left on the device (")
+
+
+@pytest.mark.parametrize("where", ["checkpoints", "store"])
+def test_a_disk_full_before_the_run_is_said_before_any_work(tmp_path, npz_dir, store_uri, where):
+    """A full disk under trainer.checkpoint_dir or under the store is one paragraph before TensorFlow starts, and
+    no run is opened that could not be closed (a full store would keep it RUNNING until the disk had room)."""
+    from cifar_exp.tracking import prepare_store
+
+    with small_disk(tmp_path / "small", "2m") as small:
+        if where == "store":
+            uri = f"sqlite:///{small}/mlflow.db"
+            prepare_store(uri)  # an existing store with room, then the disk fills
+            _fill(small)
+            args = [*tiny(npz_dir, uri), f"trainer.checkpoint_dir={tmp_path}/checkpoints"]
+        else:
+            _fill(small)
+            args = [*tiny(npz_dir, store_uri), f"trainer.checkpoint_dir={small}/checkpoints"]
+        done = subprocess.run(
+            [sys.executable, "-c", WITHOUT_TENSORFLOW, *args, f"hydra.run.dir={tmp_path}/outputs"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2 and "was imported before the error" not in done.stderr, done.stderr[-2000:]
+        setting = "tracking.uri=sqlite:///" if where == "store" else "trainer.checkpoint_dir="
+        (line,) = said(done.stderr)
+        assert line.startswith(f"error: {setting}{small}") and f"the disk holding {small} is full (" in line, line
+        assert all_runs(args[2].removeprefix("tracking.uri=")) == []
 
 
 def test_full_disk_for_the_store_too_is_closed_by_the_next_command(tmp_path, npz_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 
 import numpy as np
@@ -50,6 +51,10 @@ def _broken(tmp_path, kind):
         np.savez(folder / "train.npz", x=train["x"], y_fine=train["y_fine"])
     if kind == "object_array":
         np.savez(folder / "train.npz", x=train["x"].astype(object), y_fine=train["y_fine"], y_coarse=train["y_coarse"])
+    if kind == "pickled":
+        (folder / "train.npz").write_bytes(pickle.dumps(train))
+    if kind in ("text", "empty"):
+        (folder / "train.npz").write_text("images went elsewhere\n" if kind == "text" else "")
     if kind == "one_hot":
         one_hot = np.eye(100, dtype=np.uint8)[train["y_fine"]]
         np.savez(folder / "train.npz", x=train["x"], y_fine=one_hot, y_coarse=train["y_coarse"])
@@ -65,6 +70,9 @@ def _broken(tmp_path, kind):
         ("truncated", "train.npz is truncated or corrupt"),
         ("missing_key", "lacks the keys ['y_coarse']"),
         ("object_array", "train.npz holds Python objects (an object or pickled array), not numbers"),
+        ("pickled", "train.npz holds Python objects (an object or pickled array), not numbers"),
+        ("text", "train.npz is not a NumPy file at all (neither .npz, .npy nor a pickle"),
+        ("empty", "train.npz is truncated or corrupt (EOFError"),
         ("one_hot", "y_fine has shape (200, 100), one row of 100 values per image (one-hot?)"),
     ],
 )

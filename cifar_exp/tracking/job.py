@@ -22,7 +22,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import checkpoint
-from cifar_exp.errors import ConfigError, TrainingDiverged
+from cifar_exp.errors import ConfigError, TrainingDiverged, no_room
 from cifar_exp.identity import FINGERPRINT_TAG
 from cifar_exp.signals import Stopped
 from cifar_exp.tracking.resume import (
@@ -266,6 +266,12 @@ def _left_alone(others: list[MlflowRun]) -> str:
 
 
 def _check_writable(folder: str) -> None:
+    full = no_room(Path(folder))
+    if full is not None:
+        raise ConfigError(
+            f"trainer.checkpoint_dir={folder}: {full}, so no checkpoint could be written; free some space, or "
+            "point trainer.checkpoint_dir at another disk. Nothing was trained or logged."
+        )
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         tempfile.NamedTemporaryFile(dir=folder, prefix=".write_probe").close()

@@ -19,7 +19,7 @@ from mlflow.entities import Experiment
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import signals
-from cifar_exp.errors import TrackingError, briefly
+from cifar_exp.errors import TrackingError, briefly, no_room
 
 DATABASES = ("postgresql", "mysql", "mssql")  # the database stores MLflow supports (with their drivers)
 
@@ -40,10 +40,11 @@ def import_lock(uri: str) -> FileLock:
     return FileLock(str(Path(tempfile.gettempdir()) / f"cifar_exp-import-{digest}.lock"), timeout=0)
 
 
-def prepare_store(uri: str, must_exist: bool = False) -> None:
+def prepare_store(uri: str, must_exist: bool = False, create: bool = True) -> None:
     """Check the store is usable before any work: a SQLite file that is an MLflow store of a schema this
     MLflow knows, in a writable folder (an existing one for ``must_exist``, as readers need), or a server
-    that answers as MLflow does."""
+    that answers as MLflow does. A new SQLite store is created unless ``create`` is false (a check made before
+    the other inputs are: a run refused for its data then leaves no empty store behind)."""
     if uri.startswith("file:") or "//" not in uri and not uri.startswith(("sqlite", "databricks")):
         raise TrackingError(
             f"tracking.uri={uri}: a file store (a folder of run files) is deprecated in MLflow 3 "
@@ -52,8 +53,8 @@ def prepare_store(uri: str, must_exist: bool = False) -> None:
         )
     db = sqlite_path(uri)
     if db is not None:
-        _check_sqlite(uri, db, must_exist)
-        if not must_exist:
+        _check_sqlite(uri, db, must_exist, create)
+        if create and not must_exist:
             _create_schema_once(uri, db)
     elif uri.startswith(("http://", "https://")):
         bound_server_retries()
@@ -86,7 +87,7 @@ def masked(uri: str) -> str:
     return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", uri)
 
 
-def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
+def _check_sqlite(uri: str, db: Path, must_exist: bool, create: bool = True) -> None:
     if must_exist and not db.is_file():
         raise TrackingError(
             f"tracking store {uri}: there is no such file ({db}); give the store the runs were "
@@ -108,7 +109,18 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool) -> None:
             )
     if must_exist:
         return
+    full = no_room(db.parent)
+    if full is not None:
+        raise TrackingError(
+            f"tracking.uri={uri}: {full}, so no run could be recorded there; free some space, or give a store on "
+            "another disk. Nothing was trained or logged."
+        )
     try:
+        if not create and not db.parent.is_dir():  # the folders to make: the nearest existing one must take them
+            existing = next(p for p in db.parent.parents if p.is_dir())
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(f"cannot create folders in {existing}")
+            return
         db.parent.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=db.parent, prefix=".write_probe")
         probe.close()
