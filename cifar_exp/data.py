@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from cifar_exp.data_checks import check_every_class, check_superclasses
+from cifar_exp.data_checks import check_every_class, check_superclasses, warn_of_classes_missing_from_test
 from cifar_exp.errors import DataError
 from cifar_exp.sources import described, load_raw
 
@@ -88,6 +88,7 @@ def load_dataset(
     where = described(source, path)
     check_every_class(train, label_mode, fine_names if label_mode == "fine" else coarse_names, where)
     mapping = check_superclasses(train, test, where)
+    warn_of_classes_missing_from_test(test, label_mode, where)
     y_train = train.y_fine if label_mode == "fine" else train.y_coarse
     y_test = test.y_fine if label_mode == "fine" else test.y_coarse
     x_train, y_train = _stratified_subset(train.x, y_train, train_size, split_seed, "train_size")
