@@ -99,10 +99,10 @@ def no_room(folder: Path) -> Optional[str]:
     existing = next((p for p in (folder, *folder.parents) if p.is_dir()), None)
     if existing is None:
         return None
-    free = shutil.disk_usage(existing).free
-    if free >= MIN_FREE_BYTES:
+    usage = shutil.disk_usage(existing)
+    if usage.free >= MIN_FREE_BYTES or not usage.total:  # no size at all: /proc, /sys, whose writes say what's wrong
         return None
-    return f"the disk holding {existing} is full ({free} bytes free, at least {MIN_FREE_BYTES} needed)"
+    return f"the disk holding {existing} is full ({usage.free} bytes free, at least {MIN_FREE_BYTES} needed)"
 
 
 def briefly(error: BaseException) -> str:

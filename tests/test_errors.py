@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from pathlib import Path
 
 import pytest
+from conftest import small_disk
 from mlflow.exceptions import MlflowException
 
-from cifar_exp.errors import briefly, disk_full, server_gave_up, store_failed
+from cifar_exp.errors import briefly, disk_full, no_room, server_gave_up, store_failed
 
 
 def chained(outer: Exception, cause: BaseException) -> Exception:
@@ -58,3 +60,16 @@ def test_a_failed_store_is_one_paragraph_saying_what_becomes_of_the_work():
         "(mlflow.exceptions.MlflowException: API request to endpoint /x failed with exception): rerun it."
     )
     assert store_failed(failed, None, "rerun it.").startswith("the tracking store failed (")
+
+
+def test_no_room_is_said_of_a_full_disk_only(tmp_path):
+    """A full filesystem (the folder itself, or the nearest existing parent of one still to make) is said; a disk
+    with room, and a pseudo filesystem that has no size at all (/proc, whose writes fail for their own reason), not."""
+    assert no_room(tmp_path / "not" / "made" / "yet") is None
+    assert no_room(Path("/proc/cifar_exp")) is None
+    with small_disk(tmp_path / "small", "1m") as small:
+        with open(small / "filler", "wb") as filler, pytest.raises(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+        said = no_room(small / "checkpoints")
+    assert said is not None and said.startswith(f"the disk holding {small} is full (0 bytes free, at least ")
