@@ -93,10 +93,15 @@ def disk_full(error: BaseException) -> Optional[BaseException]:
 MIN_FREE_BYTES = 1 << 20  # under a MiB free, a run's first records (its params, an epoch's metrics) may not fit
 
 
+def nearest_folder(path: Path) -> Optional[Path]:
+    """``path`` if it is a folder, else its nearest parent that is: where a folder still to be made would go."""
+    return next((p for p in (path, *path.parents) if p.is_dir()), None)
+
+
 def no_room(folder: Path) -> Optional[str]:
     """What to say when the disk that holds ``folder`` (or would: its nearest existing parent) is full, else None:
     a full disk said before the data is loaded and TensorFlow started, not by the run's first write."""
-    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), None)
+    existing = nearest_folder(folder)
     if existing is None:
         return None
     usage = shutil.disk_usage(existing)

@@ -19,7 +19,7 @@ from mlflow.entities import Experiment
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import signals
-from cifar_exp.errors import TrackingError, briefly, no_room
+from cifar_exp.errors import TrackingError, briefly, nearest_folder, no_room
 
 DATABASES = ("postgresql", "mysql", "mssql")  # the database stores MLflow supports (with their drivers)
 
@@ -117,8 +117,8 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool, create: bool = True) -> 
         )
     try:
         if not create and not db.parent.is_dir():  # the folders to make: the nearest existing one must take them
-            existing = next(p for p in db.parent.parents if p.is_dir())
-            if not os.access(existing, os.W_OK | os.X_OK):
+            existing = nearest_folder(db.parent)
+            if existing is None or not os.access(existing, os.W_OK | os.X_OK):
                 raise PermissionError(f"cannot create folders in {existing}")
             return
         db.parent.mkdir(parents=True, exist_ok=True)
