@@ -178,7 +178,7 @@ def test_a_new_store_cut_short_is_removed_not_left_broken(tmp_path):
         "import resource, signal, sys\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))\n"
-        "from cifar_exp.tracking.store import prepare_store\n"
+        "from cifar_exp.tracking.store_checks import prepare_store\n"
         f"prepare_store('sqlite:///{db}')\n"
     )
     cut = subprocess.run([sys.executable, "-c", limited], capture_output=True, text=True, timeout=120)
@@ -437,7 +437,7 @@ def test_server_retries_are_bounded_unless_the_user_set_them(monkeypatch):
     """MLflow's own 7 retries with 120 s waits froze a run minutes per call on a dead server."""
     from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
 
-    from cifar_exp.tracking.store import bound_server_retries
+    from cifar_exp.tracking.store_checks import bound_server_retries
 
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")

@@ -22,7 +22,8 @@ from cifar_exp.tracking.results import (
 from cifar_exp.tracking.resume import runs_of_config
 from cifar_exp.tracking.run import TAG_NOTE, TAG_ROLE, Run, mark_killed, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
-from cifar_exp.tracking.store import client_for, experiment_id, masked, prepare_store
+from cifar_exp.tracking.store import client_for, experiment_id, masked
+from cifar_exp.tracking.store_checks import prepare_store
 from cifar_exp.tracking.sweep_parent import (
     TAG_JOB_NUM,
     TAG_SWEEP,

@@ -36,7 +36,8 @@ from cifar_exp.tracking.resume import (
 )
 from cifar_exp.tracking.run import Run, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
-from cifar_exp.tracking.store import check_experiment, client_for, prepare_store
+from cifar_exp.tracking.store import check_experiment, client_for
+from cifar_exp.tracking.store_checks import prepare_store
 from cifar_exp.tracking.sweep_parent import find_sweep_parent, note_skipped_job
 
 log = logging.getLogger(__name__)

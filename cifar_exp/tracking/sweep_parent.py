@@ -16,7 +16,8 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from cifar_exp.tracking.environment import command_line, is_stale
 from cifar_exp.tracking.registry import register_best
 from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, TAG_ROLE, Run, open_run
-from cifar_exp.tracking.store import client_for, prepare_store
+from cifar_exp.tracking.store import client_for
+from cifar_exp.tracking.store_checks import prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
 TAG_SKIPPED = "cifar_exp.skipped."  # + the id of the FINISHED run holding a skipped job's result; value: the job's name
