@@ -5,6 +5,7 @@ the conversion is exact (whole numbers stored as floats), never rounded or clipp
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,19 +116,25 @@ def check_every_class(train: RawSplit, label_mode: str, names: list[str], where:
 
 def warn_of_classes_missing_from_test(test: RawSplit, label_mode: str, where: str) -> None:
     """A test split without some classes is a valid copy, but its accuracy and confusion matrix say nothing about
-    them (a 3-image test split moves the accuracy in steps of 33 points): said once, as a warning."""
+    them (a 3-image test split moves the accuracy in steps of 33 points): said as a warning, once per copy in a
+    process (a sweep loads its data to check each job, then again for each job)."""
     labels, count = (test.y_fine, NUM_FINE) if label_mode == "fine" else (test.y_coarse, NUM_COARSE)
     missing = int(np.sum(np.bincount(labels, minlength=count) == 0))
     if missing:
-        log.warning(
-            "%s: the test split (%d images) has no image of %d of the %d %s classes: its test accuracy and confusion "
-            "matrix say nothing about them",
-            where,
-            len(labels),
-            missing,
-            count,
-            label_mode,
-        )
+        _warn_once(where, len(labels), missing, count, label_mode)
+
+
+@functools.cache
+def _warn_once(where: str, images: int, missing: int, count: int, label_mode: str) -> None:
+    log.warning(
+        "%s: the test split (%d images) has no image of %d of the %d %s classes: its test accuracy and confusion "
+        "matrix say nothing about them",
+        where,
+        images,
+        missing,
+        count,
+        label_mode,
+    )
 
 
 def check_meta_mapping(expected: np.ndarray, train: RawSplit, test: RawSplit, meta: Path) -> None:
