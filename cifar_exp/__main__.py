@@ -144,9 +144,9 @@ def run() -> None:
 
 def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str]) -> str:
     """The run's result in one line, and where to look at it."""
-    measured = f"test accuracy {metrics['test_accuracy']:.2%}"
-    if "test_top5_accuracy" in metrics:
-        measured += f", top-5 {metrics['test_top5_accuracy']:.2%}"
+    from cifar_exp.evaluate import accuracy_summary
+
+    measured = accuracy_summary(metrics)
     if run_id is None or uri is None:
         return f"done: {measured} (tracking off: nothing logged)"
     return f"done: run {run_id}, {measured}; in {uri} (browse with: cifar-exp ui)"

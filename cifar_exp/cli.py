@@ -53,8 +53,7 @@ def evaluate(args: argparse.Namespace) -> None:
                 print(f"evaluation run {outcome.run_id}")
     except signals.Stopped as stop:
         if stop.run_id:
-            state = "is KILLED" if stop.unmarked_run_id != stop.run_id else "is marked KILLED by the next command"
-            stop.details.append(f"evaluation run {stop.run_id} {state}; the same command evaluates again")
+            stop.details.append(f"evaluation run {stop.run_id} {stop.run_state}; the same command evaluates again")
         elif outcome is not None:
             stop.details.append(f"evaluation run {outcome.run_id} had FINISHED just before it")
         print(f"error: {stop.explain()}", file=sys.stderr)

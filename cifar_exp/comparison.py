@@ -15,6 +15,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from cifar_exp.errors import ReportError
 from cifar_exp.identity import FINGERPRINT_TAG, is_bookkeeping
 from cifar_exp.reported import experiment_spec, report_figure
+from cifar_exp.tracking.run import has_result
 from cifar_exp.verdicts import CONFIDENCE, shortfall, t_interval, verdict
 
 MAX_NOTE = MAX_TAG_VAL_LENGTH  # MLflow's limit on a tag value (the run description is a tag)
@@ -74,7 +75,7 @@ def comparison_table(
     run's typical (median) epoch time by run id; without it, each run's last epoch's, which one slow epoch
     (a paused machine) can make unrepresentative."""
     epoch_seconds = epoch_seconds or {}
-    finished = [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
+    finished = [r for r in runs if has_result(r)]
     if not finished:
         raise ReportError("the sweep has no finished run with a test accuracy yet")
     name = experiment_name or finished[0].data.tags.get("experiment", "")

@@ -164,13 +164,19 @@ class Config:
     report_figures: list[ReportFigure] = field(default_factory=list)  # set by experiment/*.yaml
 
 
+def sqlite_path(uri: str) -> Optional[Path]:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def study_storage(tracking_uri: str) -> str:
     """Where a search keeps its Optuna study: a journal file beside an SQLite tracking store, else in the
     project's ``mlruns/``. Not the tracking database itself: MLflow and Optuna both keep their schema version in
     a table named ``alembic_version``, so one database cannot hold both (set ``hydra.sweeper.storage`` to a
     database of its own, e.g. ``postgresql+psycopg://.../optuna``, to share a study across machines)."""
-    if tracking_uri.startswith("sqlite:///"):
-        return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / "optuna.journal")
+    db = sqlite_path(tracking_uri)
+    if db is not None:
+        return str(db.parent / "optuna.journal")
     return str(PROJECT_ROOT / "mlruns" / "optuna.journal")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,16 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 EPSILON = 1e-7  # Keras' clip for cross-entropy, so test_loss matches model.evaluate
 
 
+def accuracy_summary(metrics: Mapping[str, float]) -> str:
+    """A run's result as people read it: "test accuracy 56.02% (top-5 82.10%)", the top-5 where it was measured."""
+    said = f"test accuracy {metrics['test_accuracy']:.2%}"
+    return f"{said} (top-5 {metrics['test_top5_accuracy']:.2%})" if "test_top5_accuracy" in metrics else said
+
+
 @dataclass
 class Evaluation:
+    """The test-set numbers of one model: what a run logs as metrics, figures and tables."""
+
     metrics: dict[str, float]
     confusion: np.ndarray  # (classes, classes) counts, rows = true labels
     superclass_confusion: np.ndarray  # (20, 20) counts

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run's id (use fullmatch: a whole id, not part of one)
 
 # The tags a run is found again by: its config's hash and its data's fingerprint (the same data wherever it lies).
 CONFIG_HASH_TAG = "config_hash"

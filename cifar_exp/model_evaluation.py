@@ -114,8 +114,7 @@ def evaluate_model(reference: str, overrides: Sequence[str]) -> EvaluationOutcom
         run.set_tags(
             {
                 tracking.TAG_NOTE: f"**{loaded.source}** on the test split of {source} ({len(data.y_test)} "
-                f"images): test accuracy {result.metrics['test_accuracy']:.2%} (top-5 "
-                f"{result.metrics['test_top5_accuracy']:.2%})."
+                f"images): {evaluate.accuracy_summary(result.metrics)}."
             }
         )
         names = (data.class_names, data.coarse_names)

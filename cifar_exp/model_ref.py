@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from cifar_exp.errors import ModelError, briefly, server_gave_up
+from cifar_exp.identity import RUN_ID
 from cifar_exp.labels import Labels
 
 if TYPE_CHECKING:
     import keras
 
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
+MODEL_ID = re.compile(rf"m-{RUN_ID.pattern}")  # a logged model's id
 IMAGE_SHAPE = (32, 32, 3)
 ANOTHER_STORE = "point at another store with --tracking-uri (cifar-exp predict, register) or tracking.uri= (evaluate)"
 FORMS = (
@@ -63,15 +63,15 @@ def load(reference: str, tracking_uri: str) -> LoadedModel:
         return _checked(_load_keras_file(path, str(path)))
     if path.suffix in (".h5", ".keras"):
         raise ModelError(f"{reference}: no such file (resolved to {path.resolve()}).")
-    if MODEL_ID.match(reference) or (":/" not in reference and "@" in reference):
+    if MODEL_ID.fullmatch(reference) or (":/" not in reference and "@" in reference):
         reference = f"models:/{reference}"
-    if not RUN_ID.match(reference) and ":/" not in reference:
+    if not RUN_ID.fullmatch(reference) and ":/" not in reference:
         raise ModelError(f"{reference!r} is not a model reference: give {FORMS}.")
-    if RUN_ID.match(reference) or reference.startswith(("models:/", "runs:/")):
+    if RUN_ID.fullmatch(reference) or reference.startswith(("models:/", "runs:/")):
         from cifar_exp.tracking import prepare_store
 
         prepare_store(tracking_uri, must_exist=True)  # a missing file or a silent server, said as such
-    if RUN_ID.match(reference):
+    if RUN_ID.fullmatch(reference):
         return _checked(_load_run(reference, tracking_uri))
     return _checked(_load_uri(reference, tracking_uri))
 
@@ -165,7 +165,7 @@ def _load_uri(uri: str, tracking_uri: str) -> LoadedModel:
 def _registry_location(client: Any, path: str, uri: str) -> tuple[str, Optional[str]]:
     """Where the model of ``models:/<path>`` is stored, and its logged model id: path is a logged model id,
     ``<name>@<alias>`` or ``<name>/<version>``."""
-    if MODEL_ID.match(path):
+    if MODEL_ID.fullmatch(path):
         return client.get_logged_model(path).artifact_location, path
     if "@" in path:
         name, alias = path.rsplit("@", 1)

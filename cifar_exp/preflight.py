@@ -12,7 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import errors
-from cifar_exp.config import register
+from cifar_exp.config import register, sqlite_path
 from cifar_exp.errors import ConfigError, one_paragraph
 from cifar_exp.validation import problems
 
@@ -190,9 +190,9 @@ def _check_search(config: DictConfig) -> None:
 def _same_database(storage: str, tracking_uri: str) -> bool:
     """Whether an Optuna storage (a URL, or a journal file's path) names the tracking store's database (an SQLite
     file by path, else the URL)."""
-    prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix) and (storage.startswith(prefix) or "://" not in storage):
-        return Path(storage.removeprefix(prefix)).resolve() == Path(tracking_uri.removeprefix(prefix)).resolve()
+    db = sqlite_path(tracking_uri)
+    if db is not None and (storage.startswith("sqlite:///") or "://" not in storage):
+        return (sqlite_path(storage) or Path(storage)).resolve() == db.resolve()
     return storage == tracking_uri
 
 

@@ -106,15 +106,26 @@ def report(
     # the sweep's own MLflow experiment: --sweep may name a sweep outside store_experiment
     runs = stores.runs(client.get_experiment(parent.info.experiment_id).name, experiment_name)
     table = comparison_table(runs, experiment_name, stores.median_epoch_seconds(runs))
-    markdown = to_markdown(table, f"{experiment_name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
-    try:
-        log_experiment_report(stores, client, parent.info.run_id, experiment_name, table, markdown, runs)
-    except WRITE_ERRORS as error:
-        markdown += f"\n(not logged to the store, which cannot be written: {briefly(error)})\n"
+    markdown, unwritten = _log_to_sweep(stores, client, parent, experiment_name, table, runs)
+    if unwritten:
+        markdown += f"\n(not logged to the store, which cannot be written: {unwritten})\n"
     return table, markdown
 
 
 WRITE_ERRORS = (MlflowException, OSError, SQLAlchemyError)  # a read-only store, a full disk
+
+
+def _log_to_sweep(
+    stores: Stores, client: MlflowClient, parent: MlflowRun, name: str, table: pd.DataFrame, runs: list[MlflowRun]
+) -> tuple[str, str]:
+    """One experiment's table as markdown, logged to its sweep's parent run; with why it could not be logged
+    ('' when it was): a store that cannot be written still gets its report printed."""
+    markdown = to_markdown(table, f"{name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
+    try:
+        log_experiment_report(stores, client, parent.info.run_id, name, table, markdown, runs)
+    except WRITE_ERRORS as error:
+        return markdown, briefly(error)
+    return markdown, ""
 
 
 def _report_order(name: str) -> tuple[int, str]:
@@ -149,11 +160,9 @@ def report_all(
         except ReportError:
             notes.append(f"{name}: no sweep parent run to tag (its runs were not started with --multirun).")
             continue
-        markdown = to_markdown(table, f"{name}: measured here vs the 2017 report (sweep {parent.info.run_id})")
-        try:
-            log_experiment_report(stores, sweep_client, parent.info.run_id, name, table, markdown, by_name[name])
-        except WRITE_ERRORS as error:
-            notes.append(f"{name}: not logged to its sweep, the store cannot be written ({briefly(error)}).")
+        unwritten = _log_to_sweep(stores, sweep_client, parent, name, table, by_name[name])[1]
+        if unwritten:
+            notes.append(f"{name}: not logged to its sweep, the store cannot be written ({unwritten}).")
     missing = [name for name in REPORT_ORDER if name not in by_name]
     if missing:
         notes.append(f"Not in the store yet: {', '.join(missing)}.")
@@ -244,8 +253,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(2)
     except signals.Stopped as stop:
         if stop.run_id:
-            state = "is KILLED" if stop.unmarked_run_id != stop.run_id else "is marked KILLED by the next command"
-            stop.details.append(f"run {stop.run_id} ({ALL_RUN_NAME}) {state}; the same command reports again")
+            stop.details.append(f"run {stop.run_id} ({ALL_RUN_NAME}) {stop.run_state}; the same command reports again")
         print(f"error: {stop.explain()}", file=sys.stderr)
         signals.exit(stop.exit_status)
     print(markdown)

@@ -34,7 +34,7 @@ def find_sweep(
                 f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep's parent run; "
                 f"give the id of a run named sweep-{experiment_name}, or leave --sweep out."
             )
-        if _experiment_of(parent) != experiment_name or not _of_experiment(parent, experiment_name):
+        if tracking.report_experiment(parent) != experiment_name:
             raise ReportError(
                 f"--sweep {sweep_run_id}: run {parent.info.run_name!r} is not a sweep of +experiment="
                 f"{experiment_name}, and its verdict would be overwritten with this one's; give the id of a run "
@@ -62,16 +62,7 @@ def sweep_parents(client: MlflowClient, experiment_id: str, experiment_name: Opt
         order_by=["attributes.start_time DESC"],
         max_results=50000,
     )
-    return [p for p in parents if _of_experiment(p, _experiment_of(p))]
-
-
-def _experiment_of(parent: MlflowRun) -> str:
-    return (parent.info.run_name or "").removeprefix("sweep-")
-
-
-def _of_experiment(parent: MlflowRun, experiment_name: str) -> bool:
-    overrides = parent.data.params.get("sweep_overrides", "").split()
-    return f"+experiment={experiment_name}" in overrides
+    return [p for p in parents if tracking.report_experiment(p) is not None]
 
 
 def _preference(parent: MlflowRun) -> tuple[bool, int]:
@@ -116,7 +107,7 @@ class Stores:
         for client in self.clients:
             experiment = client.get_experiment_by_name(store_experiment)
             if experiment is not None:
-                names += [_experiment_of(p) for p in sweep_parents(client, experiment.experiment_id)]
+                names += [str(tracking.report_experiment(p)) for p in sweep_parents(client, experiment.experiment_id)]
         return list(dict.fromkeys(name for name in names if name in options("experiment")))
 
     def metric_history(self, run_id: str, metric: str) -> list[Any]:
@@ -154,9 +145,7 @@ def _shared_runs(
     parents = sweep_parents(client, experiment_id, experiment_name)
     found = [run for parent in parents for run in tracking.skipped_runs(client, parent)]
     for parent in parents:
-        found += client.search_runs(
-            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=10000
-        )
+        found += tracking.sweep_children(client, parent)
     arms = {arm_key(r) for r in [*runs, *found]}
     return found + [r for r in experiment_runs(client, experiment_id) if arm_key(r) in arms]
 

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from cifar_exp import signals
 
+RESULTS_DIR = "optuna"  # in a search's sweep folder: the study's results, logged to its parent run under this name
+BEST_TRIAL_FILE = "best_trial.yaml"  # in RESULTS_DIR: the best trial's number, value, parameters and command line
+
 if TYPE_CHECKING:
     import optuna
 

@@ -35,7 +35,13 @@ class Stopped(KeyboardInterrupt):
         """The shell's convention for death by a signal: 128 + its number."""
         return 128 + self.signum
 
+    @property
+    def run_state(self) -> str:
+        """What became of the run it ended, as said to the user: marked KILLED now, or by the next command."""
+        return "is KILLED" if self.unmarked_run_id != self.run_id else "is marked KILLED by the next command"
+
     def explain(self) -> str:
+        """The stop and what the user needs to know of it, in one sentence."""
         return "; ".join([str(self), *self.details]) + "."
 
 

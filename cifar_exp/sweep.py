@@ -26,6 +26,7 @@ from cifar_exp import errors, signals, tracking
 from cifar_exp.config import register
 from cifar_exp.errors import ConfigError
 from cifar_exp.preflight import check_jobs
+from cifar_exp.search import RESULTS_DIR
 from cifar_exp.tracking.search_results import record_search
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class MlflowSweepCallback(Callback):
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         stop = signals.received
-        results = self.sweep_dir / "optuna"
+        results = self.sweep_dir / RESULTS_DIR
         search = self.search  # a search registers the study's best trial, not the best test accuracy
         try:
             summary = tracking.close_sweep_parent(

@@ -90,19 +90,7 @@ def train(
     if context.job_num is not None:
         tags[tracking.TAG_JOB_NUM] = str(context.job_num)
     with job.open(tags) as (run, folder):
-        if job.checkpoint is None:
-            _describe(run, cfg, context, data, model)
-            tracking.log_dataset_inputs(run, inputs)
-        else:
-            _log_missing_epochs(run, job.checkpoint.history)
-            run.set_tags({"resumed_at_epoch": job.epochs_done})
-            if job.epochs_done < cfg.trainer.epochs:
-                log.info("resuming run %s at epoch %d of %d", run.run_id, job.epochs_done + 1, cfg.trainer.epochs)
-            else:
-                log.info(
-                    "resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id, job.epochs_done
-                )
-
+        _record_start(run, cfg, context, data, model, job, inputs)
         labels = functools.partial(encode_labels, cfg.loss, num_classes=data.num_classes)
         recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
         best = callbacks.BestEpoch(folder, recorder.history) if cfg.trainer.restore_best else None
@@ -164,6 +152,29 @@ def train(
         with signals.deferred():  # the run is FINISHED: its record is written whole before a stop is said
             tracking.keep_record(cfg.tracking.uri, run.run_id, cfg.tracking.records)
     return Outcome(result.metrics, history, run.run_id)
+
+
+def _record_start(
+    run: tracking.Run,
+    cfg: DictConfig,
+    context: JobContext,
+    data: Dataset,
+    model: keras.Model,
+    job: tracking.Job,
+    inputs: dict,
+) -> None:
+    """A new run records what it is and the data it trains on; a continued one fills in the epochs its last
+    process trained but did not log, and says where it resumes."""
+    if job.checkpoint is None:
+        _describe(run, cfg, context, data, model)
+        tracking.log_dataset_inputs(run, inputs)
+        return
+    _log_missing_epochs(run, job.checkpoint.history)
+    run.set_tags({"resumed_at_epoch": job.epochs_done})
+    if job.epochs_done < cfg.trainer.epochs:
+        log.info("resuming run %s at epoch %d of %d", run.run_id, job.epochs_done + 1, cfg.trainer.epochs)
+    else:
+        log.info("resuming run %s: all %d epochs were trained; evaluating and recording", run.run_id, job.epochs_done)
 
 
 def build_model(cfg: DictConfig, num_classes: int, total_steps: int) -> keras.Model:
@@ -270,12 +281,8 @@ def _summary_note(
     cfg: DictConfig, name: str, metrics: dict[str, float], epochs_run: int, restored: Optional[int] = None
 ) -> str:
     """The run's description in the MLflow UI: what it measured, beside what the report measured."""
-    top5 = f" (top-5 {metrics['test_top5_accuracy']:.2%})" if "test_top5_accuracy" in metrics else ""
     at = f" (the weights of epoch {restored + 1}, the lowest val_loss)" if restored is not None else ""
-    note = (
-        f"**{name}**: test accuracy {metrics['test_accuracy']:.2%}{top5} "
-        f"after {epochs_run} of {cfg.trainer.epochs} epochs{at}."
-    )
+    note = f"**{name}**: {evaluate.accuracy_summary(metrics)} after {epochs_run} of {cfg.trainer.epochs} epochs{at}."
     figure = report_figure_for(cfg)
     if figure is not None:
         note += f" The 2017 report: {figure.note}."

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp.config import options
 from cifar_exp.errors import ConfigError
+from cifar_exp.identity import RUN_ID
 
 MOMENTUM_OPTIMIZERS = ("sgd",)  # the optimizers that read optimizer.momentum and optimizer.nesterov
 
@@ -158,7 +158,7 @@ def problems(cfg: DictConfig) -> list[str]:
     resume = _get(cfg, "resume")
     check(
         "resume",
-        resume is None or resume == "auto" or re.fullmatch(r"[0-9a-f]{32}", str(resume)) is not None,
+        resume is None or resume == "auto" or RUN_ID.fullmatch(str(resume)) is not None,
         "null, auto (continue this configuration's unfinished run) or a run id of 32 hex digits",
     )
     return problems

@@ -64,7 +64,7 @@ def _links_resolve(uri: str) -> None:
         for key, value in run.data.tags.items():
             if key not in ("mlflow.parentRunId", "best_run_id") and not key.startswith("cifar_exp.skipped."):
                 continue
-            for found in records.RUN_ID.findall(f"{key} {value}"):
+            for found in records.RUN_ID_IN_TEXT.findall(f"{key} {value}"):
                 assert found in ids, f"{run.info.run_name}: tag {key}={value} names no run of {uri}"
 
 

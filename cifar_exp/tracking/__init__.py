@@ -33,7 +33,9 @@ from cifar_exp.tracking.sweep_parent import (
     note_failed_job,
     note_skipped_job,
     open_sweep_parent,
+    report_experiment,
     skipped_runs,
+    sweep_children,
 )
 
 __all__ = [
@@ -63,7 +65,9 @@ __all__ = [
     "note_failed_job",
     "note_skipped_job",
     "open_sweep_parent",
+    "report_experiment",
     "skipped_runs",
+    "sweep_children",
     "masked",
     "prepare_store",
     "process_tags",

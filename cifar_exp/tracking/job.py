@@ -34,7 +34,7 @@ from cifar_exp.tracking.resume import (
     retire_unfinished,
     runs_of_config,
 )
-from cifar_exp.tracking.run import Run, tracked_run
+from cifar_exp.tracking.run import Run, has_result, tracked_run
 from cifar_exp.tracking.stale import retire_dead_runs
 from cifar_exp.tracking.store import check_experiment, client_for
 from cifar_exp.tracking.store_checks import prepare_store
@@ -244,7 +244,7 @@ def _on_data(runs: list[MlflowRun], fingerprint: Optional[str]) -> list[MlflowRu
 
 
 def _done(runs: list[MlflowRun]) -> list[MlflowRun]:
-    return [r for r in runs if r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics]
+    return [r for r in runs if has_result(r)]
 
 
 def _finished(

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.tracking.run import TAG_ROLE
+from cifar_exp.tracking.sweep_parent import sweep_children
 
 ML_VIEW = "workflowType=machine_learning"
 
@@ -53,9 +54,7 @@ def landing(base: str, client: MlflowClient, experiment: str) -> list[str]:
     )
     if sweeps:
         parent = sweeps[0]
-        children = client.search_runs(
-            [found.experiment_id], max_results=1000, filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
-        )
+        children = sweep_children(client, parent)
         if len(children) > 1:
             ids = [c.info.run_id for c in sorted(children, key=lambda c: c.info.run_name or "")]
             lines.append(

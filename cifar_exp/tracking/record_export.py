@@ -18,9 +18,18 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from cifar_exp.errors import TrackingError, briefly
-from cifar_exp.tracking.records import FORMAT, IMPORT_TAGS, RUN_ID, TAG_IMPORTING, TAG_RECORD_OF, dumps, original_id
-from cifar_exp.tracking.run import TAG_ROLE
+from cifar_exp.tracking.records import (
+    FORMAT,
+    IMPORT_TAGS,
+    RUN_ID_IN_TEXT,
+    TAG_IMPORTING,
+    TAG_RECORD_OF,
+    dumps,
+    original_id,
+)
+from cifar_exp.tracking.run import TAG_ROLE, has_result
 from cifar_exp.tracking.store import client_for, import_lock, masked
+from cifar_exp.tracking.sweep_parent import report_experiment
 
 SYSTEM_PREFIX = "system/"  # MLflow's system metrics (CPU, memory every few seconds): machine diagnostics, left out
 _FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -42,9 +51,8 @@ def filed_under(run: MlflowRun) -> str:
     if TAG_IMPORTING in run.data.tags:  # half-written by an import cut short: the next import writes it again
         return ""
     if role == "sweep" and run.info.status != "RUNNING":
-        name = (run.info.run_name or "").removeprefix("sweep-")
-        filed = name if f"+experiment={name}" in run.data.params.get("sweep_overrides", "").split() else "other"
-    elif role is None and run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics:
+        filed = report_experiment(run) or "other"
+    elif role is None and has_result(run):
         filed = run.data.tags.get("experiment") or "other"
     else:
         return ""
@@ -74,7 +82,7 @@ def record_of(client: MlflowClient, run: MlflowRun, originals: dict[str, str]) -
     originals): info, params, tags and every step of every metric but MLflow's system metrics."""
 
     def original(text: str) -> str:
-        return RUN_ID.sub(lambda m: originals.get(m.group(0), m.group(0)), text)
+        return RUN_ID_IN_TEXT.sub(lambda m: originals.get(m.group(0), m.group(0)), text)
 
     metrics = {
         key: [

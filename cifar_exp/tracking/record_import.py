@@ -34,7 +34,7 @@ from cifar_exp.tracking.record_export import original_ids, record_of
 from cifar_exp.tracking.records import (
     LINK_PREFIXES,
     LINKS,
-    RUN_ID,
+    RUN_ID_IN_TEXT,
     TAG_IMPORTING,
     TAG_RECORD_OF,
     metric_value,
@@ -164,7 +164,7 @@ def _tags(record: dict[str, Any], new_ids: dict[str, str]) -> dict[str, str]:
     """The record's tags in this store's run ids."""
 
     def here(text: str) -> str:
-        return RUN_ID.sub(lambda m: new_ids.get(m.group(0), m.group(0)), text)
+        return RUN_ID_IN_TEXT.sub(lambda m: new_ids.get(m.group(0), m.group(0)), text)
 
     return {here(k): here(v) for k, v in record["tags"].items() if k != MLFLOW_RUN_NAME}
 

@@ -34,16 +34,17 @@ from mlflow.utils.validation import (
 )
 
 from cifar_exp.errors import TrackingError
-from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_ROLE
+from cifar_exp.identity import RUN_ID
+from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_RESUMED_FROM_SWEEP, TAG_ROLE, TAG_SKIPPED
 
 FORMAT = 1  # the record layout's version, written into every record
 TAG_RECORD_OF = "cifar_exp.record_of"  # on an imported run: the id of the run its record was exported from
 TAG_IMPORTING = "cifar_exp.importing"  # on a run an import is still writing: its original id; removed once whole
 IMPORT_TAGS = ("cifar_exp.record_", TAG_IMPORTING)  # an import's own bookkeeping, never part of a record
-LINKS = ("mlflow.parentRunId", TAG_BEST_RUN, "resumed_from_sweep")  # tags whose value is a run's id
-LINK_PREFIXES = ("cifar_exp.skipped.",)  # tags whose key ends in a run's id
+LINKS = ("mlflow.parentRunId", TAG_BEST_RUN, TAG_RESUMED_FROM_SWEEP)  # tags whose value is a run's id
+LINK_PREFIXES = (TAG_SKIPPED,)  # tags whose key ends in a run's id
 ENDED = ("FINISHED", "FAILED", "KILLED")
-RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
+RUN_ID_IN_TEXT = re.compile(rf"\b{RUN_ID.pattern}\b")  # run ids inside notes and tag values, to rewrite
 _NOT_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
@@ -25,8 +26,16 @@ from cifar_exp.tracking.store import client_for, experiment_id
 TAG_NOTE = MLFLOW_RUN_NOTE  # the run's description, shown as markdown on its page in the MLflow UI
 TAG_ROLE = "cifar_exp.role"
 TAG_BEST_RUN = "best_run_id"  # on a sweep's parent: its best job's run
+TAG_RESUMED_FROM_SWEEP = "resumed_from_sweep"  # on a run continued by another sweep: the parent it began under
+TAG_SKIPPED = "cifar_exp.skipped."  # on a sweep's parent, + the id of the FINISHED run holding a skipped job's result
 
 log = logging.getLogger(__name__)
+
+
+def has_result(run: MlflowRun) -> bool:
+    """Whether a run FINISHED with a test accuracy: a training run's result, the one thing reports, the skipping of
+    a configuration done before and the records count (a run cut short, or one that only evaluates, has none)."""
+    return run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
 
 
 class Run:
@@ -172,7 +181,7 @@ def open_run(
             if stale in previous:
                 client.delete_tag(resume_run_id, stale)  # the interruption is history once the run goes on
         if parent_run_id and previous.get(MLFLOW_PARENT_RUN_ID) not in (None, parent_run_id):
-            all_tags["resumed_from_sweep"] = previous[MLFLOW_PARENT_RUN_ID]  # now found under the sweep that ends it
+            all_tags[TAG_RESUMED_FROM_SWEEP] = previous[MLFLOW_PARENT_RUN_ID]  # now found under the sweep that ends it
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         run = Run(client, resume_run_id)
         run.set_tags(all_tags)

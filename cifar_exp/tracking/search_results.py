@@ -10,6 +10,7 @@ import yaml
 from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
+from cifar_exp.search import BEST_TRIAL_FILE, RESULTS_DIR
 from cifar_exp.tracking.registry import alias_run, register_best
 from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, Run
 from cifar_exp.tracking.store import client_for
@@ -17,7 +18,7 @@ from cifar_exp.tracking.store import client_for
 
 def is_search(folder: Path) -> bool:
     """Whether the sweep whose results folder is ``folder`` was a search (the ``optuna`` sweeper wrote there)."""
-    return (folder / "best_trial.yaml").exists()
+    return (folder / BEST_TRIAL_FILE).exists()
 
 
 def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optional[str] = None) -> dict[str, Any]:
@@ -30,10 +31,10 @@ def record_search(uri: str, parent_run_id: str, folder: Path, register_as: Optio
     least its test accuracy, as between grid sweeps: the two studies' validation metrics need not be comparable."""
     if not is_search(folder):
         return {}
-    summary: dict[str, Any] = yaml.safe_load((folder / "best_trial.yaml").read_text())
+    summary: dict[str, Any] = yaml.safe_load((folder / BEST_TRIAL_FILE).read_text())
     client = client_for(uri)
     run = Run(client, parent_run_id)
-    run.log_artifacts(folder, "optuna")
+    run.log_artifacts(folder, RESULTS_DIR)
     counts = ", ".join(f"{n} {state}" for state, n in summary["trials"].items() if n)
     tags = {"study": summary["study"], "search_trials": counts}
     note = f" Optuna study **{summary['study']}**: {counts}."

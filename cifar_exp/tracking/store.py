@@ -18,12 +18,8 @@ from mlflow.entities import Experiment
 from mlflow.tracking import MlflowClient
 
 from cifar_exp import signals
+from cifar_exp.config import sqlite_path
 from cifar_exp.errors import TrackingError
-
-
-def sqlite_path(uri: str) -> Optional[Path]:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def import_lock(uri: str) -> FileLock:

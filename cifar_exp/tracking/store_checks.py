@@ -15,8 +15,9 @@ import mlflow
 from filelock import FileLock
 
 from cifar_exp import signals
+from cifar_exp.config import sqlite_path
 from cifar_exp.errors import TrackingError, briefly, nearest_folder, no_room
-from cifar_exp.tracking.store import client_for, masked, sqlite_path
+from cifar_exp.tracking.store import client_for, masked
 
 DATABASES = ("postgresql", "mysql", "mssql")  # the database stores MLflow supports (with their drivers)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any, Iterable, Optional
 
 from mlflow.entities import Run as MlflowRun
@@ -13,15 +12,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
+from cifar_exp.identity import RUN_ID
 from cifar_exp.tracking.environment import command_line, is_stale
 from cifar_exp.tracking.registry import register_best
-from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, TAG_ROLE, Run, open_run
+from cifar_exp.tracking.run import TAG_BEST_RUN, TAG_NOTE, TAG_ROLE, TAG_SKIPPED, Run, has_result, open_run
 from cifar_exp.tracking.store import client_for
 from cifar_exp.tracking.store_checks import prepare_store
 
 TAG_SWEEP = "cifar_exp.sweep_dir"
-TAG_SKIPPED = "cifar_exp.skipped."  # + the id of the FINISHED run holding a skipped job's result; value: the job's name
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
 TAG_FAILED_JOB = "cifar_exp.failed_job."  # + the job's number: a job that failed, on its sweep's parent
 TAG_JOB_NUM = "cifar_exp.job_num"  # on a sweep's child run: the Hydra job number that ran it
 ABORTED = "the sweep stopped on an error outside its jobs (in the sweeper or the launcher; the command printed it)"
@@ -39,6 +37,22 @@ def open_sweep_parent(
     run = open_run(client, experiment, name, None, tags, None)
     run.log_params({"sweep_overrides": " ".join(overrides)})
     return run.run_id
+
+
+def sweep_children(client: MlflowClient, parent: MlflowRun) -> list[MlflowRun]:
+    """The runs a sweep's jobs opened under its parent (not those it skipped: see :func:`skipped_runs`)."""
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        max_results=50000,
+    )
+
+
+def report_experiment(parent: MlflowRun) -> Optional[str]:
+    """The report experiment a sweep's parent ran (``+experiment=<name>``, which names it ``sweep-<name>``); None
+    for a plain sweep, even one of the same keys (``--multirun dropout=a,b`` is named ``sweep-dropout`` too)."""
+    name = (parent.info.run_name or "").removeprefix("sweep-")
+    return name if f"+experiment={name}" in parent.data.params.get("sweep_overrides", "").split() else None
 
 
 def find_sweep_parent(uri: str, experiment: str, sweep_dir: str) -> Optional[str]:
@@ -85,9 +99,7 @@ def close_sweep_parent(
     parent = client.get_run(parent_run_id)
     if parent.info.status != "RUNNING":
         return {}
-    children = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10000
-    )
+    children = sweep_children(client, parent)
     skipped = skipped_jobs(parent)
     without_run = _failed_without_run(parent, children)
     # A job the sweep's own stop ended KILLED was stopped, not failed: the stop is said as such below.
@@ -97,7 +109,7 @@ def close_sweep_parent(
     if aborted and not ended and not failed:
         ended, reason = "FAILED", ABORTED
     candidates = [c for c in [*children, *_runs(client, skipped)] if c.info.status == "FINISHED"]
-    finished = [c for c in candidates if "test_accuracy" in c.data.metrics]
+    finished = [c for c in candidates if has_result(c)]
     jobs = len(children) + len(without_run)
     summary: dict[str, Any] = {"jobs": jobs, "failed": len(failed), "failed_jobs": failed}
     run = Run(client, parent_run_id)
@@ -173,7 +185,7 @@ def skipped_jobs(parent: MlflowRun) -> dict[str, str]:
     for key, value in parent.data.tags.items():
         if key.startswith(TAG_SKIPPED):
             run_id, name = key.removeprefix(TAG_SKIPPED), value
-            if not _RUN_ID.fullmatch(run_id):
+            if not RUN_ID.fullmatch(run_id):
                 run_id, name = name, run_id
             skipped[run_id] = name
     return skipped

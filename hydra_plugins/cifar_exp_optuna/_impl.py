@@ -25,9 +25,17 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from cifar_exp import signals
-from cifar_exp.search import CHECKPOINT_ATTR, FIXED_ATTR, METRIC_ATTR, PRUNED_ATTR, PRUNER_ATTR, open_storage
+from cifar_exp.search import (
+    CHECKPOINT_ATTR,
+    FIXED_ATTR,
+    METRIC_ATTR,
+    PRUNED_ATTR,
+    PRUNER_ATTR,
+    RESULTS_DIR,
+    open_storage,
+)
 from cifar_exp.tracking.environment import process_gone, process_tags
-from hydra_plugins.cifar_exp_optuna.results import RESULTS_DIR, write_results
+from hydra_plugins.cifar_exp_optuna.results import write_results
 from hydra_plugins.cifar_exp_optuna.space import format_value, quote, search_space
 from hydra_plugins.cifar_exp_optuna.study import fixed_settings, study_name_for
 

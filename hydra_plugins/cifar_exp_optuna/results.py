@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
+from cifar_exp.search import BEST_TRIAL_FILE
 from hydra_plugins.cifar_exp_optuna.space import format_value
 
 log = logging.getLogger(__name__)
-RESULTS_DIR = "optuna"
 
 
 def best_command(fixed: list[str], params: dict[str, Any]) -> str:
@@ -51,7 +51,7 @@ def write_results(
             "command": best_command(fixed, best.params),
         }
         log.info("best trial %d: %s=%.4f, %s", best.number, metric, best.value, summary["best"]["command"])
-    OmegaConf.save(OmegaConf.create(summary), folder / "best_trial.yaml")
+    OmegaConf.save(OmegaConf.create(summary), folder / BEST_TRIAL_FILE)
     study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
     _plots(study, folder)
 
