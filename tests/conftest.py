@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 import socket
 import subprocess
 import sys
@@ -115,24 +114,9 @@ def fresh_stop_state(monkeypatch) -> None:
     monkeypatch.setattr(signals, "_pending", None)
 
 
-@pytest.fixture(scope="session")
-def empty_store(tmp_path_factory) -> Path:
-    """An MLflow SQLite store with its schema and nothing else, made once per test process: creating the schema
-    (MLflow's migrations) costs a command some 4 s of CPU, which every test would otherwise pay again."""
-    db = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").search_experiments(max_results=1)
-    return db
-
-
 @pytest.fixture()
-def store_uri(request, tmp_path, empty_store) -> str:
-    """The test's own store in ``tmp_path/mlruns``: a copy of an empty one, as a store is after its first command;
-    for a test marked ``new_store`` (what a command does to a store that does not exist yet), no file at all."""
-    db = tmp_path / "mlruns" / "mlflow.db"
-    if request.node.get_closest_marker("new_store") is None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(empty_store, db)
-    return f"sqlite:///{db}"
+def store_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
 
 
 def cli(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

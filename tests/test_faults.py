@@ -236,7 +236,6 @@ def test_a_second_sweep_in_the_folder_of_a_running_one_is_refused(tmp_path, npz_
     assert {r.data.params.get("dropout.name") for r in runs} <= {None, "winning", "baseline"}
 
 
-@pytest.mark.new_store
 @pytest.mark.parametrize("fresh", [True, False], ids=["fresh store", "existing store"])
 def test_two_sweeps_started_at_once_each_get_their_own_parent(fresh, tmp_path, npz_dir, store_uri):
     if not fresh:
@@ -412,7 +411,6 @@ def test_full_disk_for_the_artifacts_names_where_it_was_writing(tmp_path, npz_di
     assert run.info.status == "FAILED" and run.data.tags["error"].startswith("no space left on the device (")
 
 
-@pytest.mark.new_store
 def test_malformed_sweep_override_is_named(tmp_path, npz_dir, store_uri):
     done = cli(tmp_path, "--multirun", *tiny(npz_dir, store_uri), "dropout=winning,")
     assert done.returncode == 2 and "cannot parse the override 'dropout=winning,'" in done.stderr

@@ -118,7 +118,6 @@ def test_multirun_is_one_parent_with_children(tmp_path, npz_dir, store_uri):
     assert parent.data.tags["mlflow.note.content"].startswith(f"2 jobs, 0 failed; best: **{best}**")
 
 
-@pytest.mark.new_store
 @pytest.mark.parametrize(
     "override,message",
     [
@@ -137,7 +136,6 @@ def test_bad_config_fails_fast_before_any_run(tmp_path, npz_dir, store_uri, over
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()
 
 
-@pytest.mark.new_store
 def test_unknown_option_and_wrong_type(tmp_path, npz_dir, store_uri):
     for override, message in (
         ("optimizer.nope=1", "nope"),
@@ -153,7 +151,6 @@ def test_unknown_option_and_wrong_type(tmp_path, npz_dir, store_uri):
 
 # ``python -m cifar_exp`` with TensorFlow and Keras made unimportable: a command that fails before they load
 # fails the same way under it; one that imports them says so.
-@pytest.mark.new_store
 def test_corrupt_dataset_fails_before_any_run_and_before_tensorflow_loads(tmp_path, store_uri):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.npz").write_bytes(b"PK\x03\x04 truncated")

@@ -225,7 +225,6 @@ def test_a_journal_record_cut_short_by_a_full_disk_is_dropped_not_fused_with_the
     assert journal.read_bytes().endswith(b"\n") and b'"tria{' not in journal.read_bytes()
 
 
-@pytest.mark.new_store
 @pytest.mark.parametrize(
     "override,said",
     [

@@ -33,7 +33,6 @@ def test_untracked_sweeps_open_no_parent(monkeypatch):
     callback.on_multirun_end(OmegaConf.create({}))  # nothing to close, nothing raised
 
 
-@pytest.mark.new_store
 @pytest.mark.parametrize(
     "swept,said",
     [
@@ -61,7 +60,6 @@ def test_a_bad_value_anywhere_in_a_grid_stops_the_sweep_before_any_job_or_run(
     assert not Path(store_uri.removeprefix("sqlite:///")).exists()  # no parent, no store
 
 
-@pytest.mark.new_store
 @pytest.mark.parametrize("bad", ["truncated", "too_small"])
 def test_a_bad_dataset_for_any_job_stops_the_sweep_before_any_job_or_run(tmp_path, npz_dir, store_uri, bad):
     """Each job's dataset is loaded once before the sweep starts: a damaged copy or a subset too small for one
