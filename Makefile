@@ -82,7 +82,7 @@ lint: install  ## ruff (lint + format check) and mypy on the package; CI runs it
 	$(VENV)/bin/ruff format --check cifar_exp hydra_plugins tests benchmarks scripts
 	$(VENV)/bin/mypy
 
-test: install browser  ## the default test suite (tiny generated data, 11-20 minutes on 2 cores)
+test: install browser  ## the default test suite (tiny generated data, about 22 minutes on 2 cores)
 	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: install  ## trainings on the real CIFAR-100 in $(DATA_DIR)
