@@ -26,6 +26,8 @@ PATTERN = re.compile(r"^epoch_(\d{5})\.npz$")
 
 @dataclass
 class Checkpoint:
+    """What a run needs to continue exactly where it stopped: weights, optimizer state and the epochs' logs."""
+
     epochs_done: int  # completed epochs: training resumes at this 0-based epoch
     model_variables: list[np.ndarray]
     optimizer_variables: list[np.ndarray]

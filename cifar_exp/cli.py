@@ -174,6 +174,7 @@ PASS_THROUGH = {"train", "report", "records"}  # their arguments belong to Hydra
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """The ``cifar-exp`` console script: a sub-command, or ``train`` when none is named."""
     argv = sys.argv[1:] if argv is None else argv
     top = parser()
     if not argv or argv[0] not in {*commands(top), "-h", "--help"}:

@@ -44,6 +44,8 @@ def default_experiment() -> str:
 
 @dataclass
 class DataConfig:
+    """Which copy of CIFAR-100 a run trains on, and how it is split (``conf/data/``)."""
+
     source: str = MISSING
     path: Optional[str] = MISSING
     label_mode: str = MISSING
@@ -55,11 +57,15 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """Which network builds the model (``conf/model/``: the names in ``models.BUILDERS``)."""
+
     name: str = MISSING
 
 
 @dataclass
 class OptimizerConfig:
+    """The optimizer and its settings (``conf/optimizer/``; ``decay``: Keras 2's per-step inverse-time decay)."""
+
     name: str = MISSING
     lr: float = MISSING
     decay: float = MISSING
@@ -82,6 +88,8 @@ class ScheduleConfig:
 
 @dataclass
 class LossConfig:
+    """The loss's settings beyond cross-entropy itself."""
+
     label_smoothing: float = MISSING
 
 
@@ -96,6 +104,8 @@ class SearchConfig:
 
 @dataclass
 class DropoutConfig:
+    """Dropout after the second and third conv blocks and the dense layer (``conf/dropout/``: the report's)."""
+
     name: str = MISSING
     conv2: float = MISSING
     conv3: float = MISSING
@@ -104,6 +114,8 @@ class DropoutConfig:
 
 @dataclass
 class AugmentationConfig:
+    """Real-time augmentation of the training images (``conf/augmentation/``)."""
+
     name: str = MISSING
     shift: float = MISSING
     flip: bool = MISSING
@@ -111,6 +123,8 @@ class AugmentationConfig:
 
 @dataclass
 class TrainerConfig:
+    """How long and how a run trains, and what it keeps beside (checkpoints, time budget, precision)."""
+
     epochs: int = MISSING
     batch_size: int = MISSING
     steps_per_execution: int = MISSING
@@ -126,6 +140,8 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
+    """Where and how a run is recorded in MLflow (``conf/tracking/``)."""
+
     enabled: bool = MISSING
     uri: str = MISSING
     experiment: str = MISSING
@@ -147,6 +163,8 @@ class ReportFigure:
 
 @dataclass
 class Config:
+    """One run as Hydra composes it from ``conf/``: types only (the YAML files hold every default)."""
+
     seed: int = MISSING
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -57,6 +57,7 @@ def exact_labels(y: np.ndarray, what: str) -> np.ndarray:
 
 
 def check_split(name: str, split: RawSplit, where: str) -> RawSplit:
+    """One split checked and converted exactly: (N, 32, 32, 3) uint8 images, fine and coarse labels in range."""
     x = split.x
     if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
         raise DataError(f"{where}: {name} images have shape {x.shape}, expected (N, 32, 32, 3) RGB HWC uint8.")
@@ -91,6 +92,7 @@ def check_superclasses(train: RawSplit, test: RawSplit, where: str) -> np.ndarra
 
 
 def check_names(names: Optional[tuple[list[str], list[str]]], where: str) -> None:
+    """The class names a copy carries (if any): 100 distinct fine names and 20 coarse ones."""
     if names is None:
         return
     fine, coarse = names

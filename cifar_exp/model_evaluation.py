@@ -21,6 +21,8 @@ TAG_EVALUATED = "evaluated_model"
 
 @dataclass
 class EvaluationOutcome:
+    """What ``cifar-exp evaluate`` measured, of which model, and the run that records it (None: tracking off)."""
+
     metrics: dict[str, float]
     run_id: Optional[str]
     source: str

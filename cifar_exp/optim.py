@@ -31,14 +31,17 @@ def _common(cfg: DictConfig) -> dict[str, Any]:
 
 
 def adam(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
+    """Keras' Adam (the report's optimizer)."""
     return keras.optimizers.Adam(learning_rate=rate, **_common(cfg))
 
 
 def adamw(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
+    """Keras' AdamW: Adam with ``optimizer.weight_decay`` decoupled from the gradient."""
     return keras.optimizers.AdamW(learning_rate=rate, **{**_common(cfg), "weight_decay": cfg.weight_decay})
 
 
 def sgd(cfg: DictConfig, rate: LearningRate) -> keras.optimizers.Optimizer:
+    """Keras' SGD with ``optimizer.momentum`` and ``optimizer.nesterov`` (the report's SGD had neither)."""
     return keras.optimizers.SGD(learning_rate=rate, momentum=cfg.momentum, nesterov=cfg.nesterov, **_common(cfg))
 
 

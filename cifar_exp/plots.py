@@ -107,4 +107,5 @@ def verdict_chart(
 
 
 def close(figure: Figure) -> None:
+    """Free a figure once logged: pyplot keeps every open figure alive, and a sweep makes many."""
     plt.close(figure)

@@ -95,6 +95,7 @@ def _not_deleted(client: MlflowClient, store_experiment: str) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """``python -m cifar_exp.records export|import``: errors as one paragraph, exit status 2."""
     parser = argparse.ArgumentParser(
         prog="python -m cifar_exp.records", description=" ".join(__doc__.split("\n\n")[0].split())
     )

@@ -203,6 +203,7 @@ def report_all(
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """``python -m cifar_exp.report <experiment> | --all``: the table printed as markdown, errors as one paragraph."""
     parser = argparse.ArgumentParser(
         prog="python -m cifar_exp.report", description=" ".join(__doc__.split("\n\n")[0].split())
     )

@@ -31,6 +31,7 @@ class ExperimentSpec:
 
 
 def experiment_spec(name: str, folder: Path = EXPERIMENTS_DIR) -> ExperimentSpec:
+    """What ``<folder>/<name>.yaml`` says of report experiment ``name``: its full length and its figures."""
     path = folder / f"{name}.yaml"
     if not path.exists():
         return ExperimentSpec(name)

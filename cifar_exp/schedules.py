@@ -31,6 +31,7 @@ def keras2_decay(cfg: DictConfig, lr: float, decay: float, total_steps: int) -> 
 
 
 def constant(cfg: DictConfig, lr: float, decay: float, total_steps: int) -> LearningRate:
+    """``optimizer.lr`` throughout (validation requires ``optimizer.decay=0`` with it)."""
     return lr
 
 
