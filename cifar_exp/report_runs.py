@@ -107,7 +107,7 @@ class Stores:
         for client in self.clients:
             experiment = client.get_experiment_by_name(store_experiment)
             if experiment is not None:
-                names += [str(tracking.report_experiment(p)) for p in sweep_parents(client, experiment.experiment_id)]
+                names += filter(None, map(tracking.report_experiment, sweep_parents(client, experiment.experiment_id)))
         return list(dict.fromkeys(name for name in names if name in options("experiment")))
 
     def metric_history(self, run_id: str, metric: str) -> list[Any]:

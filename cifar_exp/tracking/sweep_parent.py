@@ -108,64 +108,74 @@ def close_sweep_parent(
     failed = [c.info.run_name for c in children if c.info.status != "FINISHED" and c not in by_stop] + without_run
     if aborted and not ended and not failed:
         ended, reason = "FAILED", ABORTED
-    candidates = [c for c in [*children, *_runs(client, skipped)] if c.info.status == "FINISHED"]
-    finished = [c for c in candidates if has_result(c)]
+    finished = [c for c in [*children, *_runs(client, skipped)] if has_result(c)]
     jobs = len(children) + len(without_run)
     summary: dict[str, Any] = {"jobs": jobs, "failed": len(failed), "failed_jobs": failed}
     run = Run(client, parent_run_id)
     metrics: dict[str, float] = {"jobs": jobs, "failed_jobs": len(failed)}
     note = f"{jobs} jobs, {len(failed)} failed" + (f" ({'; '.join(failed)})" if failed else "")
     if finished and not search:
-        best = max(finished, key=lambda c: c.data.metrics["test_accuracy"])
-        summary.update(
-            best_job=best.info.run_name,
-            best_run_id=best.info.run_id,
-            best_test_accuracy=best.data.metrics["test_accuracy"],
-        )
-        metrics["best_test_accuracy"] = best.data.metrics["test_accuracy"]
-        run.set_tags({"best_job": best.info.run_name, TAG_BEST_RUN: best.info.run_id})
-        note += f"; best: **{best.info.run_name}**, test accuracy {best.data.metrics['test_accuracy']:.2%}"
-        if register_as:
-            registered = register_best(client, best.info.run_id, register_as)
-            summary["registered"] = registered
-            run.set_tags({"registered_model": registered})
-            note += f"; registered: {registered}"
+        note += _record_best(run, max(finished, key=lambda c: c.data.metrics["test_accuracy"]), register_as, summary)
+        metrics["best_test_accuracy"] = summary["best_test_accuracy"]
     if skipped:
         summary["skipped_jobs"] = skipped
         metrics["skipped_jobs"] = len(skipped)
-        ours = {c.info.run_id for c in children}  # a sweep listing one configuration twice trains it once
-        for said, jobs_of in (("already FINISHED in earlier runs", False), ("the same configuration as its job", True)):
-            these = {run_id: name for run_id, name in skipped.items() if (run_id in ours) == jobs_of}
-            if these:
-                note += f"; {len(these)} skipped, {said}: " + ", ".join(f"{n} ({r})" for r, n in these.items())
+        note += _skipped_note(skipped, children)
     if stopped:
         summary["stopped_jobs"] = stopped
         note += f"; stopped: {', '.join(stopped)}"
-    if ended == "FAILED":
+    if ended:
         summary["ended"] = reason
-        again = "the same command" if search else "the same command with resume=auto"
-        note = f"FAILED: {reason}. {note}; {again} goes on"
-        run.set_tags({"error": reason})
-    elif ended:
-        summary["ended"] = reason
-        if not search:
+        if ended != "FAILED" and not search:
             summary["not_started"] = "any jobs still queued at the stop were not started"
-        note = (
-            f"{ended}: {reason}. "
-            + note
-            + (
-                "; the same command goes on with new trials (a stopped trial is FAILED in the study, not continued)"
-                if search
-                else "; any jobs still queued at the stop were not started: the same command with resume=auto "
-                "runs them, continues the KILLED ones from their checkpoints and skips the FINISHED"
-            )
-        )
+        note = _ending_note(ended, reason, note, search)
         run.set_tags({"error": reason})
     run.log_metrics(metrics)
     run.log_text(json.dumps(summary, indent=2), "sweep_summary.json")
     run.set_tags({TAG_NOTE: note + "."})
     client.set_terminated(parent_run_id, ended or ("FAILED" if failed else "FINISHED"))
     return summary
+
+
+def _record_best(run: Run, best: MlflowRun, register_as: Optional[str], summary: dict[str, Any]) -> str:
+    """Tag the sweep's best job on its parent (registering its model as ``register_as``), add it to ``summary``;
+    returns what the parent's note says of it."""
+    accuracy = best.data.metrics["test_accuracy"]
+    summary.update(best_job=best.info.run_name, best_run_id=best.info.run_id, best_test_accuracy=accuracy)
+    run.set_tags({"best_job": best.info.run_name, TAG_BEST_RUN: best.info.run_id})
+    note = f"; best: **{best.info.run_name}**, test accuracy {accuracy:.2%}"
+    if register_as:
+        registered = register_best(run.client, best.info.run_id, register_as)
+        summary["registered"] = registered
+        run.set_tags({"registered_model": registered})
+        note += f"; registered: {registered}"
+    return note
+
+
+def _skipped_note(skipped: dict[str, str], children: list[MlflowRun]) -> str:
+    """What the parent's note says of the skipped jobs: those FINISHED before, and those repeating a job of this
+    sweep (a sweep listing one configuration twice trains it once)."""
+    ours = {c.info.run_id for c in children}
+    note = ""
+    for said, jobs_of in (("already FINISHED in earlier runs", False), ("the same configuration as its job", True)):
+        these = {run_id: name for run_id, name in skipped.items() if (run_id in ours) == jobs_of}
+        if these:
+            note += f"; {len(these)} skipped, {said}: " + ", ".join(f"{n} ({r})" for r, n in these.items())
+    return note
+
+
+def _ending_note(ended: str, reason: str, note: str, search: bool) -> str:
+    """The parent's note for a sweep that did not simply finish: why it ended, then how the same command goes on."""
+    if ended == "FAILED":
+        again = "the same command" if search else "the same command with resume=auto"
+        return f"FAILED: {reason}. {note}; {again} goes on"
+    goes_on = (
+        "; the same command goes on with new trials (a stopped trial is FAILED in the study, not continued)"
+        if search
+        else "; any jobs still queued at the stop were not started: the same command with resume=auto "
+        "runs them, continues the KILLED ones from their checkpoints and skips the FINISHED"
+    )
+    return f"{ended}: {reason}. {note}{goes_on}"
 
 
 def _failed_without_run(parent: MlflowRun, children: list[MlflowRun]) -> list[str]:
