@@ -11,9 +11,11 @@ import functools
 import logging
 import math
 from dataclasses import dataclass
-from typing import Optional, cast
+from pathlib import Path
+from typing import Callable, Optional, cast
 
 import keras
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import augment, callbacks, checkpoint, evaluate, evaluation_files, models, optim, signals, tracking
@@ -95,20 +97,9 @@ def train(
         recorder = callbacks.EpochCheckpoint(folder, job.checkpoint.history if job.checkpoint else None)
         best = callbacks.BestEpoch(folder, recorder.history) if cfg.trainer.restore_best else None
         study = callbacks.ReportToStudy(*trial, folder) if trial else None
-        fit_callbacks = [
-            callbacks.EpochStats(len(data.y_train)),
-            keras.callbacks.TerminateOnNaN(),
-            callbacks.StopWhenValidationDiverges(),
-            *callbacks.system_metrics(run, cfg.tracking.system_metrics_interval, resumed=job.checkpoint is not None),
-            *([best] if best else []),
-            *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
-            *([callbacks.TestEachEpoch(data.x_test, labels(data.y_test))] if cfg.trainer.test_each_epoch else []),
-            *([keras.callbacks.SwapEMAWeights()] if cfg.optimizer.ema is not None else []),
-            recorder,
-            callbacks.MetricsLogger(run),
-            *([study] if study else []),
-            *callbacks.tensorboard(folder / "tensorboard"),
-        ]
+        fit_callbacks = _fit_callbacks(
+            cfg, run, data, labels, job.checkpoint is not None, recorder, best, study, folder
+        )
         batches = Batches(
             data.x_train,
             labels(data.y_train),
@@ -152,6 +143,35 @@ def train(
         with signals.deferred():  # the run is FINISHED: its record is written whole before a stop is said
             tracking.keep_record(cfg.tracking.uri, run.run_id, cfg.tracking.records)
     return Outcome(result.metrics, history, run.run_id)
+
+
+def _fit_callbacks(
+    cfg: DictConfig,
+    run: tracking.Run,
+    data: Dataset,
+    labels: Callable[[np.ndarray], np.ndarray],
+    resumed: bool,
+    recorder: callbacks.EpochCheckpoint,
+    best: Optional[callbacks.BestEpoch],
+    study: Optional[callbacks.ReportToStudy],
+    folder: Path,
+) -> list[keras.callbacks.Callback]:
+    """What watches each epoch, in order: guards that stop a run going wrong, what adds to an epoch's logs (test
+    accuracy, EMA weights), then the checkpoint and the loggers that record those logs."""
+    return [
+        callbacks.EpochStats(len(data.y_train)),
+        keras.callbacks.TerminateOnNaN(),
+        callbacks.StopWhenValidationDiverges(),
+        *callbacks.system_metrics(run, cfg.tracking.system_metrics_interval, resumed=resumed),
+        *([best] if best else []),
+        *([callbacks.TimeBudget(60 * cfg.trainer.max_minutes)] if cfg.trainer.max_minutes else []),
+        *([callbacks.TestEachEpoch(data.x_test, labels(data.y_test))] if cfg.trainer.test_each_epoch else []),
+        *([keras.callbacks.SwapEMAWeights()] if cfg.optimizer.ema is not None else []),
+        recorder,
+        callbacks.MetricsLogger(run),
+        *([study] if study else []),
+        *callbacks.tensorboard(folder / "tensorboard"),
+    ]
 
 
 def _record_start(

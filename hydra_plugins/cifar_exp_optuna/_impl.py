@@ -13,7 +13,7 @@ import datetime
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -21,6 +21,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
@@ -86,25 +87,7 @@ class OptunaSweeperImpl:
                 "hydra.sweeper.storage is empty: the jobs need a storage they share with the sweeper "
                 "(a database URL or a journal file path)"
             )
-        pruner = OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
-        storage = open_storage(self.storage)
-        name = study_name_for(self.config.hydra.sweeper, self.config, space, fixed, storage)
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            sampler=self._sampler(storage, name),
-            pruner=instantiate(pruner) if pruner else None,
-            direction=StudyDirection[self.direction.upper()],
-            load_if_exists=True,
-        )
-        study.set_user_attr(PRUNER_ATTR, pruner)
-        study.set_user_attr(METRIC_ATTR, self.metric)
-        if FIXED_ATTR not in study.user_attrs:  # checked before a later search continues the study
-            # The config a trial composes (the space's own fixed entries in hydra.sweeper.params included), not the
-            # sweep's: a fixed trainer.epochs there reaches the jobs only.
-            trained = self.hydra_context.config_loader.load_sweep_config(self.config, list(fixed))
-            study.set_user_attr(FIXED_ATTR, fixed_settings(trained, space))
-        self._fail_orphans(study)
+        study = self._open_study(open_storage(self.storage), space, fixed)
         log.info(
             "Optuna study %s in %s: %d of %d trials finished",
             study.study_name,
@@ -116,25 +99,7 @@ class OptunaSweeperImpl:
         first_failure: Optional[JobReturn] = None
         while (missing := self.n_trials - self._taken(study)) > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, missing))]
-            try:
-                for trial in trials:
-                    trial.set_user_attr(OWNER_ATTR, process_tags())
-                returns = self.launcher.launch(
-                    [self._overrides(study, trial, fixed) for trial in trials], initial_job_idx=self.job_idx
-                )
-            except signals.Stopped:  # a job in this process was stopped (the basic launcher): its trial ends too
-                with signals.deferred():
-                    for trial in trials:
-                        study.tell(trial, state=TrialState.FAIL)
-                raise
-            except Exception:  # the launcher or the storage failed (a full disk): no trial of it is left RUNNING
-                self._fail_quietly(study, trials)
-                raise
-            self.job_idx += len(returns)
-            if signals.received is not None:  # the workers ended their trials as stopped (signals.draining)
-                for trial in trials:
-                    study.tell(trial, state=TrialState.FAIL)
-                raise signals.received
+            returns = self._launch(study, trials, fixed)
             launched += len(returns)
             failed += sum(self._tell(study, trial, result) for trial, result in zip(trials, returns))
             first_failure = first_failure or next((r for r in returns if r.status == JobStatus.FAILED), None)
@@ -157,6 +122,54 @@ class OptunaSweeperImpl:
         if first_failure is not None:  # the search finished, but as a grid sweep does, it exits non-zero
             log.error("%d of %d trials failed (each said above); the search's parent run lists them", failed, launched)
             first_failure.return_value  # re-raises the first failed trial's error, as Hydra does for a grid sweep
+
+    def _open_study(
+        self, storage: optuna.storages.BaseStorage, space: dict[str, BaseDistribution], fixed: list[str]
+    ) -> optuna.Study:
+        """The search's study, created or continued, with what a later search on it checks (pruner, metric, the
+        trials' fixed settings); trials a dead search left RUNNING are failed first."""
+        pruner = OmegaConf.to_container(self.pruner_cfg, resolve=True) if self.pruner_cfg else None
+        name = study_name_for(self.config.hydra.sweeper, self.config, space, fixed, storage)
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=self._sampler(storage, name),
+            pruner=instantiate(pruner) if pruner else None,
+            direction=StudyDirection[self.direction.upper()],
+            load_if_exists=True,
+        )
+        study.set_user_attr(PRUNER_ATTR, pruner)
+        study.set_user_attr(METRIC_ATTR, self.metric)
+        if FIXED_ATTR not in study.user_attrs:  # checked before a later search continues the study
+            # The config a trial composes (the space's own fixed entries in hydra.sweeper.params included), not the
+            # sweep's: a fixed trainer.epochs there reaches the jobs only.
+            trained = self.hydra_context.config_loader.load_sweep_config(self.config, list(fixed))
+            study.set_user_attr(FIXED_ATTR, fixed_settings(trained, space))
+        self._fail_orphans(study)
+        return study
+
+    def _launch(self, study: optuna.Study, trials: list[optuna.Trial], fixed: list[str]) -> Sequence[JobReturn]:
+        """Launch one job per trial; a stop or a failing launcher ends the trials FAILED, none left RUNNING."""
+        try:
+            for trial in trials:
+                trial.set_user_attr(OWNER_ATTR, process_tags())
+            returns = self.launcher.launch(
+                [self._overrides(study, trial, fixed) for trial in trials], initial_job_idx=self.job_idx
+            )
+        except signals.Stopped:  # a job in this process was stopped (the basic launcher): its trial ends too
+            with signals.deferred():
+                for trial in trials:
+                    study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception:  # the launcher or the storage failed (a full disk): no trial of it is left RUNNING
+            self._fail_quietly(study, trials)
+            raise
+        self.job_idx += len(returns)
+        if signals.received is not None:  # the workers ended their trials as stopped (signals.draining)
+            for trial in trials:
+                study.tell(trial, state=TrialState.FAIL)
+            raise signals.received
+        return returns
 
     def _sampler(self, storage: optuna.storages.BaseStorage, study_name: str) -> optuna.samplers.BaseSampler:
         """The configured sampler; a seeded one is seeded with ``seed`` + the trials the study already has, so a
