@@ -26,6 +26,8 @@ THREADS ?=
 RECORDS ?= mlruns/records
 KEEP   := $(if $(RECORDS),tracking.records=$(abspath $(RECORDS)))
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
+# The records of the runs behind experiments/README.md's tables, kept in git (mlruns/evidence/).
+EVIDENCE := mlruns/evidence
 # URI: the tracking store of make reproduce, records and report (e.g. URI=http://<server>:5000); empty: the project's.
 # STORE_EXPERIMENT: the MLflow experiment they use there (tracking.experiment; empty: cifar_exp).
 URI    ?=
@@ -34,7 +36,7 @@ STORE_EXPERIMENT ?=
 STORE  := $(if $(URI),--uri '$(URI)') $(if $(STORE_EXPERIMENT),--store-experiment '$(STORE_EXPERIMENT)')
 TRACK  := $(if $(URI),"tracking.uri='$(URI)'") $(if $(STORE_EXPERIMENT),"tracking.experiment='$(STORE_EXPERIMENT)'")
 
-.PHONY: help install browser lint train sweep search reproduce records ui test test-slow bench bench-parallel bench-tta report clean-outputs
+.PHONY: help install browser lint train sweep search reproduce records evidence ui test test-slow bench bench-parallel bench-tta report clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -70,6 +72,10 @@ reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, 
 
 records: install  ## write every finished run and sweep of the store to RECORDS (JSON files to carry to another machine)
 	$(PY) -m cifar_exp.records export $(RECORDS) $(STORE)
+
+evidence: install  ## the runs behind experiments/README.md (mlruns/evidence, in git) into the store, then their report
+	$(PY) -m cifar_exp.records import $(EVIDENCE) $(STORE)
+	$(PY) -m cifar_exp.report --all $(STORE)
 
 report: install  ## judge an experiment against the report (EXP=decay), or all of them (no EXP)
 	$(PY) -m cifar_exp.report $(if $(EXP),$(EXP),--all) $(STORE)
