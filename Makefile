@@ -28,7 +28,8 @@ KEEP   := $(if $(RECORDS),tracking.records=$(abspath $(RECORDS)))
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
 # The records of the runs behind experiments/README.md's tables, kept in git (mlruns/evidence/).
 EVIDENCE := mlruns/evidence
-# URI: the tracking store of make reproduce, records and report (e.g. URI=http://<server>:5000); empty: the project's.
+# URI: the tracking store of make train, sweep, search, reproduce, records, evidence and report
+# (e.g. URI=http://<server>:5000); empty: the project's.
 # STORE_EXPERIMENT: the MLflow experiment they use there (tracking.experiment; empty: cifar_exp).
 URI    ?=
 STORE_EXPERIMENT ?=
@@ -54,10 +55,11 @@ browser:  ## Debian's chromium for the browser test (apt-get; without it that on
 		chromium >/dev/null; } || echo "warning: could not install chromium; tests/test_ui.py will be skipped" >&2
 
 train: install  ## the report's winning run (150 epochs); e.g. make train ARGS="trainer.epochs=5"
-	$(PY) -m cifar_exp $(DATA) $(ARGS)
+	$(PY) -m cifar_exp $(DATA) $(TRACK) $(ARGS)
 
 sweep: install  ## one report experiment as a sweep; e.g. make sweep EXP=decay ARGS="trainer.epochs=10"
-	$(PY) -m cifar_exp --multirun +experiment=$(EXP) $(DATA) $(ARGS)
+	@test -n "$(EXP)" || { echo "make sweep: EXP= names the experiment, one of: $(EXPERIMENTS) (or speedrun_cpu, best_gpu); e.g. make sweep EXP=decay" >&2; exit 2; }
+	$(PY) -m cifar_exp --multirun +experiment=$(EXP) $(DATA) $(TRACK) $(ARGS)
 
 reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, full length, then the verdicts
 	@status=0; \
@@ -104,7 +106,8 @@ bench-tta: install  ## time to the report's 56.02%: speedrun_cpu (3 seeds) besid
 	$(PY) benchmarks/time_to_accuracy.py --data $(DATA_DIR) $(ARGS)
 
 search: install  ## a hyper-parameter search with pruning; e.g. make search SPACE=fast_cnn ARGS="hydra.sweeper.n_trials=40"
-	$(PY) -m cifar_exp --multirun hydra/sweeper=optuna +search=$(SPACE) $(DATA) $(ARGS)
+	@test -n "$(SPACE)" || { echo "make search: SPACE= names the search space, one of: $(basename $(notdir $(wildcard conf/search/*.yaml))); e.g. make search SPACE=fast_cnn" >&2; exit 2; }
+	$(PY) -m cifar_exp --multirun hydra/sweeper=optuna +search=$(SPACE) $(DATA) $(TRACK) $(ARGS)
 
 clean-outputs:  ## remove Hydra's outputs/ and multirun/ folders (the MLflow store stays)
 	rm -rf outputs multirun

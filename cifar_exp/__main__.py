@@ -149,7 +149,25 @@ def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str]) 
     measured = accuracy_summary(metrics)
     if run_id is None or uri is None:
         return f"done: {measured} (tracking off: nothing logged)"
-    return f"done: run {run_id}, {measured}; in {uri} (browse with: cifar-exp ui)"
+    return f"done: run {run_id}, {measured}; in {uri} (browse with: {_ui_command(uri)})"
+
+
+def _ui_command(uri: str) -> str:
+    """The command that opens the MLflow UI on ``uri``: the console script by the name the shell finds it by (its
+    path where the environment is not activated), and the store where it is not the default one."""
+    import shutil
+
+    from cifar_exp.config import default_store_uri
+
+    script = Path(sys.executable).with_name("cifar-exp")
+    on_path = shutil.which("cifar-exp")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        command = "cifar-exp"
+    elif script.is_relative_to(Path.cwd()):
+        command = str(script.relative_to(Path.cwd()))
+    else:
+        command = str(script)
+    return f"{command} ui" + ("" if uri == default_store_uri() else f" --backend-store-uri '{uri}'")
 
 
 if __name__ == "__main__":

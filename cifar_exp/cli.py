@@ -65,7 +65,7 @@ def register(args: argparse.Namespace) -> None:
     from cifar_exp.tracking import client_for, prepare_store
     from cifar_exp.tracking.registry import register_run
 
-    prepare_store(args.tracking_uri)
+    prepare_store(args.tracking_uri, setting="--tracking-uri")
     done = register_run(client_for(args.tracking_uri), args.run_id, args.name, args.alias or None)
     print(f"run {done.run_id} is version {done.version} of {done.name}; load it with {done.uri}")
 
@@ -105,10 +105,14 @@ def parser() -> argparse.ArgumentParser:
         "train", help="train (the default): cifar-exp [train] [Hydra overrides]", add_help=False
     )
     trainer.set_defaults(run=train)
-    viewer = commands.add_parser("ui", help=ui.__doc__)
-    viewer.add_argument("--port", type=int, default=5000)
-    viewer.add_argument("--host", default="127.0.0.1")
-    viewer.add_argument("--backend-store-uri", default=default_store_uri())
+    viewer = commands.add_parser("ui", help=ui.__doc__, description=ui.__doc__)
+    viewer.add_argument("--port", type=int, default=5000, help="the port to serve on (default 5000)")
+    viewer.add_argument(
+        "--host", default="127.0.0.1", help="the address to serve on (default 127.0.0.1: this machine only)"
+    )
+    viewer.add_argument(
+        "--backend-store-uri", default=default_store_uri(), help=f"the store to browse (default {default_store_uri()})"
+    )
     viewer.add_argument("--experiment", default=None, help="whose runs table to print (default: tracking.experiment)")
     viewer.add_argument(
         "--start-timeout", type=float, default=120, help="seconds the server may take to answer (default 120)"

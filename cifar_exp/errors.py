@@ -1,5 +1,7 @@
 """The errors a user can fix; each message names the setting and the fix, and is shown as one paragraph."""
 
+import dataclasses
+import difflib
 import errno
 import re
 import shutil
@@ -49,13 +51,41 @@ class InputError(CifarExpError, ValueError):
 
 def one_paragraph(error: BaseException) -> str:
     """Hydra's composition error (several lines, then its config search path) as one paragraph, the path left
-    out, and with the cause Hydra wraps (a wrong type's message) when its own text does not say it."""
-    said = " ".join(str(error).split()).split(" Config search path:")[0].rstrip(".")
+    out, and with the cause Hydra wraps (a wrong type's message) when its own text does not say it, without
+    OmegaConf's internals (``full_key: ... object_type=...``). A misspelt option or key gets the closest real one."""
+    text = str(error)
+    options = re.search(r"Could not find '([^']*)/([^'/]+)'\s+Available options in '[^']+':\n((?:\t\S+\n?)+)", text)
+    said = " ".join(text.split()).split(" Config search path:")[0].rstrip(".")
     said = re.sub(r"\. To append to your config use \+\S+", ": not a setting", said)  # what + adds, nothing reads
+    if options:
+        group, typed, choices = options.group(1), options.group(2), options.group(3).split()
+        said = re.sub(
+            r"' Available options in '([^']+)': .*", rf"'. Available options in '\1': {', '.join(choices)}", said
+        )
+        if meant := closest(typed, choices):
+            said += f"; did you mean {group}={meant}?"
     cause = error.__cause__
-    if cause is not None and " ".join(str(cause).split())[:60] not in said:
-        said += f" ({' '.join(str(cause).split()).rstrip('.')})"
+    if cause is not None:
+        cause_said = " ".join(str(cause).split(" full_key: ")[0].split()).rstrip(".")
+        if cause_said[:60] not in said:
+            said += f" ({cause_said})"
+        key, full_key = getattr(cause, "key", None), getattr(cause, "full_key", None)
+        fields = _fields(getattr(cause, "object_type", None))
+        if "not a setting" in said and isinstance(key, str) and isinstance(full_key, str):
+            if meant := closest(key, fields):
+                said += f"; did you mean {full_key.rpartition('.')[0] + '.' if '.' in full_key else ''}{meant}?"
     return said
+
+
+def closest(word: str, choices: list[str]) -> Optional[str]:
+    """The choice a misspelt ``word`` most likely meant, if any is close (difflib's ratio of at least 0.6)."""
+    close = difflib.get_close_matches(word, choices, n=1)
+    return close[0] if close else None
+
+
+def _fields(config_class: object) -> list[str]:
+    """The settings of a structured config (a dataclass), as OmegaConf names the one a key was not found in."""
+    return [f.name for f in dataclasses.fields(config_class)] if dataclasses.is_dataclass(config_class) else []
 
 
 class JobFailed(CompactHydraException):

@@ -55,19 +55,19 @@ def malformed_override(args: list[str]) -> Optional[str]:
 def composition_error(args: list[str]) -> Optional[str]:
     """Hydra's own error for a single run's unknown key, unknown group option or wrong type, as one paragraph
     (Hydra prints several lines and exits 1). A sweep's jobs are checked by the sweep (see
-    :func:`check_jobs`); command lines with other flags (``--cfg``, ``--help``) are left to Hydra. A sweep's fixed
+    :func:`check_jobs`); command lines with other flags (``--cfg``, ``--help``) are left to Hydra. ``hydra``
+    overrides are composed with Hydra's own config (``hydra/sweeper=optun`` gets the closest option). A sweep's fixed
     overrides, ``hydra`` ones included (``+search=fast_cnnn``, ``hydra/sweeper/pruner=medain``), are composed as
     Hydra composes the sweep's own config, before any job: its swept values are the sweep's to check."""
     flags = [arg for arg in args if arg.startswith("-")]
     if any(flag not in ("-m", "--multirun") for flag in flags):
         return None
+    task = args
     if flags:
         parser = OverridesParser.create()
         task = [arg for arg in args if "=" in arg and not parser.parse_overrides([arg])[0].is_sweep_override()]
-    else:
-        task = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
-        compose(task, hydra_too=bool(flags))
+        compose(task, hydra_too=bool(flags) or any(arg.lstrip("+~").startswith(("hydra.", "hydra/")) for arg in args))
     except ConfigError as error:
         return (
             f"{error} (python -m cifar_exp --help lists the config groups and their options). "

@@ -38,9 +38,10 @@ def export(uri: str, store_experiment: str, folder: Path, experiments: list[str]
     unknown = [name for name in experiments if name not in options("experiment")]
     if unknown:
         raise ConfigError(
-            f"unknown experiment {', '.join(unknown)}; the report's experiments are {', '.join(options('experiment'))}."
+            f"unknown experiment {', '.join(unknown)}; the experiments (conf/experiment/) are "
+            f"{', '.join(options('experiment'))}."
         )
-    tracking.prepare_store(uri, must_exist=True)
+    tracking.prepare_store(uri, must_exist=True, setting="--uri")
     client = tracking.client_for(uri)
     _not_deleted(client, store_experiment)
     if client.get_experiment_by_name(store_experiment) is None:
@@ -53,7 +54,7 @@ def export(uri: str, store_experiment: str, folder: Path, experiments: list[str]
 def import_(uri: str, store_experiment: str, folder: Path) -> str:
     """Import the records; what was imported, said in one line."""
     loaded = read_records(folder)  # a folder with a bad record is refused before the store is touched
-    tracking.prepare_store(uri)
+    tracking.prepare_store(uri, setting="--uri")
     client = tracking.client_for(uri)
     _not_deleted(client, store_experiment)
     tracking.retire_dead_runs(client)

@@ -236,13 +236,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         if not every and args.experiment not in options("experiment"):
             raise ReportError(
-                f"unknown experiment {args.experiment!r}; the report's experiments are "
+                f"unknown experiment {args.experiment!r}; the experiments (conf/experiment/) are "
                 f"{', '.join(options('experiment'))} (or all / --all for every one)."
             )
-        tracking.prepare_store(args.uri, must_exist=True)
+        tracking.prepare_store(args.uri, must_exist=True, setting="--uri")
         tracking.retire_dead_runs(tracking.client_for(args.uri))  # a run whose process died shows as KILLED
         for other in args.also_from:
-            tracking.prepare_store(other, must_exist=True)
+            tracking.prepare_store(other, must_exist=True, setting="--also-from")
         also_from = tuple(args.also_from)
         if every:
             _, markdown, run_id = report_all(args.uri, args.store_experiment, also_from)

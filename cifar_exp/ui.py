@@ -27,7 +27,7 @@ def serve(host: str, port: int, store: str, experiment: Optional[str], start_tim
     default = store == default_store_uri()
     if default:
         (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
-    tracking.prepare_store(store, must_exist=not default)  # a mistyped path is not a new store
+    tracking.prepare_store(store, must_exist=not default, setting="--backend-store-uri")  # a typo is no new store
     _check_port_free(host, port)
     command = [
         sys.executable,

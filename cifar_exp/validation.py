@@ -8,7 +8,6 @@ paragraph that names every problem. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp.config import options
-from cifar_exp.errors import ConfigError
+from cifar_exp.errors import ConfigError, closest
 from cifar_exp.identity import RUN_ID
 
 MOMENTUM_OPTIMIZERS = ("sgd",)  # the optimizers that read optimizer.momentum and optimizer.nesterov
@@ -54,8 +53,8 @@ def added_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, list[str]]
 
 def _not_a_setting(dotted: str, beside: list[str]) -> str:
     parent, _, leaf = dotted.rpartition(".")
-    close = difflib.get_close_matches(leaf, beside, n=1)
-    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+    meant = closest(leaf, beside)
+    hint = f"did you mean {parent + '.' if parent else ''}{meant}? " if meant else ""
     return f"{dotted} is not a setting ({hint}nothing would read it; python -m cifar_exp --cfg job lists them all)"
 
 

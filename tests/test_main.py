@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import WITHOUT_TENSORFLOW, all_runs, artifact_paths, cli, sweep_runs, tiny
 from mlflow.tracking import MlflowClient
+
+from cifar_exp.cli import parser
 
 EPOCH_METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second"}
 TEST_METRICS = {"test_loss", "test_accuracy", "test_top5_accuracy", "test_superclass_accuracy"}
@@ -45,6 +48,9 @@ def test_one_run_records_everything(tmp_path, npz_dir, store_uri):
     assert run.info.run_name == "adam-lr1e-3-winning-shift_flip-s3"
     accuracy = run.data.metrics["test_accuracy"]
     assert f"done: run {run.info.run_id}, test accuracy {accuracy:.2%}" in done.stdout  # the result, said at the end
+    browse = shlex.split(done.stdout.split("browse with: ")[1].strip().removesuffix(")"))  # opens this store
+    assert Path(browse[0]).name == "cifar-exp" and parser().parse_args(browse[1:]).backend_store_uri == store_uri
+    assert "HDF5 file via" not in done.stderr  # the .h5 is saved on purpose: Keras' "legacy format" warning is not said
     assert EPOCH_METRICS | TEST_METRICS | {"epoch_test_accuracy", "epoch_test_loss"} <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
     assert run.data.metrics["epoch_test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])

@@ -17,15 +17,30 @@ def test_compose_gives_the_projects_config():
 @pytest.mark.parametrize(
     "override,said",
     [
-        ("optimizer=adamm", "Could not find 'optimizer/adamm'"),
+        ("optimizer=adamm", "Could not find 'optimizer/adamm'. Available options in 'optimizer': adam, adamw, sgd"),
+        ("dropout=winnig", "did you mean dropout=winning?"),
         ("trainer.epochs=many", "trainer.epochs"),
-        ("trainer.epoch=3", "trainer.epoch"),
+        ("trainer.epoch=3", "Could not override 'trainer.epoch': not a setting"),
+        ("trainer.epoch=3", "did you mean trainer.epochs?"),
+        ("optimizer.lrr=1", "did you mean optimizer.lr?"),
     ],
 )
 def test_compose_errors_are_one_paragraph(override, said):
     with pytest.raises(ConfigError) as refused:
         compose([override])
     assert said in str(refused.value) and "\n" not in str(refused.value)
+    assert "full_key" not in str(refused.value) and "object_type" not in str(refused.value)  # OmegaConf's own
+
+
+def test_a_misspelling_far_from_every_option_gets_no_guess():
+    with pytest.raises(ConfigError) as refused:
+        compose(["trainer.zzz=1"])
+    assert "did you mean" not in str(refused.value)
+
+
+def test_a_single_runs_hydra_overrides_are_checked_too():
+    said = composition_error(["hydra/sweeper=optun", "hydra.run.dir=/tmp/x"])
+    assert said is not None and "did you mean hydra/sweeper=optuna?" in said and "\n" not in said
 
 
 def test_a_malformed_override_is_named_and_flags_are_left_to_hydra():

@@ -122,8 +122,19 @@ def test_disabled_tracking_logs_nothing(store_uri):
 
 
 def test_unreachable_server_is_a_clear_error():
-    with pytest.raises(TrackingError, match="does not answer"):
+    with pytest.raises(TrackingError, match="does not answer") as raised:
         prepare_store("http://127.0.0.1:9")
+    said = str(raised.value)
+    assert said.startswith("tracking.uri=http://127.0.0.1:9:") and "Connection refused" in said
+    assert "HTTPConnectionPool" not in said and "Max retries" not in said  # urllib3's wrapping, not the reason
+
+
+def test_a_store_given_on_a_command_line_is_named_by_its_flag():
+    with pytest.raises(TrackingError) as raised:
+        prepare_store("http://127.0.0.1:9", setting="--uri")
+    assert str(raised.value).startswith("--uri=http://127.0.0.1:9:") and "leaving --uri at its default" in str(
+        raised.value
+    )
 
 
 def test_unwritable_store_is_a_clear_error(tmp_path):

@@ -5,6 +5,7 @@ connection within seconds. Each refusal is one paragraph that says what to do.""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import tempfile
 from contextlib import closing
@@ -22,32 +23,33 @@ from cifar_exp.tracking.store import client_for, masked
 DATABASES = ("postgresql", "mysql", "mssql")  # the database stores MLflow supports (with their drivers)
 
 
-def prepare_store(uri: str, must_exist: bool = False, create: bool = True) -> None:
+def prepare_store(uri: str, must_exist: bool = False, create: bool = True, setting: str = "tracking.uri") -> None:
     """Check the store is usable before any work: a SQLite file that is an MLflow store of a schema this
     MLflow knows, in a writable folder (an existing one for ``must_exist``, as readers need), or a server
     that answers as MLflow does. A new SQLite store is created unless ``create`` is false (a check made before
-    the other inputs are: a run refused for its data then leaves no empty store behind)."""
+    the other inputs are: a run refused for its data then leaves no empty store behind). ``setting``: what the
+    user set the URI with, as the messages name it (``tracking.uri``, a command's ``--uri``)."""
     if uri.startswith("file:") or "//" not in uri and not uri.startswith(("sqlite", "databricks")):
         raise TrackingError(
-            f"tracking.uri={uri}: a file store (a folder of run files) is deprecated in MLflow 3 "
+            f"{setting}={uri}: a file store (a folder of run files) is deprecated in MLflow 3 "
             "and has no model registry; use a SQLite file, e.g. "
-            "tracking.uri=sqlite:////path/to/mlruns/mlflow.db, or a tracking server."
+            f"{setting}=sqlite:////path/to/mlruns/mlflow.db, or a tracking server."
         )
     db = sqlite_path(uri)
     if db is not None:
-        _check_sqlite(uri, db, must_exist, create)
+        _check_sqlite(uri, db, must_exist, create, setting)
         if create and not must_exist:
-            _create_schema_once(uri, db)
+            _create_schema_once(uri, db, setting)
     elif uri.startswith(("http://", "https://")):
         bound_server_retries()
-        _check_server(uri)
+        _check_server(uri, setting)
     elif uri.split(":", 1)[0].split("+", 1)[0] in DATABASES:
-        _check_database(uri)
+        _check_database(uri, setting)
     else:
         in_memory = uri.startswith("sqlite")
         said = "an in-memory SQLite store keeps nothing" if in_memory else "not a store this harness uses"
         raise TrackingError(
-            f"tracking.uri={masked(uri)}: {said}; give a SQLite file (sqlite:////path/to/mlflow.db), a tracking "
+            f"{setting}={masked(uri)}: {said}; give a SQLite file (sqlite:////path/to/mlflow.db), a tracking "
             f"server (http://host:5000) or a database ({', '.join(f'{d}://...' for d in DATABASES)})."
         )
 
@@ -64,7 +66,7 @@ def bound_server_retries() -> None:
         os.environ.setdefault(name, value)
 
 
-def _check_sqlite(uri: str, db: Path, must_exist: bool, create: bool = True) -> None:
+def _check_sqlite(uri: str, db: Path, must_exist: bool, create: bool, setting: str) -> None:
     if must_exist and not db.is_file():
         raise TrackingError(
             f"tracking store {uri}: there is no such file ({db}); give the store the runs were "
@@ -74,7 +76,7 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool, create: bool = True) -> 
         with open(db, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise TrackingError(
-                    f"tracking store {uri}: {db} is not a SQLite database; point tracking.uri at "
+                    f"tracking store {uri}: {db} is not a SQLite database; point {setting} at "
                     "an MLflow store or at a new file."
                 )
         revision = _schema_revision(db)
@@ -89,7 +91,7 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool, create: bool = True) -> 
     full = no_room(db.parent)
     if full is not None:
         raise TrackingError(
-            f"tracking.uri={uri}: {full}, so no run could be recorded there; free some space, or give a store on "
+            f"{setting}={uri}: {full}, so no run could be recorded there; free some space, or give a store on "
             "another disk. Nothing was trained or logged."
         )
     try:
@@ -103,20 +105,20 @@ def _check_sqlite(uri: str, db: Path, must_exist: bool, create: bool = True) -> 
         probe.close()
     except OSError as error:
         raise TrackingError(
-            f"tracking.uri={uri}: the folder {db.parent} is not writable ({error}); "
-            "choose another store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db."
+            f"{setting}={uri}: the folder {db.parent} is not writable ({error}); "
+            f"choose another store, e.g. {setting}=sqlite:////tmp/mlruns/mlflow.db."
         ) from error
     if db.is_file():  # a writable folder can hold a read-only file: MLflow would fail only once TensorFlow loaded
         try:
             open(db, "r+b").close()
         except OSError as error:
             raise TrackingError(
-                f"tracking.uri={uri}: the store {db} is not writable ({error}); make it writable, or choose another "
-                "store, e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db."
+                f"{setting}={uri}: the store {db} is not writable ({error}); make it writable, or choose another "
+                f"store, e.g. {setting}=sqlite:////tmp/mlruns/mlflow.db."
             ) from error
 
 
-def _create_schema_once(uri: str, db: Path) -> None:
+def _create_schema_once(uri: str, db: Path, setting: str) -> None:
     """Let one process at a time create (or migrate) a SQLite store's schema: two sweeps or jobs starting in
     the same second on a new store would otherwise both try, and one would fail."""
     with FileLock(f"{db}.lock", timeout=120), signals.deferred():  # a migration cut in two breaks the store
@@ -131,7 +133,7 @@ def _create_schema_once(uri: str, db: Path) -> None:
             for leftover in (db, db.with_name(f"{db.name}-journal"), db.with_name(f"{db.name}-wal")):
                 leftover.unlink(missing_ok=True)
             raise TrackingError(
-                f"tracking.uri={masked(uri)}: the new store could not be created ({briefly(error)}); the part of it "
+                f"{setting}={masked(uri)}: the new store could not be created ({briefly(error)}); the part of it "
                 f"written is removed, so the same command creates it afresh once {db.parent} has space, or give "
                 "another store. Nothing was trained or logged."
             ) from error
@@ -155,7 +157,7 @@ def _known_revisions() -> set[str]:
     return {script.revision for script in migrations.walk_revisions()}
 
 
-def _check_server(uri: str) -> None:
+def _check_server(uri: str, setting: str) -> None:
     import requests
 
     try:
@@ -165,24 +167,32 @@ def _check_server(uri: str) -> None:
         answer.raise_for_status()
     except requests.RequestException as error:
         raise TrackingError(
-            f"tracking.uri={masked(uri)}: the MLflow tracking server does not answer ({masked(str(error))}). "
+            f"{setting}={masked(uri)}: the MLflow tracking server does not answer ({_reason(error)}). "
             "Start it (see the README's team setup) or log locally by leaving "
-            "tracking.uri at its default."
+            f"{setting} at its default."
         ) from error
     try:
         body = answer.json()
     except ValueError as error:
         raise TrackingError(
-            f"tracking.uri={masked(uri)} answers, but not as an MLflow tracking server (its answer to "
+            f"{setting}={masked(uri)} answers, but not as an MLflow tracking server (its answer to "
             "/api/2.0/mlflow/experiments/search is not JSON); check the host and port."
         ) from error
     if not isinstance(body, dict):
         raise TrackingError(
-            f"tracking.uri={masked(uri)} answers, but not as an MLflow tracking server; check the host and port."
+            f"{setting}={masked(uri)} answers, but not as an MLflow tracking server; check the host and port."
         )
 
 
-def _check_database(uri: str) -> None:
+def _reason(error: Exception) -> str:
+    """Why a request failed, as its innermost reason (``[Errno 111] Connection refused``) rather than urllib3's
+    nested retry message; the message itself, masked and cut short, where it names none."""
+    said = masked(" ".join(str(error).split()))
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+", said)
+    return found.group(0) if found else said[:300]
+
+
+def _check_database(uri: str, setting: str) -> None:
     """A database store (PostgreSQL, MySQL) must answer one connection within seconds: MLflow itself retries
     for about two minutes and then fails with the driver's traceback."""
     import sqlalchemy
@@ -196,13 +206,13 @@ def _check_database(uri: str) -> None:
         engine.dispose()
     except ModuleNotFoundError as error:
         raise TrackingError(
-            f"tracking.uri={shown}: the database driver {error.name!r} is not installed; install the project "
+            f"{setting}={shown}: the database driver {error.name!r} is not installed; install the project "
             "with its server extra (pip install -e '.[server]') or the driver the URI names."
         ) from error
     except sqlalchemy.exc.SQLAlchemyError as error:
         first = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
         raise TrackingError(
-            f"tracking.uri={shown}: the database does not answer or refuses the connection ({first}). Start it "
+            f"{setting}={shown}: the database does not answer or refuses the connection ({first}). Start it "
             "(see the README's team setup), check the host, port, user and database name, or log locally by "
-            "leaving tracking.uri at its default."
+            f"leaving {setting} at its default."
         ) from error
