@@ -2,7 +2,7 @@
 # The report's arms over seeds on one lent GPU, side by side under KERAS_BACKEND=jax, into this copy's own
 # store (mlruns/), which comes back as $OUT/store.tar.gz (runs, params, per-epoch metrics, plots; not the
 # .h5 and logged models, which are too large to send back), and as run records in $OUT/records (to copy into
-# mlruns/records here; the records already there are imported first, so what they hold FINISHED is skipped).
+# mlruns/evidence here; the records already there are imported first, so what they hold FINISHED is skipped).
 #   after setup.sh on the same warm machine; carry: .gpu_b (the packed chunks that .gpu_a did not hold)
 #   MINUTES: each run's budget (trainer.max_minutes); SWEEPS: run the first SWEEPS of the list below, all at once
 #   (default 5 with MPS, 2 without; the others do not run); every sweep runs seeds 0,1,2;
@@ -38,8 +38,11 @@ else
   )
 fi
 if [ "$SWEEPS" -gt "${#sweeps[@]}" ]; then SWEEPS=${#sweeps[@]}; fi
-# The records in mlruns/records (git ignores them: name mlruns/records in the device tool's carry): configurations they hold FINISHED on this same data are skipped.
-if [ -d mlruns/records ]; then python3 -m cifar_exp.records import mlruns/records || exit 4; fi
+# The records in mlruns/evidence (in git: it travels with the tree) and mlruns/records (git ignores it: name it in the
+# device tool's carry): configurations they hold FINISHED on this same data are skipped.
+for folder in mlruns/evidence mlruns/records; do
+  if [ -d "$folder" ]; then python3 -m cifar_exp.records import "$folder" || exit 4; fi
+done
 pids=()
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 15 > "$OUT/gpu.csv" &
 for i in $(seq 0 $((SWEEPS - 1))); do
@@ -53,7 +56,7 @@ wait "${pids[@]}"
 kill %1 2>/dev/null
 echo quit | nvidia-cuda-mps-control 2>/dev/null
 python3 -m cifar_exp.report --all > "$OUT/report.txt" 2>&1
-# Every finished run as a record, to copy into mlruns/records here (cp -r $OUT/records/* ...).
+# Every finished run as a record, to copy into mlruns/evidence here (cp -r $OUT/records/* ...).
 python3 -m cifar_exp.records export "$OUT/records" > "$OUT/records.txt" 2>&1
 tar -czf "$OUT/store.tar.gz" --exclude='*.h5' --exclude='*.keras' --exclude='tensorboard' --exclude='checkpoints' mlruns
 ls -la "$OUT"; tail -n 3 "$OUT"/sweep_*.log
