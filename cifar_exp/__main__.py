@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cifar_exp import signals
-from cifar_exp.config import register
+from cifar_exp.config import register, task_overrides
 from cifar_exp.errors import CifarExpError, JobFailed, disk_full
 from cifar_exp.preflight import composition_error, malformed_override
 from cifar_exp.validation import validate
@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> Optional[float]:
         from cifar_exp.plan import JobContext, plan_job
 
         context = JobContext(
-            overrides=list(hydra_cfg.overrides.task),
+            overrides=task_overrides(hydra_cfg),
             sweep_dir=str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
             job_num=hydra_cfg.job.num if multirun else None,
         )
@@ -62,7 +62,8 @@ def main(cfg: DictConfig) -> Optional[float]:
 
         outcome = train(cfg, context, data, job)
         if not multirun:
-            print(_said(outcome.run_id, outcome.metrics, cfg.tracking.uri if cfg.tracking.enabled else None))
+            uri = cfg.tracking.uri if cfg.tracking.enabled else None
+            print(_said(outcome.run_id, outcome.metrics, uri, cfg.tracking.experiment))
         return outcome.metrics["test_accuracy"]
     except CifarExpError as error:
         if multirun:
@@ -142,32 +143,42 @@ def run() -> None:
     signals.done()
 
 
-def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str]) -> str:
+def _said(run_id: Optional[str], metrics: dict[str, float], uri: Optional[str], experiment: str = "") -> str:
     """The run's result in one line, and where to look at it."""
     from cifar_exp.evaluate import accuracy_summary
+    from cifar_exp.tracking import masked
 
     measured = accuracy_summary(metrics)
     if run_id is None or uri is None:
         return f"done: {measured} (tracking off: nothing logged)"
-    return f"done: run {run_id}, {measured}; in {uri} (browse with: {_ui_command(uri)})"
+    return f"done: run {run_id}, {measured}; in {masked(uri)} (browse with: {_ui_command(uri, experiment)})"
 
 
-def _ui_command(uri: str) -> str:
-    """The command that opens the MLflow UI on ``uri``: the console script by the name the shell finds it by (its
-    path where the environment is not activated), and the store where it is not the default one."""
+def _ui_command(uri: str, experiment: str) -> str:
+    """Where to see the run: a tracking server's own address; else the command that serves the MLflow UI on
+    ``uri`` (the console script by the name the shell finds it by, its path where the environment is not
+    activated), naming the store and the experiment where they are not the defaults."""
+    import shlex
     import shutil
 
-    from cifar_exp.config import default_store_uri
+    from cifar_exp.config import default_experiment, default_store_uri
+    from cifar_exp.tracking import masked
 
+    if uri.startswith(("http://", "https://")):
+        return masked(uri)
     script = Path(sys.executable).with_name("cifar-exp")
     on_path = shutil.which("cifar-exp")
     if on_path and Path(on_path).resolve() == script.resolve():
-        command = "cifar-exp"
+        command = ["cifar-exp", "ui"]
     elif script.is_relative_to(Path.cwd()):
-        command = str(script.relative_to(Path.cwd()))
+        command = [str(script.relative_to(Path.cwd())), "ui"]
     else:
-        command = str(script)
-    return f"{command} ui" + ("" if uri == default_store_uri() else f" --backend-store-uri '{uri}'")
+        command = [str(script), "ui"]
+    if uri != default_store_uri():
+        command += ["--backend-store-uri", masked(uri)]
+    if experiment and experiment != default_experiment():
+        command += ["--experiment", experiment]
+    return shlex.join(command)
 
 
 if __name__ == "__main__":

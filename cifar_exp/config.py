@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -180,6 +180,12 @@ class Config:
     force: bool = MISSING
     experiment: Optional[str] = None  # the report experiment this run belongs to (set by experiment/*.yaml)
     report_figures: list[ReportFigure] = field(default_factory=list)  # set by experiment/*.yaml
+
+
+def task_overrides(hydra: Any) -> list[str]:
+    """The command line's overrides as typed, from Hydra's own config (``config.hydra`` or ``HydraConfig.get()``):
+    iterating its list would resolve an interpolation inside one (``trainer.epochs=${oops}``), and fail."""
+    return [str(override) for override in cast(list, OmegaConf.to_container(hydra.overrides.task, resolve=False))]
 
 
 def sqlite_path(uri: str) -> Optional[Path]:

@@ -53,34 +53,51 @@ def one_paragraph(error: BaseException) -> str:
     """Hydra's composition error (several lines, then its config search path) as one paragraph, the path left
     out, and with the cause Hydra wraps (a wrong type's message) when its own text does not say it, without
     OmegaConf's internals (``full_key: ... object_type=...``). A misspelt option or key gets the closest real one."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
     text = str(error)
     options = re.search(r"Could not find '([^']*)/([^'/]+)'\s+Available options in '[^']+':\n((?:\t\S+\n?)+)", text)
-    said = " ".join(text.split()).split(" Config search path:")[0].rstrip(".")
-    said = re.sub(r"\. To append to your config use \+\S+", ": not a setting", said)  # what + adds, nothing reads
+    said = _without_internals(" ".join(text.split()).split(" Config search path:")[0]).rstrip(".")
+    # What + adds, nothing reads; but Hydra's own open settings (hydra.job.env_set) do take + keys, as Hydra says.
+    said = re.sub(r"\. To append to your config use \+(?!hydra\.)\S+", ": not a setting", said)
     if options:
         group, typed, choices = options.group(1), options.group(2), options.group(3).split()
         said = re.sub(
             r"' Available options in '([^']+)': .*", rf"'. Available options in '\1': {', '.join(choices)}", said
         )
         if meant := closest(typed, choices):
-            said += f"; did you mean {group}={meant}?"
+            said += f"; the closest option is {group}={meant}"
     cause = error.__cause__
     if cause is not None:
-        cause_said = " ".join(str(cause).split(" full_key: ")[0].split()).rstrip(".")
+        cause_said = _without_internals(" ".join(str(cause).split())).rstrip(".")
         if cause_said[:60] not in said:
             said += f" ({cause_said})"
-        key, full_key = getattr(cause, "key", None), getattr(cause, "full_key", None)
-        fields = _fields(getattr(cause, "object_type", None))
-        if "not a setting" in said and isinstance(key, str) and isinstance(full_key, str):
-            if meant := closest(key, fields):
-                said += f"; did you mean {full_key.rpartition('.')[0] + '.' if '.' in full_key else ''}{meant}?"
+    for source in (error, cause):
+        key, full_key = getattr(source, "key", None), getattr(source, "full_key", None)
+        if (
+            isinstance(source, (ConfigAttributeError, ConfigKeyError))
+            and isinstance(key, str)
+            and isinstance(full_key, str)
+        ):
+            if meant := closest(key, _fields(getattr(source, "object_type", None))):
+                said += (
+                    f"; the closest setting is {full_key.rpartition('.')[0] + '.' if '.' in full_key else ''}{meant}"
+                )
+            break
     return said
 
 
+def _without_internals(said: str) -> str:
+    """OmegaConf's error text less the node it appends (``full_key: ... reference_type=... object_type=...``)."""
+    return re.sub(r"\s*full_key: \S*", "", re.sub(r"\s*full_key: .*? object_type=\S+", "", said))
+
+
 def closest(word: str, choices: list[str]) -> Optional[str]:
-    """The choice a misspelt ``word`` most likely meant, if any is close (difflib's ratio of at least 0.6)."""
-    close = difflib.get_close_matches(word, choices, n=1)
-    return close[0] if close else None
+    """The choice a misspelt ``word`` most likely meant, whatever its case, if any is close (difflib's ratio of at
+    least 0.6)."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1)
+    return by_lower[close[0]] if close else None
 
 
 def _fields(config_class: object) -> list[str]:

@@ -12,7 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import errors
-from cifar_exp.config import register, sqlite_path
+from cifar_exp.config import register, sqlite_path, task_overrides
 from cifar_exp.errors import ConfigError, one_paragraph
 from cifar_exp.validation import problems
 
@@ -55,23 +55,30 @@ def malformed_override(args: list[str]) -> Optional[str]:
 def composition_error(args: list[str]) -> Optional[str]:
     """Hydra's own error for a single run's unknown key, unknown group option or wrong type, as one paragraph
     (Hydra prints several lines and exits 1). A sweep's jobs are checked by the sweep (see
-    :func:`check_jobs`); command lines with other flags (``--cfg``, ``--help``) are left to Hydra. ``hydra``
-    overrides are composed with Hydra's own config (``hydra/sweeper=optun`` gets the closest option). A sweep's fixed
+    :func:`check_jobs`); command lines with other flags (``--cfg``, ``--help``) are left to Hydra. A single run's
+    ``hydra`` overrides are composed with Hydra's own config (``hydra/sweeper=optun`` gets the closest option). A
+    sweep's fixed
     overrides, ``hydra`` ones included (``+search=fast_cnnn``, ``hydra/sweeper/pruner=medain``), are composed as
     Hydra composes the sweep's own config, before any job: its swept values are the sweep's to check."""
     flags = [arg for arg in args if arg.startswith("-")]
     if any(flag not in ("-m", "--multirun") for flag in flags):
         return None
-    task = args
     if flags:
         parser = OverridesParser.create()
         task = [arg for arg in args if "=" in arg and not parser.parse_overrides([arg])[0].is_sweep_override()]
+    else:
+        task = args
     try:
-        compose(task, hydra_too=bool(flags) or any(arg.lstrip("+~").startswith(("hydra.", "hydra/")) for arg in args))
+        compose(task, hydra_too=bool(flags) or any(arg.lstrip("+~").startswith(("hydra.", "hydra/")) for arg in task))
     except ConfigError as error:
         return (
             f"{error} (python -m cifar_exp --help lists the config groups and their options). "
             "Nothing was trained or logged."
+        )
+    except Exception as error:  # noqa: BLE001 (Hydra failing on its own settings: hydra.sweeper.params.x=1)
+        return (
+            f"Hydra could not compose this command line ({type(error).__name__}: {' '.join(str(error).split())}); "
+            "check its hydra.* overrides against python -m cifar_exp --cfg hydra. Nothing was trained or logged."
         )
     return None
 
@@ -87,7 +94,7 @@ def sweep_jobs(config: DictConfig) -> list[list[str]]:
 
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    parsed = parser.parse_overrides([*params, *config.hydra.overrides.task])
+    parsed = parser.parse_overrides([*params, *task_overrides(config.hydra)])
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
@@ -140,7 +147,7 @@ def _check_search(config: DictConfig) -> None:
     from hydra_plugins.cifar_exp_optuna.study import fixed_settings, study_name_for, study_problems
 
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
-    overrides = [*params, *config.hydra.overrides.task]
+    overrides = [*params, *task_overrides(config.hydra)]
     said = settings_problems(config.hydra.sweeper)
     space_said, points = space_problems(overrides)
     said += space_said

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_exp import errors, signals, tracking
-from cifar_exp.config import register
+from cifar_exp.config import register, task_overrides
 from cifar_exp.errors import ConfigError
 from cifar_exp.preflight import check_jobs
 from cifar_exp.search import RESULTS_DIR
@@ -39,7 +39,7 @@ def sweep_name(cfg: DictConfig) -> str:
         return f"sweep-{cfg.experiment}"
     if OmegaConf.select(cfg, "hydra.runtime.choices.search"):
         return f"search-{cfg.hydra.runtime.choices.search}"
-    overrides = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
+    overrides = OverridesParser.create().parse_overrides(task_overrides(cfg.hydra))
     swept = [o.key_or_group for o in overrides if o.is_sweep_override()]
     return "-".join(["search" if is_search_config(cfg) else "sweep", *swept])
 
@@ -113,7 +113,7 @@ class MlflowSweepCallback(Callback):
                 config.tracking.experiment,
                 sweep_dir,
                 sweep_name(config),
-                list(config.hydra.overrides.task),
+                task_overrides(config.hydra),
                 launcher,
             )
             tracking.retire_dead_runs(tracking.client_for(self.uri))
@@ -141,7 +141,7 @@ class MlflowSweepCallback(Callback):
         else:
             said = str(error) if isinstance(error, errors.CifarExpError) else f"{type(error).__name__}: {error}"
         said = " ".join(said.split())
-        overrides = list(config.hydra.overrides.task)
+        overrides = task_overrides(config.hydra)
         print(f"error: job #{config.hydra.job.num} ({' '.join(overrides)}) failed: {said}", file=sys.stderr)
         by_the_store = errors.store_failure(error) is not None  # a failed store check too: it names the requests error
         if not config.tracking.enabled or by_the_store or self.store_failed:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from cifar_exp.config import options
-from cifar_exp.errors import ConfigError, closest
+from cifar_exp.errors import ConfigError, closest, one_paragraph
 from cifar_exp.identity import RUN_ID
 
 MOMENTUM_OPTIMIZERS = ("sgd",)  # the optimizers that read optimizer.momentum and optimizer.nesterov
@@ -79,7 +80,14 @@ def validate(cfg: DictConfig) -> None:
 
 
 def problems(cfg: DictConfig) -> list[str]:
-    """Every out-of-range or inconsistent setting of ``cfg``, each as ``key=value must be ...``."""
+    """Every out-of-range or inconsistent setting of ``cfg``, each as ``key=value must be ...``; a setting whose
+    interpolation resolves to nothing (``trainer.epochs=${oops}``) alone, as the others cannot be read then."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        return [
+            f"{error.full_key}: {one_paragraph(error)}" if getattr(error, "full_key", None) else one_paragraph(error)
+        ]
     problems: list[str] = [_not_a_setting(key, beside) for key, beside in added_keys(cfg)]
     for key, allowed in _choices().items():
         if _get(cfg, key) not in allowed:

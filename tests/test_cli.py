@@ -56,3 +56,18 @@ def test_ui_on_a_store_file_that_does_not_exist_is_refused_not_created(tmp_path,
         cli.main(["ui", "--backend-store-uri", f"sqlite:///{missing}"])
     assert ended.value.code == 2 and "there is no such file" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_the_done_line_hides_passwords_and_names_a_ui_command_that_opens_the_store():
+    import shlex
+
+    from cifar_exp.__main__ import _said
+    from cifar_exp.cli import parser
+
+    said = _said("r1", {"test_accuracy": 0.5}, "http://user:secret@127.0.0.1:5000", "cifar_exp")
+    assert "secret" not in said and said.endswith("(browse with: http://user:***@127.0.0.1:5000)")
+    store = "sqlite:////tmp/it's here/mlflow.db"  # a quote and a space: the command must still parse
+    said = _said("r1", {"test_accuracy": 0.5}, store, "decay_study")
+    command = shlex.split(said.split("browse with: ")[1].removesuffix(")"))
+    args = parser().parse_args(command[1:])
+    assert (args.backend_store_uri, args.experiment) == (store, "decay_study")

@@ -46,6 +46,10 @@ def test_untracked_sweeps_open_no_parent(monkeypatch):
             "Could not find 'dropout/winnig'",
         ),
         (
+            "trainer.batch_size=32,${oops}",
+            "is not a valid run: trainer.batch_size: Interpolation key 'oops' not found",
+        ),
+        (
             "resume=0123456789abcdef0123456789abcdef",
             "resume=0123456789abcdef0123456789abcdef continues that one run, not the jobs of a sweep",
         ),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mlflow.exceptions import MlflowException
@@ -132,9 +133,8 @@ def test_unreachable_server_is_a_clear_error():
 def test_a_store_given_on_a_command_line_is_named_by_its_flag():
     with pytest.raises(TrackingError) as raised:
         prepare_store("http://127.0.0.1:9", setting="--uri")
-    assert str(raised.value).startswith("--uri=http://127.0.0.1:9:") and "leaving --uri at its default" in str(
-        raised.value
-    )
+    said = str(raised.value)
+    assert said.startswith("--uri=http://127.0.0.1:9:") and "use the local store by leaving out --uri" in said
 
 
 def test_unwritable_store_is_a_clear_error(tmp_path):
@@ -454,3 +454,46 @@ def test_server_retries_are_bounded_unless_the_user_set_them(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     bound_server_retries()
     assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 4 and MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 60
+
+
+@pytest.mark.parametrize(
+    "uri,shown",
+    [
+        ("http://user:secret@127.0.0.1:5000", "http://user:***@127.0.0.1:5000"),
+        ("http://user:p@ss@127.0.0.1:5000/x", "http://user:***@127.0.0.1:5000/x"),  # an @ in the password
+        ("http://:tok3n@127.0.0.1:5000", "http://:***@127.0.0.1:5000"),  # a token without a user name
+        ("postgresql://u:pw@h:5432/db?sslmode=require", "postgresql://u:***@h:5432/db?sslmode=require"),
+        ("sqlite:////tmp/mlruns/mlflow.db", "sqlite:////tmp/mlruns/mlflow.db"),
+    ],
+)
+def test_passwords_in_a_uri_are_masked_whole(uri, shown):
+    from cifar_exp.tracking import masked
+
+    assert masked(uri) == shown
+
+
+def test_a_refused_request_is_said_by_its_reason_not_urllib3s_wrapping():
+    from cifar_exp.tracking.store_checks import _reason
+
+    ssl = (
+        "HTTPSConnectionPool(host='127.0.0.1', port=5099): Max retries exceeded with url: / (Caused by "
+        "SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1000)')))"
+    )
+    assert _reason(Exception(ssl)) == "[SSL: WRONG_VERSION_NUMBER] wrong version number"
+    assert _reason(Exception("404 Client Error: Not Found for url: http://h/api")).startswith("404 Client Error")
+
+
+def test_a_password_in_a_uri_never_reaches_the_store(store_uri):
+    """Params, tags and text artifacts: whoever reads the store must not read the credentials of a server."""
+    secret = "postgresql://team:s3cret@db.example:5432/mlflow"
+    with tracked_run(store_uri, "t", "masked", tags={"command": f"python -m cifar_exp tracking.uri={secret}"}) as run:
+        run.log_params({"tracking.uri": secret})
+        run.set_tags({"best_command": f"tracking.uri={secret} seed=1"})
+        run.log_text(f"tracking:\n  uri: {secret}\n", "config/config.yaml")
+        run_id = run.run_id
+    client = MlflowClient(store_uri)
+    stored = client.get_run(run_id).data
+    text = (Path(client.download_artifacts(run_id, "config/config.yaml"))).read_text()
+    everything = " ".join([*stored.params.values(), *stored.tags.values(), text])
+    assert "s3cret" not in everything
+    assert stored.params["tracking.uri"] == "postgresql://team:***@db.example:5432/mlflow"

@@ -39,3 +39,10 @@ def test_every_problem_is_said_at_once():
         validate(compose_config(["optimizer.lr=-1", "trainer.epochs=0"]))
     assert "optimizer.lr=-1" in str(refused.value) and "trainer.epochs=0" in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+def test_an_interpolation_that_resolves_to_nothing_is_named_alone():
+    from cifar_exp.validation import problems
+
+    cfg = compose_config(["trainer.epochs=${oops}"])
+    assert problems(cfg) == ["trainer.epochs: Interpolation key 'oops' not found"]

@@ -21,7 +21,7 @@ from cifar_exp import signals
 from cifar_exp.errors import briefly
 from cifar_exp.signals import Stopped
 from cifar_exp.tracking.environment import process_tags
-from cifar_exp.tracking.store import client_for, experiment_id
+from cifar_exp.tracking.store import client_for, experiment_id, masked
 
 TAG_NOTE = MLFLOW_RUN_NOTE  # the run's description, shown as markdown on its page in the MLflow UI
 TAG_ROLE = "cifar_exp.role"
@@ -38,6 +38,12 @@ def has_result(run: MlflowRun) -> bool:
     return run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
 
 
+def without_passwords(values: Mapping[str, Any]) -> dict[str, str]:
+    """Params or tags as the strings MLflow keeps, any password in a URI among them (``tracking.uri``, the command
+    line, a search's storage) masked: whoever can read the store must not read the credentials of another."""
+    return {key: masked(str(value)) for key, value in values.items()}
+
+
 class Run:
     """One MLflow run, addressed by id; every call names it, so no global "active run" is involved."""
 
@@ -48,10 +54,12 @@ class Run:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         # log_batch splits long lists into the store's batch limits itself
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in params.items()])
+        self.client.log_batch(
+            self.run_id, params=[Param(k, v[:MAX_PARAM_VAL_LENGTH]) for k, v in without_passwords(params).items()]
+        )
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in without_passwords(tags).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
@@ -65,7 +73,7 @@ class Run:
         self.client.log_figure(self.run_id, figure, artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.client.log_text(self.run_id, masked(text), artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -189,7 +197,7 @@ def open_run(
     all_tags[MLFLOW_RUN_NAME] = run_name
     if parent_run_id:
         all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    created = client.create_run(experiment_id(client, experiment), tags=all_tags, run_name=run_name)
+    created = client.create_run(experiment_id(client, experiment), tags=without_passwords(all_tags), run_name=run_name)
     return Run(client, created.info.run_id)
 
 

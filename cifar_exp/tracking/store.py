@@ -34,8 +34,9 @@ def import_lock(uri: str) -> FileLock:
 
 
 def masked(uri: str) -> str:
-    """The URI with any password replaced by ``***``, for messages."""
-    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", uri)
+    """The URI (or a text holding URIs) with any password replaced by ``***``: the user part runs to the last ``@``
+    before the path, so a password holding ``@`` is hidden whole, and one without a user name too."""
+    return re.sub(r"://([^:/@\s]*):[^/\s]*@", r"://\1:***@", uri)
 
 
 class StoreClient(MlflowClient):

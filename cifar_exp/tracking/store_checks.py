@@ -168,8 +168,7 @@ def _check_server(uri: str, setting: str) -> None:
     except requests.RequestException as error:
         raise TrackingError(
             f"{setting}={masked(uri)}: the MLflow tracking server does not answer ({_reason(error)}). "
-            "Start it (see the README's team setup) or log locally by leaving "
-            f"{setting} at its default."
+            f"Start it (see the README's team setup) or {_otherwise(setting)}."
         ) from error
     try:
         body = answer.json()
@@ -184,12 +183,21 @@ def _check_server(uri: str, setting: str) -> None:
         )
 
 
+def _otherwise(setting: str) -> str:
+    """The way round a store that does not answer: the local default where the setting has one."""
+    if setting == "tracking.uri":
+        return "log locally by leaving tracking.uri at its default"
+    return (
+        f"give {setting} another store" if setting == "--also-from" else f"use the local store by leaving out {setting}"
+    )
+
+
 def _reason(error: Exception) -> str:
     """Why a request failed, as its innermost reason (``[Errno 111] Connection refused``) rather than urllib3's
     nested retry message; the message itself, masked and cut short, where it names none."""
     said = masked(" ".join(str(error).split()))
-    found = re.search(r"\[Errno -?\d+\] [^'\")]+", said)
-    return found.group(0) if found else said[:300]
+    found = re.search(r"\[(?:Errno -?\d+|SSL: \w+)\] [^'\"()]+", said)
+    return found.group(0).strip() if found else said[:300]
 
 
 def _check_database(uri: str, setting: str) -> None:
@@ -213,6 +221,5 @@ def _check_database(uri: str, setting: str) -> None:
         first = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
         raise TrackingError(
             f"{setting}={shown}: the database does not answer or refuses the connection ({first}). Start it "
-            "(see the README's team setup), check the host, port, user and database name, or log locally by "
-            f"leaving {setting} at its default."
+            f"(see the README's team setup), check the host, port, user and database name, or {_otherwise(setting)}."
         ) from error
