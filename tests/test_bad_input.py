@@ -168,6 +168,13 @@ ROWS = [
     ("negative seed", ["seed=-1"], None, "seed=-1 must be in [0, 2**32 - 1]"),
     ("empty experiment name", ["tracking.experiment=''"], None, "tracking.experiment='' must be a non-empty"),
     ("file store", ["tracking.uri=file:///tmp/cifar_exp_file_store"], "ok", "a file store"),
+    ("a misspelt option or key", ["dropout=WINNIG"], None, "Could not find 'dropout/WINNIG'"),
+    (
+        "an interpolation that resolves to nothing, in a run or any job of a grid",
+        ["trainer.epochs=${oops}"],
+        None,
+        "trainer.epochs: Interpolation key 'oops' not found",
+    ),
     (
         "checkpoint folder not writable",
         ["trainer.checkpoint_dir=/proc/cifar_exp"],
