@@ -16,16 +16,16 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 
 def confusion_matrix(counts: np.ndarray, labels: Sequence[str], title: str, cmap: str = "viridis") -> Figure:
-    """A heatmap of confusion counts (rows: true class, columns: predicted), as the report showed it. Constrained
-    layout: drawn once when saved (``tight_layout`` draws the 100 tick labels twice), and a larger matrix."""
+    """A heatmap of confusion counts (rows: true class, columns: predicted), as the report showed it."""
     size = max(6.0, 0.18 * len(labels) + 3)
-    figure, axes = plt.subplots(figsize=(size + 1.5, size), layout="constrained")
+    figure, axes = plt.subplots(figsize=(size + 1.5, size))
     sns.heatmap(
         counts, cmap=cmap, square=True, xticklabels=labels, yticklabels=labels, ax=axes, cbar_kws={"label": "images"}
     )
     fontsize = 5 if len(labels) > 30 else 8
     axes.tick_params(labelsize=fontsize)
     axes.set(xlabel="predicted class", ylabel="true class", title=title)
+    figure.tight_layout()
     return figure
 
 
