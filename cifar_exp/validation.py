@@ -55,7 +55,7 @@ def added_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, list[str]]
 def _not_a_setting(dotted: str, beside: list[str]) -> str:
     parent, _, leaf = dotted.rpartition(".")
     meant = closest(leaf, beside)
-    hint = f"did you mean {parent + '.' if parent else ''}{meant}? " if meant else ""
+    hint = f"the closest setting is {parent + '.' if parent else ''}{meant}; " if meant else ""
     return f"{dotted} is not a setting ({hint}nothing would read it; python -m cifar_exp --cfg job lists them all)"
 
 

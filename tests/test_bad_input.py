@@ -94,7 +94,7 @@ ROWS = [
         "a key added with `+`",
         ["+trainer.epoch=1"],
         None,
-        "trainer.epoch is not a setting (did you mean trainer.epochs?",
+        "trainer.epoch is not a setting (the closest setting is trainer.epochs;",
     ),
     ("validation split of 1", ["data.val_split=1.0"], None, "data.val_split"),
     ("subset of size 0", ["data.train_size=0"], None, "data.train_size"),
