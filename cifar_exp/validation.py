@@ -82,8 +82,8 @@ def validate(cfg: DictConfig) -> None:
 def problems(cfg: DictConfig) -> list[str]:
     """Every out-of-range or inconsistent setting of ``cfg``, each as ``key=value must be ...``; a setting whose
     interpolation resolves to nothing (``trainer.epochs=${oops}``) alone, as the others cannot be read then."""
-    try:
-        OmegaConf.to_container(cfg, resolve=True)
+    try:  # Hydra's own node, where the config was composed with it, resolves only inside a running job
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [str(key) for key in cfg if key != "hydra"]), resolve=True)
     except OmegaConfBaseException as error:
         return [
             f"{error.full_key}: {one_paragraph(error)}" if getattr(error, "full_key", None) else one_paragraph(error)
