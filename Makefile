@@ -26,7 +26,7 @@ THREADS ?=
 RECORDS ?= mlruns/records
 KEEP   := $(if $(RECORDS),tracking.records=$(abspath $(RECORDS)))
 THREAD_ENV := $(if $(THREADS),TF_NUM_INTRAOP_THREADS=$(THREADS) TF_NUM_INTEROP_THREADS=$(THREADS))
-# The records of the runs behind experiments/README.md's tables, kept in git (mlruns/evidence/).
+# The records of the runs behind experiments/README.md's tables (mlruns/evidence/; git-ignored like all results).
 EVIDENCE := mlruns/evidence
 # URI: the tracking store of make train, sweep, search, reproduce, records, evidence and report
 # (e.g. URI=http://<server>:5000); empty: the project's.
@@ -75,7 +75,7 @@ reproduce: install  ## the whole report: every experiment and arm, SEEDS=0,1,2, 
 records: install  ## write every finished run and sweep of the store to RECORDS (JSON files to carry to another machine)
 	$(PY) -m cifar_exp.records export $(RECORDS) $(STORE)
 
-evidence: install  ## the runs behind experiments/README.md (mlruns/evidence, in git) into the store, then their report
+evidence: install  ## the runs behind experiments/README.md (mlruns/evidence, where they are) into the store, then their report
 	$(PY) -m cifar_exp.records import $(EVIDENCE) $(STORE)
 	$(PY) -m cifar_exp.report --all $(STORE)
 

@@ -38,8 +38,7 @@ else
   )
 fi
 if [ "$SWEEPS" -gt "${#sweeps[@]}" ]; then SWEEPS=${#sweeps[@]}; fi
-# The records in mlruns/evidence (in git: it travels with the tree) and mlruns/records (git ignores it: name it in the
-# device tool's carry): configurations they hold FINISHED on this same data are skipped.
+# The records in mlruns/evidence and mlruns/records (git ignores both: name them in the device tool's carry): configurations they hold FINISHED on this same data are skipped.
 for folder in mlruns/evidence mlruns/records; do
   if [ -d "$folder" ]; then python3 -m cifar_exp.records import "$folder" || exit 4; fi
 done
